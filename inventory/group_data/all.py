@@ -1,0 +1,50 @@
+"""pgops defaults for every host. Every key is optional; these are the values used when an
+inventory says nothing. Override per environment in the inventory file (group data) or per
+host (host data). `pgops deploy` validates all of it before touching any host."""
+
+# PostgreSQL major. Debian 13 (trixie) ships 17; Debian 12 ships 15. Any other major needs
+# pg_apt_repository (e.g. the PostgreSQL project's own repository, PGDG):
+#   pg_apt_repository = {"url": "https://apt.postgresql.org/pub/repos/apt",
+#                        "suite": "trixie-pgdg",
+#                        "key_url": "https://www.postgresql.org/media/keys/ACCC4CF8.asc"}
+pg_major = 17
+pg_cluster = "main"
+pg_port = 5432
+pg_listen_addresses = ["*"]
+
+# TLS is always on. With no files given, each host gets its own self-signed certificate
+# (CN = host name, SAN = host name and address). Give both to use your own (local paths):
+#   pg_tls_cert_file = "/etc/pgops/certs/db1.crt"
+#   pg_tls_key_file = "/etc/pgops/certs/db1.key"
+
+# Tuning is computed from each host's RAM (cgroup limit if lower), cores and disk type, the
+# way pgtune does. Inputs:
+pg_tuning = {"workload": "web", "max_connections": 100, "disk": "auto"}
+# Any postgresql.conf setting, applied last (wins over tuning). pgops reloads when every
+# changed setting allows it and restarts only when one needs it (pg_settings.context).
+pg_settings = {
+    # "log_min_duration_statement": "500ms",
+}
+
+# pg_hba.conf is managed as a whole: local peer for postgres, then one `hostssl` line per
+# rule (methods: scram-sha-256, cert, reject; never trust over TCP).
+#   {"database": "app", "user": "app,migrator", "address": "10.0.0.0/8"}
+pg_hba_rules = []
+# Raw extra lines, checked on the host with pg_hba_file_rules before the reload.
+pg_hba_extra = []
+
+# Roles: created and altered to match (attributes are promoted and demoted), never dropped.
+# A login role with password=True takes its password from PGOPS_ROLE_<NAME>_PASSWORD in the
+# environment or in pg_secrets_file (KEY=VALUE lines, outside git).
+pg_roles = [
+    # Owns the schema and runs migrations.
+    {"name": "migrator", "login": True, "connection_limit": 10},
+    # What the application connects as: DML only (granted by the schema migrations).
+    {"name": "app", "login": True, "connection_limit": 80},
+]
+pg_databases = [
+    {"name": "app", "owner": "migrator", "encoding": "UTF8", "locale": "C.UTF-8",
+     "extensions": ["vector"]},
+]
+# The database `pgops migrate`/`seed`/`health` act on when no target is given.
+pg_app_database = "app"

@@ -1,0 +1,6 @@
+"""pyinfra deploys: named units composed from operations, one per concern."""
+
+from pgops.deploys.access import postgres_access
+from pgops.deploys.server import postgres_server
+
+__all__ = ["postgres_server", "postgres_access"]

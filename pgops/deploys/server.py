@@ -1,0 +1,93 @@
+"""Install PostgreSQL + pgvector and configure it: TLS, tuned settings, pg_hba.conf."""
+
+from __future__ import annotations
+
+from io import StringIO
+
+from pyinfra import host
+from pyinfra.api import deploy
+from pyinfra.facts.deb import DebPackages
+from pyinfra.facts.server import LinuxDistribution
+from pyinfra.operations import apt, files, systemd
+
+from pgops import pgconf
+from pgops.config import DISTRO_MAJORS, Settings
+from pgops.errors import ConfigError
+from pgops.facts.system import HostResources
+from pgops.operations import postgres, tls
+
+PGDG_LIST = "/etc/apt/sources.list.d/pgops-postgresql.list"
+PGDG_KEY = "/usr/share/keyrings/pgops-postgresql.asc"
+
+
+def packages(s: Settings) -> list[str]:
+    return [f"postgresql-{s.pg_major}", f"postgresql-{s.pg_major}-pgvector", "openssl"]
+
+
+def check_distribution(s: Settings) -> str:
+    """Fail before any change when the host cannot get the asked-for major."""
+    dist = host.get_fact(LinuxDistribution)
+    name = (dist.get("name") or "").lower()
+    codename = (dist.get("release_meta") or {}).get("VERSION_CODENAME", "")
+    if name not in ("debian", "ubuntu"):
+        raise ConfigError([f"host {host.name}: pgops deploys to Debian hosts; this is {name or 'unknown'}"])
+    shipped = DISTRO_MAJORS.get(codename) or DISTRO_MAJORS.get(str(dist.get("major")))
+    if s.pg_apt_repository is None and shipped != s.pg_major:
+        raise ConfigError([
+            f"host {host.name}: pg_major {s.pg_major} is not packaged by {name} {codename} "
+            f"(it ships {shipped}); set pg_apt_repository (e.g. PGDG) or pg_major = {shipped}"
+        ])
+    return codename
+
+
+@deploy("Install PostgreSQL + pgvector")
+def install(s: Settings) -> None:
+    check_distribution(s)
+    repo = s.pg_apt_repository
+    if repo is not None:
+        if repo.key_file:
+            files.put(name="PostgreSQL apt signing key", src=str(repo.key_file), dest=PGDG_KEY)
+        elif repo.key_url:
+            files.download(name="PostgreSQL apt signing key", src=repo.key_url, dest=PGDG_KEY)
+        files.put(
+            name="PostgreSQL apt repository",
+            src=StringIO(f"deb [signed-by={PGDG_KEY}] {repo.url} {repo.suite} {repo.components}\n"),
+            dest=PGDG_LIST,
+        )
+    wanted = packages(s)
+    installed = host.get_fact(DebPackages) or {}
+    if any(p not in installed for p in wanted):
+        apt.update(name="Update apt lists (packages missing)")
+    apt.packages(name="Install PostgreSQL packages", packages=wanted, no_recommends=True)
+    p = pgconf.paths(s)
+    systemd.service(name="PostgreSQL cluster enabled and running", service=p["service"],
+                    running=True, enabled=True)
+
+
+@deploy("Configure PostgreSQL")
+def configure(s: Settings) -> None:
+    p = pgconf.paths(s)
+    address = host.data.get("ssh_hostname") or host.name
+    if s.pg_tls_cert_file and s.pg_tls_key_file:
+        files.directory(name="TLS directory", path=pgconf.TLS_DIR, mode="755")
+        files.put(name="TLS certificate", src=str(s.pg_tls_cert_file), dest=p["cert"],
+                  user="postgres", group="postgres", mode="644")
+        files.put(name="TLS key", src=str(s.pg_tls_key_file), dest=p["key"],
+                  user="postgres", group="postgres", mode="600")
+    else:
+        alt = [f"DNS:{host.name}"] + ([f"IP:{address}"] if address[0].isdigit() else [f"DNS:{address}"])
+        tls.self_signed_certificate(name="TLS self-signed certificate", cert=p["cert"],
+                                    key=p["key"], common_name=host.name, alt_names=alt)
+    resources = host.get_fact(HostResources)
+    postgres.settings_file(
+        name="PostgreSQL settings (tuned)",
+        path=p["conf"], content=pgconf.render_conf(pgconf.settings(s, resources)),
+        port=s.pg_port, service=p["service"],
+    )
+    postgres.hba_file(name="pg_hba.conf", path=p["hba"], content=pgconf.render_hba(s),
+                      port=s.pg_port, service=p["service"])
+
+
+def postgres_server(s: Settings) -> None:
+    install(s)
+    configure(s)

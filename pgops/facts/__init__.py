@@ -1,0 +1,1 @@
+"""pyinfra facts: commands plus parsers that read a host's state and change nothing."""

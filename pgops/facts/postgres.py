@@ -1,0 +1,98 @@
+"""Facts about a running PostgreSQL cluster, read as the postgres user with psql.
+
+Each returns None when the server is not installed or not running, so a first deploy can
+plan against an empty host. Password verifiers never leave the host: the roles fact returns
+only the salt/iteration part and a sha256 of the verifier (see pgops.scram.matches).
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+
+from pyinfra.api import FactBase
+
+
+def _psql(port: int, sql: str, database: str = "postgres") -> str:
+    # Always exit 0: "server down" is a state to report (None), not a failure.
+    return (
+        f"cd / && (psql -XAtq -v ON_ERROR_STOP=1 -p {int(port)} -d {shlex.quote(database)} "
+        f"-c {shlex.quote(sql)} 2>/dev/null || echo null)"
+    )
+
+
+class _JsonFact(FactBase):
+    requires_command = "psql"
+
+    def process(self, output):
+        text = "\n".join(output).strip()
+        return json.loads(text) if text else None
+
+
+class PgServer(_JsonFact):
+    """Version, start time, TLS and every setting with its context and pending_restart."""
+
+    SQL = """
+    select json_build_object(
+      'version_num', current_setting('server_version_num')::int,
+      'version', current_setting('server_version'),
+      'start_time', pg_postmaster_start_time(),
+      'settings', (select json_object_agg(name, json_build_object(
+                    'setting', setting, 'unit', unit, 'context', context,
+                    'pending_restart', pending_restart)) from pg_settings))
+    """
+
+    def command(self, port=5432):
+        return _psql(port, self.SQL)
+
+
+class PgRoles(_JsonFact):
+    """Non-system roles: attributes, memberships and a digest of the password verifier."""
+
+    SQL = """
+    select coalesce(json_object_agg(r.rolname, json_build_object(
+      'superuser', r.rolsuper, 'createdb', r.rolcreatedb, 'createrole', r.rolcreaterole,
+      'login', r.rolcanlogin, 'replication', r.rolreplication, 'bypassrls', r.rolbypassrls,
+      'connection_limit', r.rolconnlimit,
+      'scram_params', case when r.rolpassword like 'SCRAM-SHA-256$%'
+                      then split_part(r.rolpassword, '$', 2) end,
+      'scram_digest', encode(sha256(convert_to(r.rolpassword, 'UTF8')), 'hex'),
+      'member_of', (select coalesce(json_agg(g.rolname order by g.rolname), '[]')
+                    from pg_auth_members m join pg_roles g on g.oid = m.roleid
+                    where m.member = r.oid))), '{}')
+    from pg_authid r where r.rolname !~ '^pg_'
+    """
+
+    def command(self, port=5432):
+        return _psql(port, self.SQL)
+
+
+class PgDatabases(_JsonFact):
+    SQL = """
+    select coalesce(json_object_agg(d.datname, json_build_object(
+      'owner', pg_get_userbyid(d.datdba), 'encoding', pg_encoding_to_char(d.encoding),
+      'collate', d.datcollate, 'ctype', d.datctype)), '{}')
+    from pg_database d where not d.datistemplate
+    """
+
+    def command(self, port=5432):
+        return _psql(port, self.SQL)
+
+
+class PgExtensions(_JsonFact):
+    """Installed extensions of one database: name -> version."""
+
+    SQL = "select coalesce(json_object_agg(extname, extversion), '{}') from pg_extension"
+
+    def command(self, database, port=5432):
+        return _psql(port, self.SQL, database)
+
+
+class PgHbaErrors(_JsonFact):
+    """Errors pg_hba_file_rules reports for the pg_hba.conf on disk (empty list: valid)."""
+
+    SQL = """select coalesce(json_agg(format('line %s: %s', line_number, error)), '[]')
+             from pg_hba_file_rules where error is not null"""
+
+    def command(self, port=5432):
+        return _psql(port, self.SQL)

@@ -1,0 +1,80 @@
+"""Facts about a host's real resources: a container or VM sees the whole machine in
+/proc/meminfo and nproc, so cgroup limits (v1 and v2, every ancestor) cap what is reported."""
+
+from __future__ import annotations
+
+import math
+
+from pyinfra.api import FactBase
+
+from pgops.tuning import Resources
+
+_SCRIPT = r"""
+echo "memtotal $(awk '/^MemTotal:/{print $2 * 1024}' /proc/meminfo)"
+echo "nproc $(nproc)"
+echo "shm $(df -B1 --output=size /dev/shm 2>/dev/null | tail -1)"
+walk() { d=$1; while :; do for f in $2; do [ -r "$d/$f" ] && echo "$f $(cat "$d/$f")"; done;
+         [ "$d" = "$3" ] && break; d=$(dirname "$d"); done; }
+while IFS=: read -r _ ctrl path; do
+  case ",$ctrl," in
+    *,memory,*) walk "/sys/fs/cgroup/memory$path" memory.limit_in_bytes /sys/fs/cgroup/memory ;;
+  esac
+  case ",$ctrl," in
+    *,cpu,*) walk "/sys/fs/cgroup/cpu$path" "cpu.cfs_quota_us cpu.cfs_period_us" /sys/fs/cgroup/cpu ;;
+  esac
+  if [ -z "$ctrl" ]; then
+    for root in /sys/fs/cgroup /sys/fs/cgroup/unified; do
+      [ -r "$root/cgroup.controllers" ] && walk "$root$path" "memory.max cpu.max" "$root"
+    done
+  fi
+done < /proc/self/cgroup
+src=$(df --output=source /var/lib/postgresql 2>/dev/null | tail -1 || df --output=source / | tail -1)
+dev=$(basename "$(readlink -f "$src" 2>/dev/null || echo "$src")")
+parent=$(basename "$(dirname "$(readlink -f /sys/class/block/$dev 2>/dev/null)")" 2>/dev/null)
+for d in "$dev" "$parent"; do
+  [ -r "/sys/block/$d/queue/rotational" ] && echo "rotational $(cat /sys/block/$d/queue/rotational)" && break
+done
+true
+"""
+
+
+class HostResources(FactBase):
+    """RAM (lowest of kernel and cgroup limits), cores (cgroup CPU quota), /dev/shm size,
+    and whether the data directory's disk is rotational (unknown: treated as SSD)."""
+
+    def command(self):
+        return _SCRIPT
+
+    def process(self, output) -> Resources:
+        mem = cpus = shm = 0
+        mem_limits: list[int] = []
+        cpu_limits: list[float] = []
+        rotational = False
+        quota = None
+        for line in output:
+            key, _, value = line.partition(" ")
+            value = value.strip()
+            if key == "memtotal":
+                mem = int(value)
+            elif key == "nproc":
+                cpus = int(value)
+            elif key == "shm" and value.isdigit():
+                shm = int(value)
+            elif key in ("memory.limit_in_bytes", "memory.max") and value.isdigit():
+                mem_limits.append(int(value))
+            elif key == "cpu.cfs_quota_us":
+                quota = int(value)
+            elif key == "cpu.cfs_period_us" and quota is not None:
+                if quota > 0:
+                    cpu_limits.append(quota / int(value))
+                quota = None
+            elif key == "cpu.max":
+                q, _, period = value.partition(" ")
+                if q != "max":
+                    cpu_limits.append(int(q) / int(period or 100000))
+            elif key == "rotational":
+                rotational = value == "1"
+        mem = min([mem, *mem_limits])
+        if cpu_limits:
+            cpus = min(cpus, max(1, math.ceil(min(cpu_limits))))
+        return Resources(memory_bytes=mem, cpus=cpus, rotational=rotational, shm_bytes=shm)

@@ -1,0 +1,105 @@
+"""Load a pyinfra inventory the way pyinfra does, and validate every host's settings at once."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pyinfra.api import Inventory
+from pyinfra.api.host import Host
+
+from pgops import PROJECT_ROOT
+from pgops.config import Settings, load_settings
+from pgops.errors import ConfigError, PgopsError
+
+DEFAULT_INVENTORY = PROJECT_ROOT / "inventory" / "lab.py"
+DB_GROUP = "db_servers"
+
+
+def default_inventory() -> Path:
+    return Path(os.environ.get("PGOPS_INVENTORY", DEFAULT_INVENTORY))
+
+
+def load_inventory(path: str | Path) -> Inventory:
+    """pyinfra's own inventory loading (file + group_data/ beside it), without connecting."""
+    from pyinfra.api import State
+    from pyinfra.context import ctx_state
+    from pyinfra_cli.inventory import make_inventory
+
+    path = Path(path)
+    if not path.is_file():
+        raise PgopsError(f"inventory {path} does not exist")
+    if not ctx_state.isset():
+        ctx_state.set(State())
+    try:
+        return make_inventory(str(path), cwd=str(PROJECT_ROOT))
+    except PgopsError:
+        raise
+    except Exception as e:  # the inventory file is user code: name it
+        raise PgopsError(f"inventory {path}: {e}") from e
+
+
+def _sources(host: Host, inventory_file: str) -> dict[str, str]:
+    """Which file each data key comes from, in pyinfra's precedence order: --data, the host's
+    own data and group data in the inventory file, group_data/<group>.py beside it."""
+    from pyinfra_cli.inventory import _get_group_data
+
+    inv = host.inventory
+    group_dir = Path(inventory_file).parent / "group_data"
+    from_files = _get_group_data(str(group_dir)) if group_dir.is_dir() else {}
+    out: dict[str, str] = {}
+    for key in inv.get_override_data():
+        out.setdefault(key, "--data")
+    for key in inv.get_host_data(host.name):
+        out.setdefault(key, inventory_file)
+    for group in [*reversed(host.groups), "all"]:
+        for key in inv.get_group_data(group) if group != "all" else inv.get_data():
+            if key in from_files.get(group, {}):
+                out.setdefault(key, str(group_dir / f"{group}.py"))
+            else:
+                out.setdefault(key, inventory_file)
+    return out
+
+
+def host_settings(host: Host, inventory_file: str = "inventory") -> Settings:
+    return load_settings(host.name, host.data.dict(), sources=_sources(host, inventory_file))
+
+
+def validate_inventory(inventory: Inventory, inventory_file: str) -> dict[str, Settings]:
+    """Settings for every database host, or one ConfigError with every problem of every host."""
+    problems: list[str] = []
+    out: dict[str, Settings] = {}
+    for host in inventory:
+        if DB_GROUP not in host.groups:
+            continue
+        try:
+            out[host.name] = host_settings(host, inventory_file)
+        except ConfigError as e:
+            problems += e.problems
+    if problems:
+        raise ConfigError(problems)
+    return out
+
+
+
+
+def settings_for(host: Host) -> Settings:
+    """Used by deploy.py: validates the whole inventory once (before any operation is
+    planned on any host), then returns this host's settings."""
+    from pyinfra.context import state
+
+    inventory = state.inventory
+    cached = getattr(inventory, "_pgops_settings", None)
+    if cached is None:
+        cached = validate_inventory(inventory, _inventory_name(state))
+        inventory._pgops_settings = cached  # type: ignore[attr-defined]
+    return cached[host.name]
+
+
+def _inventory_name(state) -> str:
+    import sys
+
+    for arg in sys.argv[1:]:
+        if arg.endswith(".py") and "inventory" in arg:
+            return arg
+    return "inventory"

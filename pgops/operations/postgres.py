@@ -1,0 +1,204 @@
+"""Operations on a PostgreSQL cluster: settings (reload or restart, by pg_settings.context),
+pg_hba.conf (validated before it takes effect), roles, databases and extensions.
+
+SQL runs through psql as the postgres user (callers pass `_sudo=True, _sudo_user="postgres"`
+where noted). Password verifiers are computed locally and masked in pyinfra's output.
+"""
+
+from __future__ import annotations
+
+import shlex
+from io import StringIO
+
+from pyinfra import host, logger
+from pyinfra.api import OperationError, QuoteString, StringCommand, operation
+from pyinfra.api.hiddenvalue import HiddenValue
+from pyinfra.facts.files import FileContents
+from pyinfra.operations import files
+
+from pgops import scram
+from pgops.config import Database, Role
+from pgops.facts.postgres import PgDatabases, PgExtensions, PgRoles, PgServer
+from pgops.pgconf import changed_keys, parse_conf
+
+AS_POSTGRES = {"_sudo": True, "_sudo_user": "postgres"}
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def quote_literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def psql(sql: str | StringCommand, port: int, database: str = "postgres") -> StringCommand:
+    """A psql invocation that stops on the first error; `sql` may hold HiddenValue parts."""
+    return StringCommand(
+        "cd / &&", "psql", "-XAtq", "-v", "ON_ERROR_STOP=1", "-p", str(int(port)),
+        "-d", QuoteString(database), "-c", QuoteString(sql),
+    )
+
+
+# -- settings ------------------------------------------------------------------------------
+@operation()
+def settings_file(path: str, content: str, port: int, service: str):
+    """Write the pgops settings file and apply it: reload when every changed setting allows
+    it, restart when one has context `postmaster` (or a restart is already pending).
+
+    + path: the conf.d file pgops owns
+    + content: its rendered text
+    + port, service: to read pg_settings and to reload/restart the cluster
+
+    Settings pgops does not write (Debian's postgresql.conf) are left as they are.
+    """
+    current = host.get_fact(FileContents, path=path)
+    old = parse_conf("\n".join(current)) if current else {}
+    new = parse_conf(content)
+    changed = changed_keys(old, new)
+    server = host.get_fact(PgServer, port=port, **AS_POSTGRES)
+    pending = sorted(k for k, v in ((server or {}).get("settings") or {}).items()
+                     if v.get("pending_restart"))
+    if not changed and not pending and server:
+        host.noop(f"settings in {path} are current")
+        return
+    if changed:
+        yield from files.put._inner(src=StringIO(content), dest=path, user="postgres",
+                                    group="postgres", mode="644")
+    if server is None:
+        logger.info(f"{host.print_prefix}{service} is not running: starting it")
+        yield f"systemctl restart {service}"
+        return
+    contexts = {k: (server["settings"].get(k) or {}).get("context", "postmaster")
+                for k in changed}
+    needs_restart = sorted(k for k, c in contexts.items() if c == "postmaster") + pending
+    if needs_restart:
+        logger.info(f"{host.print_prefix}restart needed for: {', '.join(needs_restart)}")
+        yield f"systemctl restart {service}"
+    else:
+        logger.info(f"{host.print_prefix}reload is enough for: {', '.join(sorted(changed))}")
+        yield f"systemctl reload {service}"
+
+
+@operation()
+def hba_file(path: str, content: str, port: int, service: str):
+    """Replace pg_hba.conf as a whole, check it with pg_hba_file_rules, and reload only if
+    Postgres accepts every line; otherwise put the previous file back and fail.
+
+    A rejected file never takes effect: the running server keeps its loaded rules.
+    """
+    current = host.get_fact(FileContents, path=path)
+    if current is not None and "\n".join(current).strip() == content.strip():
+        host.noop(f"{path} is current")
+        return
+    new = f"{path}.pgops-new"
+    prev = f"{path}.pgops-prev"
+    yield from files.put._inner(src=StringIO(content), dest=new, user="postgres",
+                                group="postgres", mode="640")
+    check = (f"runuser -u postgres -- psql -XAtq -p {port} -c \"select format('line %s: %s', "
+             "line_number, error) from pg_hba_file_rules where error is not null\"")
+    q = shlex.quote
+    yield (
+        f"set -e; cp -p {q(path)} {q(prev)}; mv {q(new)} {q(path)}; cd /; "
+        f"errors=$({check}); "
+        f'if [ -n "$errors" ]; then cp -p {q(prev)} {q(path)}; '
+        f'echo "pg_hba.conf refused, previous file kept: $errors" >&2; exit 1; fi; '
+        f"systemctl reload {service}"
+    )
+
+
+# -- roles, databases, extensions -----------------------------------------------------------
+_ATTRS = (("superuser", "SUPERUSER"), ("createdb", "CREATEDB"), ("createrole", "CREATEROLE"),
+          ("login", "LOGIN"), ("replication", "REPLICATION"), ("bypassrls", "BYPASSRLS"))
+
+
+def _attr_sql(role: Role, current: dict | None) -> list[str]:
+    out = []
+    for key, word in _ATTRS:
+        want = getattr(role, key)
+        if current is None or bool(current.get(key)) != want:
+            out.append(word if want else f"NO{word}")
+    if current is None or current.get("connection_limit") != role.connection_limit:
+        out.append(f"CONNECTION LIMIT {role.connection_limit}")
+    return out
+
+
+@operation()
+def role(role: Role, password: str | None, port: int = 5432):
+    """Create or alter a role to match: attributes (promoted and demoted), connection limit,
+    memberships (granted and revoked) and password (checked against the SCRAM verifier and
+    set only when it differs; the plaintext never leaves this machine).
+
+    Roles not in the config are left alone; pgops never drops a role.
+    Call with `_sudo=True, _sudo_user="postgres"`.
+    """
+    roles = host.get_fact(PgRoles, port=port) or {}
+    current = roles.get(role.name)
+    stmts: list[str | StringCommand] = []
+    attrs = _attr_sql(role, current)
+    name = quote_ident(role.name)
+    if current is None:
+        stmts.append(f"CREATE ROLE {name} WITH {' '.join(attrs)}")
+    elif attrs:
+        stmts.append(f"ALTER ROLE {name} WITH {' '.join(attrs)}")
+    if password is not None:
+        if current is None or not scram.matches(password, current.get("scram_params"),
+                                                 current.get("scram_digest")):
+            stmts.append(StringCommand(
+                f"ALTER ROLE {name} PASSWORD '",
+                HiddenValue(scram.verifier(password), "<scram-verifier>"), "'", _separator="",
+            ))
+    elif current is not None and current.get("scram_digest"):
+        stmts.append(f"ALTER ROLE {name} PASSWORD NULL")
+    have = set((current or {}).get("member_of") or ())
+    for g in sorted(set(role.member_of) - have):
+        stmts.append(f"GRANT {quote_ident(g)} TO {name}")
+    for g in sorted(have - set(role.member_of)):
+        stmts.append(f"REVOKE {quote_ident(g)} FROM {name}")
+    if not stmts:
+        host.noop(f"role {role.name} is current")
+        return
+    for stmt in stmts:
+        yield psql(stmt, port)
+
+
+@operation()
+def database(db: Database, port: int = 5432):
+    """Create a database (owner, encoding, locale from template0) or fix its owner.
+
+    Encoding and locale cannot change after creation: a mismatch is an error, never a
+    silent drop and re-create. Call with `_sudo=True, _sudo_user="postgres"`.
+    """
+    dbs = host.get_fact(PgDatabases, port=port) or {}
+    current = dbs.get(db.name)
+    name = quote_ident(db.name)
+    if current is None:
+        yield psql(
+            f"CREATE DATABASE {name} OWNER {quote_ident(db.owner)} ENCODING "
+            f"{quote_literal(db.encoding)} LOCALE {quote_literal(db.locale)} TEMPLATE template0",
+            port,
+        )
+        return
+    if current["encoding"] != db.encoding or current["collate"] != db.locale:
+        raise OperationError(
+            f"database {db.name} exists with encoding {current['encoding']} and locale "
+            f"{current['collate']}; config says {db.encoding}/{db.locale}. pgops will not "
+            "re-create a database: dump, drop and let deploy create it, or fix the config."
+        )
+    if current["owner"] != db.owner:
+        yield psql(f"ALTER DATABASE {name} OWNER TO {quote_ident(db.owner)}", port)
+        return
+    host.noop(f"database {db.name} is current")
+
+
+@operation()
+def extension(database: str, extension_name: str, port: int = 5432):
+    """Create an extension in a database if missing (never upgraded or dropped here).
+    Call with `_sudo=True, _sudo_user="postgres"`."""
+    installed = host.get_fact(PgExtensions, database=database, port=port) or {}
+    if extension_name in installed:
+        host.noop(f"extension {extension_name} {installed[extension_name]} is in {database}")
+        return
+    yield psql(f"CREATE EXTENSION IF NOT EXISTS {quote_ident(extension_name)}", port, database)
+
+

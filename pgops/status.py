@@ -1,0 +1,73 @@
+"""Server status of every database host in an inventory, read with pgops facts over SSH."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+from pyinfra.api import Config, State
+from pyinfra.api.connect import connect_all
+from pyinfra.context import ctx_config, ctx_host, ctx_inventory, ctx_state
+
+from pgops.errors import UnreachableHostError
+from pgops.facts.postgres import PgDatabases, PgExtensions, PgRoles, PgServer
+from pgops.inventory import DB_GROUP, load_inventory, validate_inventory
+from pgops.operations.postgres import AS_POSTGRES
+
+
+def check_reachable(inventory, timeout: float = 5.0) -> None:
+    """TCP-check every host's SSH port first, so an unreachable host stops the run before any
+    host is changed, with the host and address in the message."""
+    bad = []
+    for h in inventory:
+        addr = h.data.get("ssh_hostname") or h.name
+        port = int(h.data.get("ssh_port") or 22)
+        try:
+            socket.create_connection((addr, port), timeout=timeout).close()
+        except OSError as e:
+            bad.append(f"{h.name} ({addr}:{port}): {e.strerror or e.__class__.__name__}")
+    if bad:
+        raise UnreachableHostError(
+            "unreachable over SSH, nothing was changed on any host: " + "; ".join(bad)
+        )
+
+
+def connect(inventory_path: Path) -> tuple[State, dict]:
+    inventory = load_inventory(inventory_path)
+    settings = validate_inventory(inventory, str(inventory_path))
+    check_reachable(inventory)
+    config = Config()
+    state = State(inventory, config)
+    for ctx, value in ((ctx_state, state), (ctx_config, config), (ctx_inventory, inventory)):
+        ctx.set(value)
+    connect_all(state)
+    return state, settings
+
+
+def server_status(inventory_path: Path) -> list[dict]:
+    state, settings = connect(inventory_path)
+    rows = []
+    for host in state.inventory:
+        if DB_GROUP not in host.groups:
+            continue
+        s = settings[host.name]
+        with ctx_host.use(host):
+            server = host.get_fact(PgServer, port=s.pg_port, **AS_POSTGRES)
+            row = {"host": host.name, "address": host.data.get("ssh_hostname") or host.name,
+                   "up": server is not None}
+            if server:
+                dbs = host.get_fact(PgDatabases, port=s.pg_port, **AS_POSTGRES) or {}
+                roles = host.get_fact(PgRoles, port=s.pg_port, **AS_POSTGRES) or {}
+                app_db = s.pg_app_database or "postgres"
+                exts = (host.get_fact(PgExtensions, database=app_db, port=s.pg_port,
+                                      **AS_POSTGRES) or {}) if app_db in dbs else {}
+                row.update({
+                    "postgres": server["version"].split()[0],
+                    "pgvector": exts.get("vector"),
+                    "databases": sorted(d for d in dbs if d != "postgres"),
+                    "roles": sorted(r for r in roles if r != "postgres"),
+                    "tls": server["settings"]["ssl"]["setting"] == "on",
+                    "started": server["start_time"],
+                })
+        rows.append(row)
+    return rows
