@@ -7,7 +7,6 @@ from gevent import monkey
 monkey.patch_all()  # pyinfra runs on gevent: patch before anything imports ssl
 
 import json  # noqa: E402
-import os
 import subprocess
 import sys
 import time
@@ -20,8 +19,18 @@ from rich.table import Table
 from pgops import PROJECT_ROOT
 from pgops.errors import PgopsError
 
-console = Console(stderr=False)
-err = Console(stderr=True)
+# Tables stay readable when piped or captured (no 80-column wrap off a terminal).
+_width = None if sys.stdout.isatty() else 160
+console = Console(stderr=False, width=_width)
+err = Console(stderr=True, width=_width, soft_wrap=True)
+
+
+def _display(path: Path) -> str:
+    """A path as a user would type it: relative inside the project, absolute outside."""
+    try:
+        return str(path.resolve().relative_to(PROJECT_ROOT))
+    except ValueError:
+        return str(path)
 
 inventory_option = click.option(
     "-i", "--inventory", type=click.Path(path_type=Path), default=None,
@@ -109,7 +118,7 @@ def _deploy(inventory: Path, limit: str | None, dry: bool) -> int:
     from pgops.status import check_reachable
 
     inv = load_inventory(inventory)
-    validate_inventory(inv, os.path.relpath(inventory, PROJECT_ROOT))
+    validate_inventory(inv, _display(inventory))
     check_reachable([h for h in inv if not limit or h.name == limit])
     pyinfra = Path(sys.executable).parent / "pyinfra"
     cmd = [str(pyinfra), str(inventory), "deploy.py"]
@@ -140,7 +149,7 @@ def _print_status(inventory: Path, as_json: bool) -> int:
     if as_json:
         click.echo(json.dumps(rows, indent=2, default=str))
     else:
-        t = Table(title=f"pgops status ({os.path.relpath(inventory, PROJECT_ROOT)})")
+        t = Table(title=f"pgops status ({_display(inventory)})")
         for col in ("host", "address", "postgres", "pgvector", "databases", "roles", "tls"):
             t.add_column(col)
         for r in rows:
@@ -175,7 +184,7 @@ def run() -> None:
     try:
         main(standalone_mode=False)
     except PgopsError as e:
-        err.print(f"[red]pgops:[/] {e}", highlight=False)
+        click.echo(f"pgops: {e}", err=True)
         sys.exit(2)
     except click.exceptions.Abort:
         sys.exit(130)

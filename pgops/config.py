@@ -254,26 +254,24 @@ def load_settings(host: str, data: dict[str, Any], sources: dict[str, str] | Non
         settings = Settings(**raw)
     except ValidationError as e:
         problems += _format_errors(e)
+    # Secrets are checked even when other fields are invalid: every problem at once.
+    secrets_file = raw.get("pg_secrets_file")
+    file_secrets: dict[str, str] = {}
+    if secrets_file:
+        try:
+            file_secrets = read_secrets_file(Path(secrets_file))
+        except OSError as e:
+            problems.append(f"pg_secrets_file: cannot read {secrets_file}: {e.strerror}")
+    resolved = {}
+    for name in secret_names(raw):
+        value = environ.get(name) or file_secrets.get(name)
+        if value:
+            resolved[name] = SecretStr(value)
+        else:
+            where = f" or {secrets_file}" if secrets_file else ""
+            role = name.removeprefix("PGOPS_ROLE_").removesuffix("_PASSWORD").lower()
+            problems.append(f"pg_roles[{role}].password: secret {name} is not set (environment{where})")
     if settings is not None:
-        file_secrets: dict[str, str] = {}
-        if settings.pg_secrets_file:
-            try:
-                file_secrets = read_secrets_file(settings.pg_secrets_file)
-            except OSError as e:
-                problems.append(f"pg_secrets_file: cannot read {settings.pg_secrets_file}: {e.strerror}")
-        resolved = {}
-        for r in settings.pg_roles:
-            if not (r.login and r.password):
-                continue
-            value = environ.get(r.secret_name) or file_secrets.get(r.secret_name)
-            if not value:
-                where = f" or {settings.pg_secrets_file}" if settings.pg_secrets_file else ""
-                problems.append(
-                    f"pg_roles[{r.name}].password: secret {r.secret_name} is not set "
-                    f"(environment{where})"
-                )
-            else:
-                resolved[r.secret_name] = SecretStr(value)
         settings = settings.model_copy(update={"secrets": resolved})
     if problems:
         sources = sources or {}
@@ -287,6 +285,11 @@ def load_settings(host: str, data: dict[str, Any], sources: dict[str, str] | Non
 
 
 def secret_names(settings_data: dict[str, Any]) -> list[str]:
-    """The secrets a config needs (used by the lab to generate them)."""
-    roles = [Role(**r) if isinstance(r, dict) else r for r in settings_data.get("pg_roles", ())]
-    return [r.secret_name for r in roles if r.login and r.password]
+    """The secrets a config needs (also used by the lab to generate them); tolerant of
+    invalid role entries, which field validation reports."""
+    out = []
+    for r in settings_data.get("pg_roles") or ():
+        name = _get(r, "name")
+        if isinstance(name, str) and _get(r, "login", True) and _get(r, "password", True):
+            out.append(f"PGOPS_ROLE_{name.upper()}_PASSWORD")
+    return out

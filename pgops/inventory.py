@@ -76,6 +76,11 @@ def validate_inventory(inventory: Inventory, inventory_file: str) -> dict[str, S
             out[host.name] = host_settings(host, inventory_file)
         except ConfigError as e:
             problems += e.problems
+    if not out and not problems:
+        problems.append(
+            f"{inventory_file}: no hosts in group {DB_GROUP} (a group is a list of host names "
+            "or (name, data) tuples; pyinfra ignores anything else)"
+        )
     if problems:
         raise ConfigError(problems)
     return out

@@ -15,21 +15,30 @@ import unicodedata
 
 
 def _saslprep(password: str) -> str:
-    """RFC 4013 SASLprep as Postgres applies it; falls back to the raw string like Postgres
-    does when the password is not valid for SASLprep."""
+    """RFC 4013 SASLprep as Postgres applies it (src/common/saslprep.c): where the result
+    would be invalid (prohibited or unassigned code points, a broken bidi rule, empty), it
+    uses the raw password, and so must we for the verifier to match."""
     mapped = "".join(
         " " if stringprep.in_table_c12(c) else c
         for c in password
         if not stringprep.in_table_b1(c)
     )
     norm = unicodedata.normalize("NFKC", mapped)
-    if any(
-        stringprep.in_table_c12(c) or stringprep.in_table_c21_c22(c) or stringprep.in_table_c3(c)
-        or stringprep.in_table_c4(c) or stringprep.in_table_c5(c) or stringprep.in_table_c6(c)
-        or stringprep.in_table_c7(c) or stringprep.in_table_c8(c) or stringprep.in_table_c9(c)
-        for c in norm
-    ):
+    if not norm:
         return password
+    prohibited = (
+        stringprep.in_table_a1, stringprep.in_table_c12, stringprep.in_table_c21_c22,
+        stringprep.in_table_c3, stringprep.in_table_c4, stringprep.in_table_c5,
+        stringprep.in_table_c6, stringprep.in_table_c7, stringprep.in_table_c8,
+        stringprep.in_table_c9,
+    )
+    if any(check(c) for c in norm for check in prohibited):
+        return password
+    if any(stringprep.in_table_d1(c) for c in norm):
+        if any(stringprep.in_table_d2(c) for c in norm):
+            return password
+        if not (stringprep.in_table_d1(norm[0]) and stringprep.in_table_d1(norm[-1])):
+            return password
     return norm
 
 

@@ -10,7 +10,7 @@ from pyinfra.api import FactBase
 from pgops.tuning import Resources
 
 _SCRIPT = r"""
-echo "memtotal $(awk '/^MemTotal:/{print $2 * 1024}' /proc/meminfo)"
+echo "memtotal $(awk '/^MemTotal:/{printf "%.0f\n", $2 * 1024}' /proc/meminfo)"
 echo "nproc $(nproc)"
 echo "shm $(df -B1 --output=size /dev/shm 2>/dev/null | tail -1)"
 walk() { d=$1; while :; do for f in $2; do [ -r "$d/$f" ] && echo "$f $(cat "$d/$f")"; done;

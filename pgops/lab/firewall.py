@@ -37,7 +37,7 @@ def apply(lab: str, subnet: str, mirror_ip: str) -> None:
 
 def present(lab: str) -> list[str]:
     out = subprocess.run(["iptables", "-S", CHAIN], capture_output=True, text=True).stdout
-    return [line for line in out.splitlines() if _tag(lab) in line]
+    return [line for line in out.splitlines() if _tag(lab) in (w.strip('"') for w in line.split())]
 
 
 def remove(lab: str) -> int:

@@ -1,0 +1,28 @@
+# pgops: the two commands that matter are `make up` and `make test` (see README.md).
+.PHONY: up test down bootstrap lint bench unit lock
+
+up: bootstrap
+	.venv/bin/pgops up
+
+test: bootstrap
+	.venv/bin/pytest -q
+
+unit: bootstrap
+	.venv/bin/pytest -q tests/unit
+
+down: bootstrap
+	.venv/bin/pgops lab down
+
+lint: bootstrap
+	.venv/bin/ruff check .
+
+bench: bootstrap
+	.venv/bin/python bench/deploy.py
+
+bootstrap:
+	@scripts/bootstrap.sh
+
+# Re-pin dependencies after changing pyproject.toml.
+lock:
+	python3 -m venv /tmp/pgops-lock && /tmp/pgops-lock/bin/pip install -q -e '.[dev]' \
+	  && /tmp/pgops-lock/bin/pip freeze --exclude-editable | grep -v '^pgops' > requirements.lock

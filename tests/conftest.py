@@ -1,0 +1,17 @@
+"""Shared test setup: lab tests run against one disposable lab (`test`) for the session."""
+
+import os
+
+import pytest
+
+
+def pytest_collection_modifyitems(config, items):
+    # Pure tests first: they fail fast, before the lab is booted.
+    items.sort(key=lambda i: 0 if "tests/unit" in str(i.fspath) else 1)
+    for item in items:
+        if "tests/lab" in str(item.fspath):
+            item.add_marker(pytest.mark.lab)
+
+
+def pytest_configure(config):
+    os.environ.setdefault("PGOPS_LAB", "test")

@@ -1,0 +1,113 @@
+"""The lab fixture: boots the `test` lab once per session with the real `pgops` command,
+deploys it, and removes it at the end. For debugging: PGOPS_KEEP_LAB=1 keeps it at the end,
+PGOPS_REUSE_LAB=1 starts from the kept one instead of a fresh lab."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from pgops import PROJECT_ROOT
+from pgops.config import read_secrets_file
+from pgops.lab import Lab
+
+BIN = Path(sys.executable).parent
+
+
+@dataclass
+class Run:
+    rc: int
+    out: str  # stdout and stderr
+    seconds: float
+    stdout: str
+
+
+def pgops(*args: str, env: dict | None = None, check: bool = True) -> Run:
+    """Run the real `pgops` command line, as a user would."""
+    t0 = time.monotonic()
+    r = subprocess.run([str(BIN / "pgops"), *args], cwd=PROJECT_ROOT, capture_output=True,
+                       text=True, env={**os.environ, **(env or {})}, timeout=900)
+    run = Run(r.returncode, r.stdout + r.stderr, time.monotonic() - t0, r.stdout)
+    if check and r.returncode != 0:
+        raise AssertionError(f"pgops {' '.join(args)} exited {r.returncode}:\n{run.out[-4000:]}")
+    return run
+
+
+def results(out: str) -> dict[str, tuple[str, str, str]]:
+    """pyinfra's results table: operation -> (success, error, no change)."""
+    rows = {}
+    for line in out.splitlines():
+        m = re.match(r"^\s{4}(.+?)\s{2,}(\d+)\s+(\S+)\s+(\S+)\s+(\S+)\s*$", line)
+        if m:
+            rows[m.group(1).strip()] = (m.group(3), m.group(4), m.group(5))
+    return rows
+
+
+@pytest.fixture(scope="session")
+def lab() -> Lab:
+    the_lab = Lab(os.environ.get("PGOPS_LAB", "test"))
+    if not os.environ.get("PGOPS_REUSE_LAB"):
+        pgops("lab", "down", check=False)  # a fresh lab: the first deploy is a real first one
+    pgops("lab", "up", "--hosts", "2")
+    yield the_lab
+    if not os.environ.get("PGOPS_KEEP_LAB"):
+        pgops("lab", "down", check=False)
+
+
+@pytest.fixture(scope="session")
+def first_deploy(lab) -> Run:
+    return pgops("deploy")
+
+
+REUSED = bool(os.environ.get("PGOPS_REUSE_LAB"))
+
+
+@pytest.fixture(scope="session")
+def secrets(lab) -> dict[str, str]:
+    return read_secrets_file(lab.secrets_file)
+
+
+def connect(lab: Lab, host: str, user: str, password: str, **kw) -> psycopg.Connection:
+    lab.require_network()
+    return psycopg.connect(host=lab.host(host).address, dbname="app", user=user,
+                           password=password, connect_timeout=5, **kw)
+
+
+@pytest.fixture
+def write_inventory(lab, tmp_path):
+    """Write a lab inventory variant (extra group data) beside a link to the real
+    group_data, so it gets the same defaults as inventory/lab.py."""
+
+    def write(name: str = "variant", extra_hosts: list | None = None, **group_data) -> Path:
+        (tmp_path / "group_data").symlink_to(PROJECT_ROOT / "inventory" / "group_data")
+        path = tmp_path / f"{name}.py"
+        path.write_text(
+            "from pgops.lab.inventory import db_servers as _db\n"
+            f"_hosts, _data = _db(**{json.dumps(group_data)})\n"
+            f"db_servers = (_hosts + [tuple(h) for h in {json.dumps(extra_hosts or [])}], _data)\n"
+        )
+        return path
+
+    return write
+
+
+def fingerprint(lab: Lab) -> dict[str, str]:
+    """What a failed deploy must leave untouched on every host."""
+    out = {}
+    for h in lab.hosts():
+        r = lab.ssh(h, "md5sum /etc/postgresql/17/main/conf.d/50-pgops.conf "
+                       "/etc/postgresql/17/main/pg_hba.conf; cd / && runuser -u postgres -- "
+                       "psql -XAtc 'select pg_postmaster_start_time(), "
+                       "(select string_agg(rolname||rolconnlimit, chr(44) order by rolname) "
+                       "from pg_roles)'")
+        out[h.name] = r.stdout
+    return out

@@ -1,0 +1,79 @@
+"""End to end on the lab: deploy twice (the second changes nothing), then check the hosts."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from tests.lab.conftest import REUSED, connect, pgops, results
+
+PG = "postgresql@17-main"
+
+
+def test_first_deploy_changes_then_second_changes_nothing(first_deploy):
+    first = results(first_deploy.out)
+    if not REUSED:
+        assert first["Install PostgreSQL + pgvector | Install PostgreSQL packages"][0] == "2"
+    assert first["Grand total"][1] == "-"  # no errors
+    second = pgops("deploy")
+    rows = results(second.out)
+    assert rows, second.out
+    for op, (success, error, _nochange) in rows.items():
+        assert (success, error) == ("-", "-"), f"{op} changed on the second deploy"
+    print(f"first deploy {first_deploy.seconds:.1f} s, no-op re-deploy {second.seconds:.1f} s")
+
+
+def test_postgres_runs_under_systemd_and_listens(lab, first_deploy):
+    for h in lab.hosts():
+        assert lab.ssh(h, f"systemctl is-active {PG}").stdout.strip() == "active"
+        assert lab.ssh(h, "systemctl is-enabled postgresql").stdout.strip() == "enabled"
+        listening = lab.ssh(h, "ss -Hltn 'sport = :5432'").stdout
+        assert "0.0.0.0:5432" in listening or "*:5432" in listening
+
+
+def test_pgvector_usable_over_tls(lab, first_deploy, secrets):
+    with connect(lab, "db1", "app", secrets["PGOPS_ROLE_APP_PASSWORD"], sslmode="require") as c:
+        assert c.execute("select '[1,2,3]'::vector <-> '[1,2,4]'").fetchone()[0] == 1.0
+        assert c.execute("select ssl from pg_stat_ssl where pid = pg_backend_pid()").fetchone()[0]
+        version = c.execute("select extversion from pg_extension where extname='vector'").fetchone()
+        assert version[0].startswith("0.")
+
+
+def test_tls_required_from_another_lab_host(lab, first_deploy, secrets):
+    pw = secrets["PGOPS_ROLE_APP_PASSWORD"] + "\n"
+    base = "read -r PGPASSWORD; export PGPASSWORD; cd /; psql -XAt"
+    conninfo = "'host=db1 user=app dbname=app sslmode={}'"
+    plain = lab.ssh("db2", f"{base} {conninfo.format('disable')} -c 'select 1'", input=pw,
+                    check=False)
+    assert plain.returncode != 0
+    assert "no pg_hba.conf entry" in plain.stderr and "no encryption" in plain.stderr
+    tls = lab.ssh("db2", f"{base} {conninfo.format('require')} -c "
+                         "'select ssl from pg_stat_ssl where pid = pg_backend_pid()'", input=pw)
+    assert tls.stdout.strip() == "t"
+
+
+def test_wrong_password_refused(lab, first_deploy):
+    with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+        connect(lab, "db1", "app", "not-the-password", sslmode="require")
+
+
+def test_roles_databases_as_configured(lab, first_deploy):
+    sql = ("select rolname, rolsuper, rolcanlogin, rolconnlimit from pg_roles "
+           "where rolname in ('app','migrator') order by 1")
+    out = lab.ssh("db1", f"cd / && runuser -u postgres -- psql -XAtc \"{sql}\"").stdout.split()
+    assert out == ["app|f|t|80", "migrator|f|t|10"]
+    owner = lab.ssh("db1", "cd / && runuser -u postgres -- psql -XAtc "
+                           "\"select pg_get_userbyid(datdba), pg_encoding_to_char(encoding), "
+                           "datcollate from pg_database where datname='app'\"").stdout.strip()
+    assert owner == "migrator|UTF8|C.UTF-8"
+
+
+def test_status_json(lab, first_deploy):
+    import json
+
+    rows = json.loads(pgops("status", "--json").stdout)
+    assert {r["host"] for r in rows} == {"db1", "db2"}
+    for r in rows:
+        assert r["up"] and r["tls"] and r["pgvector"] == "0.8.0"
+        assert r["postgres"].startswith("17.")
+        assert "app" in r["databases"] and {"app", "migrator"} <= set(r["roles"])
