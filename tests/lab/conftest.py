@@ -52,12 +52,16 @@ def results(out: str) -> dict[str, tuple[str, str, str]]:
     return rows
 
 
+_UP: list[Run] = []
+
+
 @pytest.fixture(scope="session")
 def lab() -> Lab:
+    """`pgops up` (the README's main job: lab up, deploy, status) on a fresh `test` lab."""
     the_lab = Lab(os.environ.get("PGOPS_LAB", "test"))
     if not os.environ.get("PGOPS_REUSE_LAB"):
         pgops("lab", "down", check=False)  # a fresh lab: the first deploy is a real first one
-    pgops("lab", "up", "--hosts", "2")
+    _UP.append(pgops("up", "--hosts", "2"))
     yield the_lab
     if not os.environ.get("PGOPS_KEEP_LAB"):
         pgops("lab", "down", check=False)
@@ -65,7 +69,7 @@ def lab() -> Lab:
 
 @pytest.fixture(scope="session")
 def first_deploy(lab) -> Run:
-    return pgops("deploy")
+    return _UP[0]
 
 
 REUSED = bool(os.environ.get("PGOPS_REUSE_LAB"))

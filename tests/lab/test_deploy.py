@@ -20,7 +20,17 @@ def test_first_deploy_changes_then_second_changes_nothing(first_deploy):
     assert rows, second.out
     for op, (success, error, _nochange) in rows.items():
         assert (success, error) == ("-", "-"), f"{op} changed on the second deploy"
-    print(f"first deploy {first_deploy.seconds:.1f} s, no-op re-deploy {second.seconds:.1f} s")
+    print(f"pgops up {first_deploy.seconds:.1f} s, no-op re-deploy {second.seconds:.1f} s")
+
+
+def test_pgops_up_ends_with_the_status_table(first_deploy):
+    table = first_deploy.stdout
+    for col in ("host", "address", "postgres", "pgvector", "databases", "roles", "tls"):
+        assert col in table
+    for host in ("db1", "db2"):
+        row = next(line for line in table.splitlines() if f" {host} " in line)
+        assert " 17." in row
+        assert "0.8.0" in row and "app" in row and " on " in row
 
 
 def test_postgres_runs_under_systemd_and_listens(lab, first_deploy):
