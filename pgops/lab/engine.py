@@ -100,6 +100,24 @@ def _alive(pid: int) -> bool:
         return False
 
 
+_EMPTY = {
+    "filter": ":INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n",
+    "nat": ":PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+           ":POSTROUTING ACCEPT [0:0]\n",
+}
+
+
+def _restorable(snapshot: str) -> str:
+    """The pre-dockerd snapshot as iptables-restore input. A table that was never loaded is
+    missing from iptables-save's output; restore it as empty with ACCEPT policies, so the
+    chains and the DROP policy dockerd added are flushed too."""
+    out = snapshot
+    for table, chains in _EMPTY.items():
+        if f"*{table}" not in snapshot:
+            out += f"*{table}\n{chains}COMMIT\n"
+    return out
+
+
 def stop_if_ours() -> bool:
     """Stop dockerd if pgops started it, and put the firewall back as it was. True if stopped."""
     info = _read_pidfile()
@@ -113,7 +131,8 @@ def stop_if_ours() -> bool:
             time.sleep(0.2)
         if _alive(pid):
             os.kill(pid, signal.SIGKILL)
-    subprocess.run(["iptables-restore"], input=info["iptables_before"], text=True, check=False)
+    subprocess.run(["iptables-restore"], input=_restorable(info["iptables_before"]), text=True,
+                   check=False)
     Path("/proc/sys/net/ipv4/ip_forward").write_text(info["ip_forward"] + "\n")
     _pidfile().unlink(missing_ok=True)
     return True
