@@ -35,8 +35,15 @@ def load_inventory(path: str | Path) -> Inventory:
         return make_inventory(str(path), cwd=str(PROJECT_ROOT))
     except PgopsError:
         raise
-    except Exception as e:  # the inventory file is user code: name it
-        raise PgopsError(f"inventory {path}: {e}") from e
+    except Exception as e:  # the inventory file is user code: name the file, line and error
+        inner = getattr(e, "exception", e)
+        line = ""
+        tb = inner.__traceback__
+        while tb is not None:
+            if tb.tb_frame.f_code.co_filename == str(path):
+                line = f" line {tb.tb_lineno}"
+            tb = tb.tb_next
+        raise PgopsError(f"inventory {path}{line}: {inner.__class__.__name__}: {inner}") from None
 
 
 def _sources(host: Host, inventory_file: str) -> dict[str, str]:

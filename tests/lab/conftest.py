@@ -96,8 +96,8 @@ def write_inventory(lab, tmp_path):
         path = tmp_path / f"{name}.py"
         path.write_text(
             "from pgops.lab.inventory import db_servers as _db\n"
-            f"_hosts, _data = _db(**{json.dumps(group_data)})\n"
-            f"db_servers = (_hosts + [tuple(h) for h in {json.dumps(extra_hosts or [])}], _data)\n"
+            f"_hosts, _data = _db(**{group_data!r})\n"
+            f"db_servers = (_hosts + [tuple(h) for h in {extra_hosts or []!r}], _data)\n"
         )
         return path
 

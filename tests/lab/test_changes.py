@@ -69,3 +69,24 @@ def test_tuning_reads_the_cgroup_limit(lab, first_deploy):
     assert show(lab, "effective_cache_size") == "1536MB"
     assert show(lab, "password_encryption") == "scram-sha-256"
     assert show(lab, "ssl") == "on"
+
+
+def _role(lab, name: str) -> str:
+    sql = (f"select rolcreatedb, rolcreaterole, rolconnlimit, coalesce((select string_agg("
+           f"g.rolname, chr(44)) from pg_auth_members m join pg_roles g on g.oid = m.roleid "
+           f"where m.member = r.oid), '') from pg_roles r where rolname = '{name}'")
+    return lab.ssh("db1", f"cd / && runuser -u postgres -- psql -XAtc \"{sql}\"").stdout.strip()
+
+
+def test_roles_are_promoted_and_demoted_to_match(lab, first_deploy, write_inventory):
+    assert _role(lab, "app") == "f|f|80|"
+    promoted = write_inventory(pg_roles=[
+        {"name": "migrator", "connection_limit": 10},
+        {"name": "app", "createdb": True, "createrole": True, "connection_limit": 5,
+         "member_of": ["migrator"]},
+    ])
+    pgops("deploy", "-i", str(promoted), "--limit", "db1")
+    assert _role(lab, "app") == "t|t|5|migrator"
+    # Back to the inventory's roles: attributes and membership are taken away again.
+    pgops("deploy", "--limit", "db1")
+    assert _role(lab, "app") == "f|f|80|"
