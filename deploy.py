@@ -6,10 +6,11 @@
 
 from pyinfra import host
 
-from pgops.deploys import postgres_access, postgres_server
+from pgops.deploys import app_schema, postgres_access, postgres_server
 from pgops.inventory import DB_GROUP, settings_for
 
 if DB_GROUP in host.groups:
     settings = settings_for(host)  # validates every host of the inventory first
     postgres_server(settings)
     postgres_access(settings)
+    app_schema(settings)  # last: "deployed" means a ready database

@@ -7,6 +7,7 @@ from gevent import monkey
 monkey.patch_all()  # pyinfra runs on gevent: patch before anything imports ssl
 
 import json  # noqa: E402
+import os
 import subprocess
 import sys
 import time
@@ -178,6 +179,174 @@ def up(hosts: int) -> None:
     if rc:
         sys.exit(rc)
     sys.exit(_print_status(inventory, False))
+
+
+# -- migrations -----------------------------------------------------------------------------
+def target_options(default_user: str):
+    """-d DSN, or an inventory host (default: the lab's first database host)."""
+
+    def wrap(f):
+        f = click.option("-U", "--user", default=default_user, show_default=True,
+                         help="Role to connect as (inventory targets).")(f)
+        f = click.option("--host", "host_name", help="Inventory host (default: the first database host).")(f)
+        f = inventory_option(f)
+        f = click.option("-d", "--dsn", envvar=None,
+                         help="libpq connection string or URL (else DATABASE_URL, PG*, the inventory).")(f)
+        return f
+
+    return wrap
+
+
+def _target(dsn, inventory, host_name, user):
+    from pgops.targets import resolve
+
+    return resolve(dsn, inventory, host_name, user)
+
+
+def _migrator(target, lock_wait: float = 30.0):
+    from pgops.migrate import Migrator, Options
+
+    return Migrator(target.url, options=Options(lock_wait=lock_wait),
+                    say=lambda m: err.print(f"[cyan]migrate[/]: {m}"))
+
+
+@main.group(invoke_without_command=True)
+@target_options("migrator")
+@click.option("--plan", is_flag=True, help="Print what would run; change nothing.")
+@click.option("--to", "to", type=int, help="Stop after this version.")
+@click.option("--lock-wait", default=30.0, show_default=True, help="Seconds to wait for another run.")
+@click.pass_context
+def migrate(ctx, dsn, inventory, host_name, user, plan, to, lock_wait) -> None:
+    """Apply pending SQL migrations from sql/migrations/ (default target: the lab)."""
+    ctx.obj = (dsn, inventory, host_name, user)
+    if ctx.invoked_subcommand:
+        return
+    target = _target(dsn, inventory, host_name, user)
+    m = _migrator(target, lock_wait)
+    if plan:
+        pending = m.plan(to)
+        err.print(f"plan for {target.label}: {len(pending)} migration(s) would run")
+        for mig in pending:
+            click.echo(f"  {mig.filename}{'' if mig.transactional else '  (no transaction)'}")
+        return
+    t0 = time.monotonic()
+    done = m.up(to)
+    for d in done:
+        click.echo(f"applied {d['version']:04d}_{d['name']} in {d['duration_ms']} ms")
+    err.print(f"{target.label}: {len(done)} applied, schema at version "
+              f"{m.status()['current']} ({time.monotonic() - t0:.1f} s)")
+
+
+@migrate.command("status")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def migrate_status(obj, as_json: bool) -> None:
+    """Applied and pending migrations with checksums; exit 1 on drift."""
+    target = _target(*obj)
+    st = _migrator(target).status()
+    if as_json:
+        click.echo(json.dumps({"target": target.label, **st}, indent=2, default=str))
+    else:
+        t = Table(title=f"migrations on {target.label}: at {st['current']}, latest {st['latest']}")
+        for col in ("version", "name", "state", "sha256", "applied_at", "applied_by"):
+            t.add_column(col)
+        for r in st["migrations"]:
+            t.add_row(f"{r['version']:04d}", r["name"], r["state"], (r["sha256"] or "")[:12],
+                      r["applied_at"] or "-", r["applied_by"] or "-")
+        console.print(t)
+        for p in st["problems"]:
+            err.print(f"[red]problem[/]: {p}")
+    sys.exit(1 if st["problems"] else 0)
+
+
+@migrate.command("down")
+@click.option("--to", "to", type=int, required=True, help="Version to roll back to (0: empty).")
+@click.option("--plan", is_flag=True, help="Print what would be rolled back; change nothing.")
+@click.pass_obj
+def migrate_down(obj, to: int, plan: bool) -> None:
+    """Roll back applied migrations above --to with their down parts."""
+    target = _target(*obj)
+    m = _migrator(target)
+    if plan:
+        st = m.status()
+        for r in reversed(st["migrations"]):
+            if r["state"] == "applied" and r["version"] > to:
+                click.echo(f"  would roll back {r['version']:04d}_{r['name']}")
+        return
+    for d in m.down(to):
+        click.echo(f"rolled back {d['version']:04d}_{d['name']} in {d['duration_ms']} ms")
+
+
+@migrate.command("baseline")
+@click.argument("version", type=int)
+@click.pass_obj
+def migrate_baseline(obj, version: int) -> None:
+    """Mark an existing database as at VERSION without running anything."""
+    target = _target(*obj)
+    marked = _migrator(target).baseline(version)
+    click.echo(f"marked {len(marked)} migration(s) as applied on {target.label}")
+
+
+@main.command()
+@target_options("migrator")
+@click.option("--tenants", default=3, show_default=True, type=click.IntRange(1, 10000))
+@click.option("--kb-per-tenant", default=50, show_default=True, type=click.IntRange(0, 1000000))
+def seed(dsn, inventory, host_name, user, tenants: int, kb_per_tenant: int) -> None:
+    """Load deterministic sample data (idempotent): clients, users, widgets, conversations,
+    messages and knowledge-base rows with locally computed embeddings."""
+    import psycopg
+
+    from pgops.seed import seed as run_seed
+
+    target = _target(dsn, inventory, host_name, user)
+    t0 = time.monotonic()
+    with psycopg.connect(target.url, connect_timeout=10) as conn:
+        counts = run_seed(conn, tenants, kb_per_tenant, say=lambda m: err.print(f"[cyan]seed[/]: {m}"))
+    total = sum(counts.values())
+    click.echo(json.dumps({"target": target.label, "inserted": counts, "total": total}))
+    err.print(f"seed: {total} rows inserted in {time.monotonic() - t0:.1f} s")
+
+
+@main.command()
+@target_options("app")
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--retries", default=1, show_default=True, type=click.IntRange(1, 20),
+              help="Connection attempts (exponential backoff between them).")
+@click.option("--serve", "serve_port", type=int, help="Serve GET /health/db on this port.")
+@click.option("--bind", default="127.0.0.1", show_default=True, help="Address for --serve.")
+def health(dsn, inventory, host_name, user, as_json, retries, serve_port, bind) -> None:
+    """Reachability, latency, versions, schema version, pool stats; exit 1 when unhealthy."""
+    from pgops.health import check, serve
+
+    target = _target(dsn, inventory, host_name, user)
+    if serve_port:
+        serve(target.url, serve_port, bind)
+        return
+    report = check(target.url, attempts=retries)
+    report["target"] = target.label
+    if as_json:
+        click.echo(json.dumps(report, indent=2, default=str))
+    else:
+        t = Table(title=f"health of {target.label}", show_header=False)
+        for k in ("healthy", "latency_ms", "server_version", "pgvector", "schema_version",
+                  "database", "user", "pool", "error"):
+            if k in report:
+                t.add_row(k, json.dumps(report[k]) if isinstance(report[k], dict) else str(report[k]))
+        console.print(t)
+    sys.exit(0 if report["healthy"] else 1)
+
+
+@main.command()
+@target_options("app")
+def shell(dsn, inventory, host_name, user) -> None:
+    """Open pgcli on the target (the password goes through the environment, not argv)."""
+    target = _target(dsn, inventory, host_name, user)
+    conninfo, password = target.without_password()
+    env = dict(os.environ)
+    if password:
+        env["PGPASSWORD"] = password
+    pgcli = str(Path(sys.executable).parent / "pgcli")
+    os.execve(pgcli, [pgcli, conninfo], env)
 
 
 def run() -> None:

@@ -137,6 +137,8 @@ class Settings(_Model):
     pg_roles: tuple[Role, ...] = ()
     pg_databases: tuple[Database, ...] = ()
     pg_app_database: Ident | None = None
+    #: The role that owns the application schema and runs migrations.
+    pg_migration_role: Ident = "migrator"
     pg_secrets_file: Path | None = None
     #: Resolved secrets (never from inventory): filled by load_settings.
     secrets: dict[str, SecretStr] = {}
@@ -198,6 +200,9 @@ def reference_problems(raw: dict[str, Any]) -> list[str]:
     app_db = raw.get("pg_app_database")
     if app_db and app_db not in dbs:
         problems.append(f"pg_app_database: database {app_db!r} is not defined in pg_databases")
+    mig_role = raw.get("pg_migration_role", "migrator")
+    if app_db and mig_role not in roles:
+        problems.append(f"pg_migration_role: role {mig_role!r} is not defined in pg_roles")
     if len(roles) != len(role_list):
         problems.append("pg_roles: a role name appears twice")
     if len(dbs) != len(db_list):

@@ -1,8 +1,12 @@
 """Shared test setup: lab tests run against one disposable lab (`test`) for the session."""
 
-import os
+from gevent import monkey
 
-import pytest
+monkey.patch_all()  # pyinfra (imported by some tests) runs on gevent: patch before ssl loads
+
+import os  # noqa: E402
+
+import pytest  # noqa: E402
 
 
 def pytest_collection_modifyitems(config, items):

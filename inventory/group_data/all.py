@@ -37,14 +37,18 @@ pg_hba_extra = []
 # A login role with password=True takes its password from PGOPS_ROLE_<NAME>_PASSWORD in the
 # environment or in pg_secrets_file (KEY=VALUE lines, outside git).
 pg_roles = [
-    # Owns the schema and runs migrations.
+    # Owns the schema and runs migrations (sql/migrations/).
     {"name": "migrator", "login": True, "connection_limit": 10},
-    # What the application connects as: DML only (granted by the schema migrations).
-    {"name": "app", "login": True, "connection_limit": 80},
+    # The group the migrations grant DML to; owns nothing, cannot log in.
+    {"name": "app_rw", "login": False},
+    # What the application connects as: member of app_rw, row-level security applies.
+    {"name": "app", "login": True, "connection_limit": 80, "member_of": ["app_rw"]},
 ]
 pg_databases = [
     {"name": "app", "owner": "migrator", "encoding": "UTF8", "locale": "C.UTF-8",
      "extensions": ["vector"]},
 ]
-# The database `pgops migrate`/`seed`/`health` act on when no target is given.
+# The database `pgops migrate`/`seed`/`health` act on when no target is given; `pgops deploy`
+# applies sql/migrations/ to it as its last step, connecting as pg_migration_role.
 pg_app_database = "app"
+pg_migration_role = "migrator"

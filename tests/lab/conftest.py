@@ -4,7 +4,6 @@ PGOPS_REUSE_LAB=1 starts from the kept one instead of a fresh lab."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess

@@ -79,7 +79,7 @@ def _role(lab, name: str) -> str:
 
 
 def test_roles_are_promoted_and_demoted_to_match(lab, first_deploy, write_inventory):
-    assert _role(lab, "app") == "f|f|80|"
+    assert _role(lab, "app") == "f|f|80|app_rw"
     promoted = write_inventory(pg_roles=[
         {"name": "migrator", "connection_limit": 10},
         {"name": "app", "createdb": True, "createrole": True, "connection_limit": 5,
@@ -89,4 +89,4 @@ def test_roles_are_promoted_and_demoted_to_match(lab, first_deploy, write_invent
     assert _role(lab, "app") == "t|t|5|migrator"
     # Back to the inventory's roles: attributes and membership are taken away again.
     pgops("deploy", "--limit", "db1")
-    assert _role(lab, "app") == "f|f|80|"
+    assert _role(lab, "app") == "f|f|80|app_rw"

@@ -36,6 +36,7 @@ def minimal(**over) -> dict:
         "pg_roles": [{"name": "owner", "password": False}],
         "pg_databases": [{"name": "app", "owner": "owner"}],
         "pg_app_database": "app",
+        "pg_migration_role": "owner",
     }
     data.update(over)
     return data
@@ -49,7 +50,8 @@ def test_defaults_load_with_secrets_from_environ():
     assert s.pg_major == 17
     assert s.pg_port == 5432
     assert s.pg_app_database == "app"
-    assert [r.name for r in s.pg_roles] == ["migrator", "app"]
+    assert [r.name for r in s.pg_roles] == ["migrator", "app_rw", "app"]
+    assert s.role("app").member_of == ("app_rw",)
     assert s.pg_databases[0].owner == "migrator"
     assert s.pg_databases[0].extensions == ("vector",)
     assert s.password(s.role("app")) == "a-secret"

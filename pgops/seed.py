@@ -1,0 +1,112 @@
+"""Deterministic sample data for the multi-tenant schema: same input, same rows, every run.
+
+Embeddings are computed locally by feature hashing (each word adds ±1 to a dimension picked
+by its hash, then the vector is normalised): no model download, and texts that share words
+land near each other, so nearest-neighbour queries return meaningful neighbours.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import random
+import re
+import uuid
+from collections.abc import Callable
+
+import psycopg
+
+DIM = 384
+NAMESPACE = uuid.UUID("0b5d7a1e-6c3f-4b7e-9a51-5e3d2f1c0a99")
+TOPICS = ["billing", "refund", "password", "login", "shipping", "invoice", "widget", "api",
+          "integration", "webhook", "export", "privacy", "account", "subscription", "upgrade",
+          "downgrade", "latency", "outage", "mobile", "email", "sso", "security", "pricing",
+          "trial", "cancel", "language", "theme", "colour", "domain", "analytics"]
+WORDS = ["how", "do", "i", "change", "my", "the", "when", "will", "is", "can", "set", "up",
+         "reset", "update", "configure", "enable", "disable", "for", "team", "customers"]
+
+
+def embed(text: str, dim: int = DIM) -> list[float]:
+    v = [0.0] * dim
+    for word in re.findall(r"[a-z0-9]+", text.lower()):
+        h = hashlib.blake2b(word.encode(), digest_size=8).digest()
+        idx = int.from_bytes(h[:4], "little") % dim
+        v[idx] += 1.0 if h[4] & 1 else -1.0
+    norm = math.sqrt(sum(x * x for x in v)) or 1.0
+    return [round(x / norm, 6) for x in v]
+
+
+def vector_literal(v: list[float]) -> str:
+    return "[" + ",".join(f"{x:g}" for x in v) + "]"
+
+
+def _id(*parts: object) -> uuid.UUID:
+    return uuid.uuid5(NAMESPACE, "/".join(map(str, parts)))
+
+
+def seed(conn: psycopg.Connection, tenants: int = 3, kb_per_tenant: int = 50,
+         say: Callable[[str], None] = lambda m: None) -> dict[str, int]:
+    """Insert the sample rows that are missing (ON CONFLICT DO NOTHING on fixed ids).
+    Runs as the schema owner; returns rows inserted per table."""
+    counts: dict[str, int] = {}
+
+    def ins(table: str, rows: list[dict]) -> None:
+        if not rows:
+            return
+        cols = list(rows[0])
+        q = (f"insert into {table} ({', '.join(cols)}) values "
+             f"({', '.join(['%s'] * len(cols))}) on conflict do nothing")
+        with conn.cursor() as cur:
+            cur.executemany(q, [tuple(r[c] for c in cols) for r in rows])
+            counts[table] = counts.get(table, 0) + max(cur.rowcount, 0)
+
+    for t in range(1, tenants + 1):
+        rnd = random.Random(t)
+        cid = _id("client", t)
+        say(f"tenant {t}/{tenants}")
+        with conn.transaction():
+            ins("clients", [{
+                "id": cid, "name": f"Tenant {t:03d}",
+                "public_api_key": "pk_" + hashlib.sha256(f"pgops-seed-{t}".encode()).hexdigest()[:32],
+                "allowed_domains": json.dumps([f"tenant{t}.example.com"]),
+            }])
+            ins("users", [{"id": _id("user", t, u), "client_id": cid,
+                           "email": f"user{u}@tenant{t}.example.com",
+                           "password_hash": "$argon2id$v=19$m=65536,t=3,p=4$seed$seed",
+                           "role": "owner" if u == 1 else "member"} for u in range(1, 4)])
+            ins("widget_config", [{"id": _id("widget", t), "client_id": cid,
+                                   "widget_name": f"Tenant {t} Support",
+                                   "welcome_message": "Hi! How can we help?"}])
+            ins("widget_styles", [{"id": _id("style", t), "client_id": cid,
+                                   "primary_color": f"#{rnd.randrange(16**6):06x}"}])
+            tag_ids = [_id("tag", t, name) for name in ("sales", "support", "bug")]
+            ins("tags", [{"id": tid, "client_id": cid, "name": name}
+                         for tid, name in zip(tag_ids, ("sales", "support", "bug"), strict=True)])
+            convs, msgs, links = [], [], []
+            for c in range(1, 6):
+                conv = _id("conversation", t, c)
+                convs.append({"id": conv, "client_id": cid, "visitor_id": f"visitor-{t}-{c}"})
+                links.append({"conversation_id": conv, "tag_id": tag_ids[c % 3], "client_id": cid})
+                for k in range(1, 5):
+                    topic = rnd.choice(TOPICS)
+                    msgs.append({"id": _id("message", t, c, k), "client_id": cid,
+                                 "conversation_id": conv,
+                                 "role": "visitor" if k % 2 else "assistant",
+                                 "content": f"message {k} about {topic}"})
+            ins("conversations", convs)
+            ins("messages", msgs)
+            ins("conversation_tags", links)
+            kb = []
+            for k in range(1, kb_per_tenant + 1):
+                words = rnd.sample(TOPICS, 3) + rnd.sample(WORDS, 4)
+                content = " ".join(words)
+                kb.append({"id": _id("kb", t, k), "client_id": cid,
+                           "title": f"{words[0].title()} guide {k}", "content": content,
+                           "embedding": vector_literal(embed(content))})
+            ins("knowledge_base", kb)
+            ins("audit_events", [{"client_id": cid, "actor": "pgops seed", "action": "seed",
+                                  "entity": "clients", "entity_id": str(cid)}]
+                if not conn.execute("select 1 from audit_events where client_id = %s and "
+                                    "action = 'seed'", (cid,)).fetchone() else [])
+    return counts
