@@ -336,17 +336,19 @@ def health(dsn, inventory, host_name, user, as_json, retries, serve_port, bind) 
     sys.exit(0 if report["healthy"] else 1)
 
 
-@main.command()
+@main.command(context_settings={"ignore_unknown_options": True})
 @target_options("app")
-def shell(dsn, inventory, host_name, user) -> None:
-    """Open pgcli on the target (the password goes through the environment, not argv)."""
+@click.argument("pgcli_args", nargs=-1, type=click.UNPROCESSED)
+def shell(dsn, inventory, host_name, user, pgcli_args) -> None:
+    """Open pgcli on the target (the password goes through the environment, not argv).
+    Arguments after the options go to pgcli, e.g. `pgops shell -- -c "select 1"`."""
     target = _target(dsn, inventory, host_name, user)
     conninfo, password = target.without_password()
     env = dict(os.environ)
     if password:
         env["PGPASSWORD"] = password
     pgcli = str(Path(sys.executable).parent / "pgcli")
-    os.execve(pgcli, [pgcli, conninfo], env)
+    os.execve(pgcli, [pgcli, *pgcli_args, conninfo], env)
 
 
 def run() -> None:

@@ -190,3 +190,44 @@ def test_health_reports_versions_and_pool(seeded):
     assert report["server_version"].startswith("17.")
     assert report["pool"]["pool_max"] == 2 and report["latency_ms"] > 0
     assert report["schema_version"] >= 3 and report["user"] == "app"
+
+
+def test_health_serves_get_health_db_for_load_balancers(seeded):
+    import socket
+    import subprocess
+    import urllib.error
+    import urllib.request
+
+    from tests.lab.conftest import BIN, PROJECT_ROOT
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([str(BIN / "pgops"), "health", "--serve", str(port)], cwd=PROJECT_ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health/db", timeout=10) as r:
+                    status, body = r.status, json.loads(r.read())
+                break
+            except (urllib.error.URLError, ConnectionError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.3)
+        assert status == 200 and body["healthy"] and body["schema_version"] >= 3
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/other", timeout=10)
+        assert e.value.code == 404
+    finally:
+        proc.terminate()
+        out = proc.communicate(timeout=10)[0]
+    password = psycopg.conninfo.conninfo_to_dict(url("app"))["password"]
+    assert password not in out
+
+
+def test_shell_runs_pgcli_on_the_target(seeded):
+    r = pgops("shell", "--", "-c", "select current_user || '-is-connected' as who",
+              env={"TERM": "dumb", "PAGER": "cat"})
+    assert "app-is-connected" in r.out
