@@ -357,6 +357,13 @@ def run() -> None:
     except PgopsError as e:
         click.echo(f"pgops: {e}", err=True)
         sys.exit(2)
+    except Exception as e:  # a database error is the user's to read, not a traceback
+        import psycopg
+
+        if not isinstance(e, psycopg.Error):
+            raise
+        click.echo(f"pgops: database error: {str(e).strip()}", err=True)
+        sys.exit(1)
     except click.exceptions.Abort:
         sys.exit(130)
     except click.ClickException as e:

@@ -52,14 +52,18 @@ def seed(conn: psycopg.Connection, tenants: int = 3, kb_per_tenant: int = 50,
     counts: dict[str, int] = {}
 
     def ins(table: str, rows: list[dict]) -> None:
+        """COPY into a scratch table, then insert what is missing: fast and idempotent."""
         if not rows:
             return
-        cols = list(rows[0])
-        q = (f"insert into {table} ({', '.join(cols)}) values "
-             f"({', '.join(['%s'] * len(cols))}) on conflict do nothing")
+        cols = ", ".join(rows[0])
         with conn.cursor() as cur:
-            cur.executemany(q, [tuple(r[c] for c in cols) for r in rows])
+            cur.execute(f"create temp table _seed (like {table} including defaults) on commit drop")
+            with cur.copy(f"copy _seed ({cols}) from stdin") as copy:
+                for r in rows:
+                    copy.write_row(tuple(str(v) if isinstance(v, uuid.UUID) else v for v in r.values()))
+            cur.execute(f"insert into {table} ({cols}) select {cols} from _seed on conflict do nothing")
             counts[table] = counts.get(table, 0) + max(cur.rowcount, 0)
+            cur.execute("drop table _seed")
 
     for t in range(1, tenants + 1):
         rnd = random.Random(t)
