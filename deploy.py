@@ -6,11 +6,15 @@
 
 from pyinfra import host
 
-from pgops.deploys import app_schema, postgres_access, postgres_server
-from pgops.inventory import DB_GROUP, settings_for
+from pgops.deploys import app_schema, backups, postgres_access, postgres_server
+from pgops.inventory import DB_GROUP, all_settings, settings_for
+
+all_settings()  # validates every host of the inventory before any operation is planned
 
 if DB_GROUP in host.groups:
-    settings = settings_for(host)  # validates every host of the inventory first
+    settings = settings_for(host)
     postgres_server(settings)
     postgres_access(settings)
-    app_schema(settings)  # last: "deployed" means a ready database
+    app_schema(settings)  # "deployed" means a ready database
+
+backups()  # pgBackRest on database hosts with pg_backup_host and on their repository hosts

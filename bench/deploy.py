@@ -62,7 +62,7 @@ def main() -> None:
     lab = Lab("bench")
     subprocess.run([PGOPS, "lab", "down"], cwd=ROOT, capture_output=True)
     try:
-        up = timed("lab", "up", "--hosts", "3")
+        up = timed("lab", "up", "--hosts", "3", "--no-backup")
         first = timed("deploy", "--limit", "db1")
         noop1 = [timed("deploy", "--limit", "db1") for _ in range(a.rounds)]
         timed("deploy")  # first deploy of db2 and db3

@@ -63,7 +63,7 @@ def main() -> None:
     a = ap.parse_args()
     subprocess.run([PGOPS, "lab", "down"], cwd=ROOT, capture_output=True)
     try:
-        sh("lab", "up", "--hosts", "1")
+        sh("lab", "up", "--hosts", "1", "--no-backup")
         sh("deploy")
         url = inventory_target(None, "db1", "migrator", None).url
         m = Migrator(url, MIGRATIONS_DIR)

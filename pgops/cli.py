@@ -57,14 +57,15 @@ def lab() -> None:
     """The disposable lab: Debian 13 hosts in Docker, reached over SSH (PGOPS_LAB names it)."""
 
 
-def _lab_up(hosts: int) -> None:
+def _lab_up(hosts: int, backup: bool = True) -> None:
     from pgops.config import secret_names
     from pgops.inventory import load_inventory
     from pgops.lab import Lab
 
     t0 = time.monotonic()
     the_lab = Lab()
-    the_lab.up(db_hosts=hosts, say=lambda m: err.print(f"[cyan]lab[/]: {m}"))
+    the_lab.up(db_hosts=hosts, extra=("backup1",) if backup else (),
+               say=lambda m: err.print(f"[cyan]lab[/]: {m}"))
     # Generate the passwords the lab inventory's roles need (once; kept across runs).
     names: set[str] = set()
     for h in load_inventory(PROJECT_ROOT / "inventory" / "lab.py"):
@@ -73,12 +74,17 @@ def _lab_up(hosts: int) -> None:
     err.print(f"[cyan]lab[/]: {the_lab.name} up in {time.monotonic() - t0:.1f} s")
 
 
+backup_option = click.option("--backup/--no-backup", default=True, show_default=True,
+                             help="Also boot backup1, the pgBackRest repository host.")
+
+
 @lab.command("up")
 @click.option("--hosts", default=2, show_default=True, type=click.IntRange(1, 9),
               help="Number of database hosts.")
-def lab_up(hosts: int) -> None:
+@backup_option
+def lab_up(hosts: int, backup: bool) -> None:
     """Start the engine if needed, build the image once, boot the hosts."""
-    _lab_up(hosts)
+    _lab_up(hosts, backup)
     _print_lab_status(as_json=False)
 
 
@@ -171,14 +177,78 @@ def status(inventory: Path | None, as_json: bool) -> None:
 
 @main.command()
 @click.option("--hosts", default=2, show_default=True, type=click.IntRange(1, 9))
-def up(hosts: int) -> None:
+@backup_option
+def up(hosts: int, backup: bool) -> None:
     """The main job on the lab: boot it, deploy to it, show its status."""
-    _lab_up(hosts)
+    _lab_up(hosts, backup)
     inventory = _inventory(None)
     rc = _deploy(inventory, None, False)
     if rc:
         sys.exit(rc)
     sys.exit(_print_status(inventory, False))
+
+
+# -- backups --------------------------------------------------------------------------------
+def _when(epoch) -> str:
+    import datetime as dt
+
+    if epoch is None:
+        return "-"
+    return dt.datetime.fromtimestamp(float(epoch), dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _size(n) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+@main.group(invoke_without_command=True)
+@inventory_option
+@click.option("--type", "kind", type=click.Choice(["full", "diff", "incr"]), default="full",
+              show_default=True)
+@click.option("--host", "host_name", help="Only this database host (default: every one with backups).")
+@click.pass_context
+def backup(ctx, inventory, kind, host_name) -> None:
+    """Take a pgBackRest backup on the repository host (default: the lab)."""
+    ctx.obj = (inventory, host_name)
+    if ctx.invoked_subcommand:
+        return
+    from pgops import backup as b
+
+    p = b.plan(_inventory(inventory), host_name)
+    for db in p.stanzas:
+        with err.status(f"{kind} backup of {db} on {p.stanzas[db]} ..."):
+            r = b.take(p, db, kind)
+        click.echo(f"{db}: {r['type']} backup {r['label']} in {r['seconds']:.1f} s "
+                   f"({_size(r['size'])} of data, {_size(r['repo_size'])} in the repository)")
+
+
+@backup.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def backup_list(obj, as_json: bool) -> None:
+    """Every backup (type, start/stop, size, WAL range) and the recoverable window."""
+    from pgops import backup as b
+
+    inventory, host_name = obj
+    p = b.plan(_inventory(inventory), host_name)
+    stanzas = [b.info(p, db) for db in p.stanzas]
+    if as_json:
+        click.echo(json.dumps(stanzas, indent=2, default=str))
+        return
+    for st in stanzas:
+        w = st["window"]
+        t = Table(title=f"{st['host']} -> {st['repository']} (stanza {st['stanza']}, {st['status']}); "
+                        f"recoverable {_when(w['earliest'])} .. {_when(w['latest'])}")
+        for col in ("label", "type", "start", "stop", "size", "repo", "wal"):
+            t.add_column(col)
+        for x in st["backups"]:
+            t.add_row(x["label"], x["type"], _when(x["start"]), _when(x["stop"]), _size(x["size"]),
+                      _size(x["repo_size"]), f"{x['wal_start']} .. {x['wal_stop']}")
+        console.print(t)
 
 
 # -- migrations -----------------------------------------------------------------------------

@@ -140,6 +140,10 @@ class Settings(_Model):
     #: The role that owns the application schema and runs migrations.
     pg_migration_role: Ident = "migrator"
     pg_secrets_file: Path | None = None
+    #: The pgBackRest repository host (an inventory host in backup_servers); None: no backups.
+    pg_backup_host: str | None = None
+    #: pgBackRest options by their own names (as in pgbackrest.conf), over pgops's defaults.
+    pgbackrest: dict[str, SettingValue] = {}
     #: Resolved secrets (never from inventory): filled by load_settings.
     secrets: dict[str, SecretStr] = {}
 
@@ -151,6 +155,17 @@ class Settings(_Model):
                 f"{v} is not a supported PostgreSQL major "
                 f"({SUPPORTED_MAJORS.start}-{SUPPORTED_MAJORS.stop - 1})"
             )
+        return v
+
+    @field_validator("pgbackrest")
+    @classmethod
+    def _backrest_names(cls, v: dict[str, Any]) -> dict[str, Any]:
+        for k in v:
+            if not re.match(r"^[a-z0-9][a-z0-9-]*$", k):
+                raise ValueError(f"{k!r} is not a pgBackRest option name")
+            if k.endswith("cipher-pass") or k.endswith("-key") and "s3" in k:
+                raise ValueError(f"{k} is a secret: set it in the environment or secrets file "
+                                 f"(PGOPS_BACKUP_CIPHER_PASS), not in the inventory")
         return v
 
     @field_validator("pg_settings")
@@ -166,6 +181,10 @@ class Settings(_Model):
 
     def password(self, role: Role) -> str:
         return self.secrets[role.secret_name].get_secret_value()
+
+    @property
+    def cipher_pass(self) -> str:
+        return self.secrets[BACKUP_SECRET].get_secret_value()
 
 
 def _get(obj: Any, key: str, default: Any = None) -> Any:
@@ -250,7 +269,7 @@ def load_settings(host: str, data: dict[str, Any], sources: dict[str, str] | Non
     """
     environ = os.environ if environ is None else environ
     fields = set(Settings.model_fields) - {"secrets"}
-    raw = {k: v for k, v in data.items() if k.startswith("pg_")}
+    raw = {k: v for k, v in data.items() if k.startswith("pg_") or k == "pgbackrest"}
     problems = [f"{k}: unknown setting (typo?)" for k in raw if k not in fields]
     raw = {k: v for k, v in raw.items() if k in fields}
     problems += reference_problems(raw)
@@ -274,6 +293,10 @@ def load_settings(host: str, data: dict[str, Any], sources: dict[str, str] | Non
             resolved[name] = SecretStr(value)
         else:
             where = f" or {secrets_file}" if secrets_file else ""
+            if name == BACKUP_SECRET:
+                problems.append(f"pg_backup_host: secret {name} (the repository's encryption "
+                                f"passphrase) is not set (environment{where})")
+                continue
             role = name.removeprefix("PGOPS_ROLE_").removesuffix("_PASSWORD").lower()
             problems.append(f"pg_roles[{role}].password: secret {name} is not set (environment{where})")
     if settings is not None:
@@ -289,10 +312,13 @@ def load_settings(host: str, data: dict[str, Any], sources: dict[str, str] | Non
     return settings
 
 
+BACKUP_SECRET = "PGOPS_BACKUP_CIPHER_PASS"
+
+
 def secret_names(settings_data: dict[str, Any]) -> list[str]:
     """The secrets a config needs (also used by the lab to generate them); tolerant of
     invalid role entries, which field validation reports."""
-    out = []
+    out = [BACKUP_SECRET] if settings_data.get("pg_backup_host") else []
     for r in settings_data.get("pg_roles") or ():
         name = _get(r, "name")
         if isinstance(name, str) and _get(r, "login", True) and _get(r, "password", True):

@@ -14,6 +14,7 @@ from pgops.errors import ConfigError, PgopsError
 
 DEFAULT_INVENTORY = PROJECT_ROOT / "inventory" / "lab.py"
 DB_GROUP = "db_servers"
+BACKUP_GROUP = "backup_servers"
 
 
 def default_inventory() -> Path:
@@ -83,6 +84,13 @@ def validate_inventory(inventory: Inventory, inventory_file: str) -> dict[str, S
             out[host.name] = host_settings(host, inventory_file)
         except ConfigError as e:
             problems += e.problems
+    backup_hosts = {h.name for h in inventory if BACKUP_GROUP in h.groups}
+    for name, s in out.items():
+        if s.pg_backup_host and s.pg_backup_host not in backup_hosts:
+            problems.append(
+                f"{inventory_file}: host {name}: pg_backup_host: {s.pg_backup_host!r} is not a host "
+                f"of group {BACKUP_GROUP} (have: {', '.join(sorted(backup_hosts)) or 'none'})"
+            )
     if not out and not problems:
         problems.append(
             f"{inventory_file}: no hosts in group {DB_GROUP} (a group is a list of host names "
@@ -95,9 +103,8 @@ def validate_inventory(inventory: Inventory, inventory_file: str) -> dict[str, S
 
 
 
-def settings_for(host: Host) -> Settings:
-    """Used by deploy.py: validates the whole inventory once (before any operation is
-    planned on any host), then returns this host's settings."""
+def all_settings() -> dict[str, Settings]:
+    """Every database host's settings (validated once per run), for deploys that span hosts."""
     from pyinfra.context import state
 
     inventory = state.inventory
@@ -105,7 +112,13 @@ def settings_for(host: Host) -> Settings:
     if cached is None:
         cached = validate_inventory(inventory, _inventory_name(state))
         inventory._pgops_settings = cached  # type: ignore[attr-defined]
-    return cached[host.name]
+    return cached
+
+
+def settings_for(host: Host) -> Settings:
+    """Used by deploy.py: validates the whole inventory once (before any operation is
+    planned on any host), then returns this host's settings."""
+    return all_settings()[host.name]
 
 
 def _inventory_name(state) -> str:

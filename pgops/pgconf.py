@@ -24,8 +24,11 @@ def paths(s: Settings) -> dict[str, str]:
     }
 
 
-def settings(s: Settings, res: Resources) -> dict[str, str | int | float | bool]:
-    """Every setting pgops writes: base policy, then tuning, then the user's pg_settings."""
+def settings(s: Settings, res: Resources, host: str = "") -> dict[str, str | int | float | bool]:
+    """Every setting pgops writes: base policy, WAL archiving to pgBackRest when the host
+    has a repository, then tuning, then the user's pg_settings."""
+    from pgops import backrest
+
     p = paths(s)
     base: dict[str, str | int | float | bool] = {
         "listen_addresses": ",".join(s.pg_listen_addresses),
@@ -42,6 +45,9 @@ def settings(s: Settings, res: Resources) -> dict[str, str | int | float | bool]
         "log_connections": False,
         "shared_preload_libraries": "pg_stat_statements",
     }
+    if s.pg_backup_host:
+        base.update({"archive_mode": True, "archive_command": backrest.archive_command(host),
+                     "archive_timeout": "60s"})
     return {**base, **tune(res, s.pg_tuning), **s.pg_settings}
 
 

@@ -57,7 +57,8 @@ def seed(conn: psycopg.Connection, tenants: int = 3, kb_per_tenant: int = 50,
             return
         cols = ", ".join(rows[0])
         with conn.cursor() as cur:
-            cur.execute(f"create temp table _seed (like {table} including defaults) on commit drop")
+            cur.execute(f"create temp table _seed (like {table} including defaults including identity) "
+                        "on commit drop")
             with cur.copy(f"copy _seed ({cols}) from stdin") as copy:
                 for r in rows:
                     copy.write_row(tuple(str(v) if isinstance(v, uuid.UUID) else v for v in r.values()))

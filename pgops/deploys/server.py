@@ -81,7 +81,7 @@ def configure(s: Settings) -> None:
     resources = host.get_fact(HostResources)
     postgres.settings_file(
         name="PostgreSQL settings (tuned)",
-        path=p["conf"], content=pgconf.render_conf(pgconf.settings(s, resources)),
+        path=p["conf"], content=pgconf.render_conf(pgconf.settings(s, resources, host.name)),
         port=s.pg_port, service=p["service"],
     )
     postgres.hba_file(name="pg_hba.conf", path=p["hba"], content=pgconf.render_hba(s),

@@ -96,3 +96,20 @@ class PgHbaErrors(_JsonFact):
 
     def command(self, port=5432):
         return _psql(port, self.SQL)
+
+
+class PgArchiver(_JsonFact):
+    """pg_stat_archiver: WAL archiving health, with ages in seconds."""
+
+    SQL = """
+    select row_to_json(a) from (
+      select archived_count, last_archived_wal, last_archived_time, failed_count, last_failed_wal,
+             last_failed_time,
+             extract(epoch from now() - last_archived_time) as last_archived_age_s,
+             extract(epoch from last_archived_time) as last_archived_epoch,
+             pg_is_in_recovery() as in_recovery
+      from pg_stat_archiver) a
+    """
+
+    def command(self, port=5432):
+        return _psql(port, self.SQL)

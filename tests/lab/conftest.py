@@ -79,6 +79,7 @@ def secrets(lab) -> dict[str, str]:
     return read_secrets_file(lab.secrets_file)
 
 
+
 def connect(lab: Lab, host: str, user: str, password: str, **kw) -> psycopg.Connection:
     lab.require_network()
     return psycopg.connect(host=lab.host(host).address, dbname="app", user=user,
@@ -97,6 +98,8 @@ def write_inventory(lab, tmp_path):
             "from pgops.lab.inventory import db_servers as _db\n"
             f"_hosts, _data = _db(**{group_data!r})\n"
             f"db_servers = (_hosts + [tuple(h) for h in {extra_hosts or []!r}], _data)\n"
+            "from pgops.lab.inventory import backup_servers as _backup\n"
+            "backup_servers = _backup()\n"
         )
         return path
 
@@ -107,6 +110,9 @@ def fingerprint(lab: Lab) -> dict[str, str]:
     """What a failed deploy must leave untouched on every host."""
     out = {}
     for h in lab.hosts():
+        if h.role != "db":
+            out[h.name] = lab.ssh(h, "md5sum /etc/pgbackrest/pgbackrest.conf 2>&1; true").stdout
+            continue
         r = lab.ssh(h, "md5sum /etc/postgresql/17/main/conf.d/50-pgops.conf "
                        "/etc/postgresql/17/main/pg_hba.conf; cd / && runuser -u postgres -- "
                        "psql -XAtc 'select pg_postmaster_start_time(), "

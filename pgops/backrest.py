@@ -1,0 +1,110 @@
+"""pgBackRest configuration rendered from flat mappings of its own option names (pure).
+
+Repository-host mode: backups run on the repository host over SSH to each database host;
+each database host pushes WAL to the repository asynchronously. One stanza per database
+host, named after it. The encryption passphrase lives only on the repository host, in a
+file of its own.
+"""
+
+from __future__ import annotations
+
+from pgops.config import Settings, SettingValue
+
+REPO_USER = "pgbackrest"
+REPO_HOME = "/var/lib/pgbackrest"
+CONF = "/etc/pgbackrest/pgbackrest.conf"
+CONF_DIR = "/etc/pgbackrest/conf.d"
+CIPHER_CONF = f"{CONF_DIR}/cipher.conf"
+LEGACY_CONF = "/etc/pgbackrest.conf"
+SPOOL = "/var/spool/pgbackrest"
+LOG = "/var/log/pgbackrest"
+DIRS = (REPO_HOME, SPOOL, LOG)
+
+#: pgops's defaults for the repository host's [global]; `pgbackrest` in the inventory wins.
+REPO_DEFAULTS: dict[str, SettingValue] = {
+    "repo1-path": REPO_HOME,
+    "repo1-cipher-type": "aes-256-cbc",
+    "repo1-retention-full": 2,
+    "repo1-retention-diff": 7,
+    "repo1-bundle": True,
+    "compress-type": "lz4",
+    "start-fast": True,
+    "delta": True,
+    "log-level-console": "info",
+    "log-level-file": "detail",
+}
+
+
+def stanza(db_host: str) -> str:
+    return db_host
+
+
+def archive_command(db_host: str) -> str:
+    return f"pgbackrest --stanza={stanza(db_host)} archive-push %p"
+
+
+def _value(v: SettingValue) -> str:
+    if isinstance(v, bool):
+        return "y" if v else "n"
+    return str(v)
+
+
+def render(sections: dict[str, dict[str, SettingValue]]) -> str:
+    out = ["# Managed by pgops: edits here are overwritten on the next deploy.\n"]
+    for name, options in sections.items():
+        out.append(f"\n[{name}]\n")
+        out.extend(f"{k}={_value(v)}\n" for k, v in options.items())
+    return "".join(out)
+
+
+def repo_conf(dbs: dict[str, tuple[str, Settings]], process_max: int) -> str:
+    """The repository host's file: [global] plus one stanza per database host.
+
+    + dbs: db host name -> (address the repository reaches it at, its settings)
+    """
+    first = next(iter(dbs.values()))[1]
+    glob = {**REPO_DEFAULTS, "process-max": process_max, **first.pgbackrest}
+    sections: dict[str, dict[str, SettingValue]] = {"global": glob}
+    for name, (address, s) in sorted(dbs.items()):
+        sections[stanza(name)] = {
+            "pg1-host": address,
+            "pg1-host-user": "postgres",
+            "pg1-path": f"/var/lib/postgresql/{s.pg_major}/{s.pg_cluster}",
+            "pg1-port": s.pg_port,
+        }
+    return render(sections)
+
+
+def db_conf(name: str, s: Settings, repo_address: str, process_max: int) -> str:
+    """A database host's file: where the repository is, and asynchronous WAL archiving."""
+    return render({
+        "global": {
+            "repo1-host": repo_address,
+            "repo1-host-user": REPO_USER,
+            "archive-async": True,
+            "spool-path": SPOOL,
+            "process-max": process_max,
+            "compress-type": s.pgbackrest.get("compress-type", REPO_DEFAULTS["compress-type"]),
+            "log-level-console": "info",
+            "log-level-file": "detail",
+        },
+        stanza(name): {
+            "pg1-path": f"/var/lib/postgresql/{s.pg_major}/{s.pg_cluster}",
+            "pg1-port": s.pg_port,
+        },
+    })
+
+
+def cipher_conf(passphrase: str) -> str:
+    return f"[global]\nrepo1-cipher-pass={passphrase}\n"
+
+
+def authorized_key(public_key: str) -> str:
+    """An authorized_keys line that lets the peer run pgbackrest and nothing else."""
+    forced = 'command="/usr/bin/pgbackrest ${SSH_ORIGINAL_COMMAND#* }"'
+    return f"{forced},no-agent-forwarding,no-X11-forwarding,no-port-forwarding {public_key.strip()}"
+
+
+def known_host(names: list[str], host_key: str) -> str:
+    keytype, key = host_key.split()[:2]
+    return f"{','.join(names)} {keytype} {key}"

@@ -1,0 +1,115 @@
+"""Backups with pgBackRest, run where they belong (on the repository host, as its user):
+take one, and list every backup with the recoverable window."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from pyinfra.context import ctx_host
+
+from pgops import backrest
+from pgops.errors import PgopsError
+from pgops.facts.postgres import PgArchiver
+from pgops.operations.postgres import AS_POSTGRES
+from pgops.status import connect
+
+BACKUP_TYPES = ("full", "diff", "incr")
+
+
+class BackupError(PgopsError):
+    pass
+
+
+@dataclass
+class Plan:
+    """Which stanzas, on which repository hosts, from one connected inventory."""
+
+    state: object
+    settings: dict
+    stanzas: dict[str, str]  # db host -> repository host
+
+    def repo(self, db: str):
+        return self.state.inventory.get_host(self.stanzas[db])
+
+    def db(self, name: str):
+        return self.state.inventory.get_host(name)
+
+
+def plan(inventory: Path, db_host: str | None = None) -> Plan:
+    state, settings = connect(inventory)
+    stanzas = {n: s.pg_backup_host for n, s in settings.items() if s.pg_backup_host}
+    if db_host:
+        if db_host not in settings:
+            raise BackupError(f"no database host {db_host!r} in {inventory}")
+        if db_host not in stanzas:
+            raise BackupError(f"{db_host} has no pg_backup_host: it is not backed up")
+        stanzas = {db_host: stanzas[db_host]}
+    if not stanzas:
+        raise BackupError(f"no database host in {inventory} has pg_backup_host set")
+    return Plan(state, settings, stanzas)
+
+
+def run(host, command: str, user: str | None = None, timeout: int = 3600) -> str:
+    """Run a command on a host over pyinfra's connection; raise with its stderr on failure."""
+    kw = {"_sudo": True, "_sudo_user": user} if user else {}
+    with ctx_host.use(host):
+        ok, out = host.run_shell_command(f"cd / && {command}", _timeout=timeout, **kw)
+    if not ok:
+        raise BackupError(f"{host.name}: `{command}` failed: {out.stderr.strip()[-2000:]}")
+    return out.stdout
+
+
+def pgbackrest(p: Plan, db: str, args: str, timeout: int = 3600) -> str:
+    return run(p.repo(db), f"pgbackrest --stanza={shlex.quote(backrest.stanza(db))} {args}",
+               backrest.REPO_USER, timeout)
+
+
+def take(p: Plan, db: str, kind: str = "full") -> dict:
+    if kind not in BACKUP_TYPES:
+        raise BackupError(f"--type {kind}: use one of {', '.join(BACKUP_TYPES)}")
+    t0 = time.monotonic()
+    pgbackrest(p, db, f"--type={kind} backup")
+    seconds = time.monotonic() - t0
+    latest = info(p, db)["backups"][-1]
+    return {"host": db, "repository": p.stanzas[db], "type": latest["type"],
+            "label": latest["label"], "seconds": round(seconds, 2), "size": latest["size"],
+            "repo_size": latest["repo_size"]}
+
+
+def info(p: Plan, db: str) -> dict:
+    """Backups of one stanza and the recoverable window.
+
+    The earliest time a restore can reach is the oldest backup's end; the latest is the
+    last WAL the primary archived (pg_stat_archiver), when it archives after that backup.
+    """
+    raw = json.loads(pgbackrest(p, db, "--output=json info", timeout=120))
+    st = raw[0] if raw else {}
+    backups = []
+    for b in st.get("backup", []):
+        backups.append({
+            "label": b["label"], "type": b["type"],
+            "start": b["timestamp"]["start"], "stop": b["timestamp"]["stop"],
+            "size": b["info"]["size"], "repo_size": b["info"]["repository"]["delta"],
+            "wal_start": (b.get("archive") or {}).get("start"),
+            "wal_stop": (b.get("archive") or {}).get("stop"),
+            "error": b.get("error", False),
+        })
+    s = p.settings[db]
+    with ctx_host.use(p.db(db)):
+        archiver = p.db(db).get_fact(PgArchiver, port=s.pg_port, **AS_POSTGRES) or {}
+    earliest = min((b["stop"] for b in backups if not b["error"]), default=None)
+    last = archiver.get("last_archived_epoch")
+    latest = max(float(last), earliest) if (last and earliest) else earliest
+    return {
+        "host": db, "stanza": backrest.stanza(db), "repository": p.stanzas[db],
+        "status": (st.get("status") or {}).get("message"),
+        "backups": backups,
+        "window": {"earliest": earliest, "latest": latest},
+        "archiver": {k: archiver.get(k) for k in ("archived_count", "failed_count",
+                                                  "last_archived_wal", "last_archived_time",
+                                                  "last_archived_age_s", "last_failed_time")},
+    }

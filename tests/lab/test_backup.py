@@ -1,0 +1,111 @@
+"""pgBackRest in repository-host mode on the lab: stanza, backups of each type, WAL
+archiving, the recoverable window, and encryption at rest."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import pytest
+
+from tests.lab.conftest import pgops
+
+PSQL = "cd / && runuser -u postgres -- psql -XAtq"
+
+
+def sql(lab, host: str, query: str, db: str = "postgres") -> str:
+    return lab.ssh(host, f"{PSQL} -d {db} -c \"{query}\"").stdout.strip()
+
+
+def listing(host: str = "db1") -> dict:
+    [st] = json.loads(pgops("backup", "list", "--host", host, "--json").stdout)
+    return st
+
+
+def wait_archived(lab, host: str, before: int, timeout: float = 60) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        count, failed = sql(lab, host, "select archived_count, failed_count from pg_stat_archiver").split("|")
+        if int(count) > before:
+            return {"archived": int(count), "failed": int(failed)}
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{host}: no WAL archived within {timeout} s (failed {failed})")
+        time.sleep(0.5)
+
+
+@pytest.fixture(scope="module")
+def full(first_deploy):
+    return pgops("backup", "--type", "full", "--host", "db1")
+
+
+def test_deploy_created_the_stanzas_and_archiving_works(lab, first_deploy):
+    assert "Stanza db1" in first_deploy.out and "Stanza db2" in first_deploy.out
+    for h in ("db1", "db2"):
+        assert sql(lab, h, "show archive_mode") == "on"
+        before = int(sql(lab, h, "select archived_count from pg_stat_archiver"))
+        sql(lab, h, "select pg_switch_wal() from (select txid_current()) x")
+        state = wait_archived(lab, h, before)
+        assert state["failed"] == 0
+
+
+def test_full_diff_incr_backups_and_the_window(lab, full):
+    assert "db1: full backup" in full.out
+    sql(lab, "db1", "create table if not exists probe_rows (n int)")
+    sql(lab, "db1", "insert into probe_rows select generate_series(1, 1000)")
+    assert "diff backup" in pgops("backup", "--type", "diff", "--host", "db1").out
+    sql(lab, "db1", "insert into probe_rows select generate_series(1, 1000)")
+    assert "incr backup" in pgops("backup", "--type", "incr", "--host", "db1").out
+    st = listing()
+    types = [b["type"] for b in st["backups"]]
+    assert types[-3:] == ["full", "diff", "incr"], types
+    for b in st["backups"]:
+        assert b["start"] <= b["stop"] and b["size"] > 0 and b["wal_start"] and b["wal_stop"]
+    w = st["window"]
+    assert w["earliest"] == min(b["stop"] for b in st["backups"])
+    assert w["earliest"] <= w["latest"]
+    assert st["status"] == "ok" and st["archiver"]["failed_count"] == 0
+
+
+def test_repository_is_encrypted_at_rest(lab, full):
+    marker = f"pgops-plaintext-marker-{os.urandom(8).hex()}"
+    sql(lab, "db1", "create table if not exists enc_probe (v text)")
+    sql(lab, "db1", f"insert into enc_probe select '{marker}' from generate_series(1, 200)")
+    sql(lab, "db1", "checkpoint")
+    # The marker really is on disk in the cluster (so the check below could fail)...
+    found = lab.ssh("db1", f"grep -rl {marker} /var/lib/postgresql/17/main/base | head -1").stdout
+    assert found.strip()
+    pgops("backup", "--type", "incr", "--host", "db1")
+    sql(lab, "db1", "select pg_switch_wal()")
+    time.sleep(2)
+    # ...and nowhere in the repository, whose files are all OpenSSL-encrypted.
+    r = lab.ssh("backup1", f"grep -rl {marker} /var/lib/pgbackrest", check=False)
+    assert r.returncode == 1 and r.stdout == "", r.stdout
+    heads = lab.ssh("backup1", "find /var/lib/pgbackrest/backup /var/lib/pgbackrest/archive -type f "
+                               "\\( -name '*.lz4' -o -name 'bundle' -o -name '*-*' \\) | head -20 | "
+                               "while read f; do head -c 8 \"$f\"; echo; done").stdout.split()
+    assert heads and set(heads) == {"Salted__"}, heads
+
+
+def test_the_passphrase_lives_only_on_the_repository_host(lab, first_deploy, secrets):
+    passphrase = secrets["PGOPS_BACKUP_CIPHER_PASS"]
+    assert passphrase not in first_deploy.out
+    for h in ("db1", "db2"):
+        r = lab.ssh(h, f"grep -rl -- '{passphrase}' /etc /var/lib/postgresql /var/log 2>/dev/null",
+                    check=False)
+        assert r.stdout == "", f"{h} holds the passphrase: {r.stdout}"
+    mode = lab.ssh("backup1", "stat -c '%U:%G %a' /etc/pgbackrest/conf.d/cipher.conf").stdout.strip()
+    assert mode == "root:pgbackrest 640"
+
+
+def test_backup_of_a_host_without_backups_is_refused(first_deploy, write_inventory):
+    inv = write_inventory(pg_backup_host=None)
+    r = pgops("backup", "-i", str(inv), check=False)
+    assert r.rc == 2 and "no database host" in r.out and "pg_backup_host" in r.out
+
+
+def test_pg_backup_host_must_be_a_backup_server(first_deploy, write_inventory):
+    inv = write_inventory(pg_backup_host="nosuchhost")
+    r = pgops("deploy", "-i", str(inv), check=False)
+    assert r.rc == 2
+    assert "pg_backup_host: 'nosuchhost' is not a host of group backup_servers" in r.out
