@@ -227,13 +227,16 @@ def backup(ctx, inventory, kind, host_name) -> None:
 
 
 @backup.command("list")
+@inventory_option
+@click.option("--host", "host_name", help="Only this database host.")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
-def backup_list(obj, as_json: bool) -> None:
+def backup_list(obj, inventory, host_name, as_json: bool) -> None:
     """Every backup (type, start/stop, size, WAL range) and the recoverable window."""
     from pgops import backup as b
 
-    inventory, host_name = obj
+    inventory = inventory or obj[0]
+    host_name = host_name or obj[1]
     p = b.plan(_inventory(inventory), host_name)
     stanzas = [b.info(p, db) for db in p.stanzas]
     if as_json:
@@ -427,6 +430,11 @@ def run() -> None:
     except PgopsError as e:
         click.echo(f"pgops: {e}", err=True)
         sys.exit(2)
+    except click.exceptions.Abort:
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
     except Exception as e:  # a database error is the user's to read, not a traceback
         import psycopg
 
@@ -434,8 +442,3 @@ def run() -> None:
             raise
         click.echo(f"pgops: database error: {str(e).strip()}", err=True)
         sys.exit(1)
-    except click.exceptions.Abort:
-        sys.exit(130)
-    except click.ClickException as e:
-        e.show()
-        sys.exit(e.exit_code)

@@ -32,6 +32,8 @@ def scratch_access(lab, first_deploy, tmp_path_factory):
         "{'name': 'scratch', 'owner': 'migrator', 'extensions': ['vector']}], pg_hba_rules=["
         f"{{'database': 'app', 'user': 'app,migrator', 'address': '{subnet}'}}, "
         f"{{'database': 'scratch', 'user': 'migrator', 'address': '{subnet}'}}])\n"
+        "from pgops.lab.inventory import backup_servers as _backup\n"
+        "backup_servers = _backup()\n"
     )
     pgops("deploy", "-i", str(inv), "--limit", "db1")
     yield inv
