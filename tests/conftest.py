@@ -1,12 +1,8 @@
 """Shared test setup: lab tests run against one disposable lab (`test`) for the session."""
 
-from gevent import monkey
+import os
 
-monkey.patch_all()  # pyinfra (imported by some tests) runs on gevent: patch before ssl loads
-
-import os  # noqa: E402
-
-import pytest  # noqa: E402
+import pytest
 
 
 def pytest_collection_modifyitems(config, items):

@@ -151,8 +151,14 @@ class Lab:
                        role="db" if hname.startswith("db") else hname.rstrip("0123456789"))
         try:
             c = client.containers.get(cname)
+            key_mount = next((m["Source"] for m in c.attrs.get("Mounts", [])
+                              if m.get("Destination") == "/etc/ssh/authorized_keys.d/root"), None)
             if c.image.tags and tag not in c.image.tags:
                 say(f"{hname}: image changed, recreating")
+                c.remove(force=True)
+            elif key_mount != f"{self.ssh_key}.pub":
+                # Another checkout's lab of the same name: its hosts trust another key.
+                say(f"{hname}: belongs to another checkout ({key_mount}), recreating")
                 c.remove(force=True)
             else:
                 if c.status != "running":
