@@ -254,6 +254,49 @@ def backup_list(obj, inventory, host_name, as_json: bool) -> None:
         console.print(t)
 
 
+@main.command()
+@inventory_option
+@click.option("--to", "to", required=True, help="Target time: ISO 8601 (UTC if no offset) or epoch.")
+@click.option("--host", "host_name", help="Database host whose backups to restore (default: the first).")
+@click.option("--onto", help="Restore beside, on this other database host (same repository).")
+@click.option("--in-place", is_flag=True, help="Restore over the live cluster (needs --yes).")
+@click.option("--yes", is_flag=True, help="Confirm a destructive step (--in-place).")
+@click.option("--plan", "plan_only", is_flag=True, help="Print the plan; change nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def restore(inventory, to, host_name, onto, in_place, yes, plan_only, as_json) -> None:
+    """Point-in-time restore: beside the live cluster by default, promoted and verified."""
+    from pgops import backup as b
+    from pgops import restore as r
+
+    p = b.plan(_inventory(inventory), host_name)
+    db = host_name or next(iter(p.stanzas))
+    rp = r.plan(p, db, to, onto, in_place)
+    err.print(f"[bold]restore plan[/] for {db} to {r.iso(rp.target_time)} "
+              f"(window {r.iso(rp.window['earliest'])} .. {r.iso(rp.window['latest'])}):")
+    err.print(f"  backup {rp.backup['label']} ({rp.backup['type']}, {_size(rp.backup['size'])}), "
+              f"WAL from {rp.backup['wal_start']} up to the target; expected about {rp.estimate_s:.0f} s")
+    for i, step in enumerate(rp.steps, 1):
+        err.print(f"  {i}. {step}")
+    if plan_only:
+        if as_json:
+            click.echo(json.dumps(rp.as_dict(), indent=2, default=str))
+        return
+    if in_place and not yes:
+        raise PgopsError(f"--in-place replaces the live data of {db} with its state at "
+                         f"{r.iso(rp.target_time)}: add --yes to do it (nothing was changed)")
+    with err.status("restoring ..."):
+        result = r.execute(p, rp, say=lambda m: err.print(f"[cyan]restore[/]: {m}"))
+    if as_json:
+        click.echo(json.dumps(result, indent=2, default=str))
+    else:
+        v = result["verify"]
+        click.echo(f"restored {db} to {result['target_time']} on {result['address']}:{result['port']} "
+                   f"in {result['seconds']:.1f} s; schema version {v.get('schema_version')}, "
+                   f"{sum(v.get('row_counts', {}).values())} rows in {len(v.get('row_counts', {}))} tables")
+        if "switch_over" in result:
+            click.echo(result["switch_over"])
+
+
 # -- migrations -----------------------------------------------------------------------------
 def target_options(default_user: str):
     """-d DSN, or an inventory host (default: the lab's first database host)."""

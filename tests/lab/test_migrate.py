@@ -127,7 +127,12 @@ def test_concurrent_runners_are_serialised(db, tmp_path):
 
     first = threading.Thread(target=run, args=(30,))
     first.start()
-    time.sleep(1)
+    with psycopg.connect(db) as c:  # wait until the first runner holds the lock
+        deadline = time.monotonic() + 30
+        while not c.execute("select count(*) from pg_locks where locktype = 'advisory' "
+                            "and granted").fetchone()[0]:
+            assert time.monotonic() < deadline, "the first runner never took the lock"
+            time.sleep(0.05)
     impatient = threading.Thread(target=run, args=(0.5,))
     impatient.start()
     impatient.join()

@@ -1,0 +1,213 @@
+"""Point-in-time restore with pgBackRest, safe by default: beside the live cluster (a new
+Debian cluster on a free port, on the same host or `--onto` another), promoted explicitly,
+never archiving into the production repository, verified; or in place with `--yes`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import shlex
+import time
+from dataclasses import asdict, dataclass, field
+
+from pgops import backrest
+from pgops.backup import BackupError, Plan, info, run
+
+RESTORE_MBPS = 150  # planning estimate of restore throughput; the real duration is measured
+
+
+@dataclass
+class RestorePlan:
+    source: str  # database host whose stanza is restored
+    target_host: str  # where the restored cluster runs
+    target_time: float  # epoch seconds
+    in_place: bool
+    backup: dict
+    window: dict
+    cluster: str
+    port: int
+    data_directory: str
+    estimate_s: float
+    steps: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def parse_time(text: str) -> float:
+    """ISO 8601 (a time without an offset is UTC) or epoch seconds."""
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        return float(text)
+    try:
+        t = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise BackupError(f"--to {text!r}: not a time (use ISO 8601, e.g. 2026-11-23T14:05:00Z)") from None
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=dt.UTC)
+    return t.timestamp()
+
+
+def iso(epoch: float) -> str:
+    return dt.datetime.fromtimestamp(epoch, dt.UTC).isoformat(timespec="microseconds")
+
+
+def _free_port(p: Plan, host: str, start: int = 5433) -> int:
+    used = {int(x) for x in re.findall(r"^\S+\s+\S+\s+(\d+)", run(p.db(host), "pg_lsclusters -h"),
+                                        re.MULTILINE)}
+    port = start
+    while port in used:
+        port += 1
+    return port
+
+
+def plan(p: Plan, db: str, to: str, onto: str | None = None, in_place: bool = False) -> RestorePlan:
+    """What a restore would do; refuses a time outside the recoverable window."""
+    target = parse_time(to)
+    st = info(p, db)
+    w = st["window"]
+    if not w["earliest"]:
+        raise BackupError(f"{db} has no backup to restore from (run `pgops backup`)")
+    if not (w["earliest"] <= target <= w["latest"]):
+        raise BackupError(f"{iso(target)} is outside the recoverable window of {db}: "
+                          f"{iso(w['earliest'])} .. {iso(w['latest'])}")
+    if in_place and onto:
+        raise BackupError("--in-place restores over the source's own cluster; it excludes --onto")
+    candidates = [b for b in st["backups"] if not b["error"] and b["stop"] <= target]
+    backup = candidates[-1]
+    target_host = onto or db
+    if onto and onto not in p.settings:
+        raise BackupError(f"--onto {onto}: not a database host of the inventory")
+    if onto and p.settings[onto].pg_backup_host != p.stanzas[db]:
+        raise BackupError(f"--onto {onto}: it does not use {p.stanzas[db]}, the repository of {db}")
+    s = p.settings[db]
+    if in_place:
+        cluster, port = s.pg_cluster, s.pg_port
+    else:
+        cluster = "restore_" + dt.datetime.now(dt.UTC).strftime("%Y%m%d%H%M%S")
+        port = _free_port(p, target_host)
+    data = f"/var/lib/postgresql/{s.pg_major}/{cluster}"
+    estimate = backup["size"] / (RESTORE_MBPS * 1024 * 1024) + 5 + (target - backup["stop"]) / 600
+    rp = RestorePlan(db, target_host, target, in_place, backup, w, cluster, port, data,
+                     round(estimate, 1))
+    if in_place:
+        rp.steps = [f"stop postgresql@{s.pg_major}-{cluster} on {db}",
+                    f"delta restore of backup {backup['label']} + WAL to {iso(target)} over {data}",
+                    "start it: recovery replays WAL to the target, then promotes to a new timeline",
+                    "archiving continues into the same stanza on the new timeline"]
+    else:
+        rp.steps = [f"create cluster {s.pg_major}/{cluster} on {target_host}, port {port}",
+                    f"restore backup {backup['label']} + WAL up to {iso(target)} into {data} "
+                    "(archive_mode off: the copy never archives into the repository)",
+                    "start it, replay to the target, promote; verify schema version and row counts"]
+    return rp
+
+
+RECOVERY_LIMITS = ("max_connections", "max_worker_processes", "max_wal_senders",
+                   "max_prepared_transactions", "max_locks_per_transaction")
+
+
+def _recovery_limits(p: Plan, source: str) -> dict[str, str]:
+    from pyinfra.context import ctx_host
+
+    from pgops.facts.postgres import PgServer
+    from pgops.operations.postgres import AS_POSTGRES
+
+    h = p.db(source)
+    with ctx_host.use(h):
+        server = h.get_fact(PgServer, port=p.settings[source].pg_port, **AS_POSTGRES)
+    if not server:
+        return {}
+    return {k: server["settings"][k]["setting"] for k in RECOVERY_LIMITS}
+
+
+def _psql(port: int, db: str, query: str) -> str:
+    return (f"runuser -u postgres -- psql -XAtq -p {port} -d {shlex.quote(db)} "
+            f"-c {shlex.quote(query)}")
+
+
+def _wait_promoted(p: Plan, host: str, port: int, cluster: str, major: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    h = p.db(host)
+    while True:
+        ok, out = h.run_shell_command(f"cd / && {_psql(port, 'postgres', 'select pg_is_in_recovery()')}")
+        if ok and out.stdout.strip() == "f":
+            return
+        if time.monotonic() > deadline:
+            log = run(h, f"tail -n 20 /var/log/postgresql/postgresql-{major}-{cluster}.log || true")
+            raise BackupError(f"{host}: cluster {cluster} did not finish recovery within "
+                              f"{timeout:.0f} s; its log ends with:\n{log}")
+        time.sleep(0.5)
+
+
+def verify(p: Plan, host: str, port: int, database: str | None) -> dict:
+    """Connects, reads the schema version and exact row counts of every table."""
+    h = p.db(host)
+    out: dict = {"connected": True}
+    if not database:
+        return out
+    q = ("select coalesce((select max(version) from pgops.schema_history), 0)"
+         if "pgops" in run(h, _psql(port, database, "select nspname from pg_namespace")) else "select 0")
+    out["schema_version"] = int(run(h, _psql(port, database, q)).strip() or 0)
+    tables = run(h, _psql(port, database, "select quote_ident(schemaname)||'.'||quote_ident(tablename) "
+                                          "from pg_tables where schemaname = 'public' order by 1")).split()
+    counts = {}
+    if tables:
+        union = " union all ".join(f"select '{t}', count(*) from {t}" for t in tables)
+        for line in run(h, _psql(port, database, union)).splitlines():
+            name, n = line.split("|")
+            counts[name] = int(n)
+    out["row_counts"] = counts
+    return out
+
+
+def execute(p: Plan, rp: RestorePlan, say=lambda m: None, timeout: float = 600) -> dict:
+    s = p.settings[rp.source]
+    h = p.db(rp.target_host)
+    stanza = backrest.stanza(rp.source)
+    target = shlex.quote(iso(rp.target_time))
+    t0 = time.monotonic()
+    common = (f"pgbackrest --stanza={stanza} --pg1-path={rp.data_directory} --type=time "
+              f"--target={target} --target-action=promote --target-timeline=current")
+    if rp.in_place:
+        service = f"postgresql@{s.pg_major}-{rp.cluster}"
+        say(f"stopping {service} on {rp.target_host}")
+        run(h, f"systemctl stop {service}")
+        say("delta restore over the live data directory")
+        run(h, f"runuser -u postgres -- {common} --delta restore", timeout=7200)
+        say("starting: recovery to the target time, then promotion")
+        run(h, f"systemctl start {service}")
+    else:
+        say(f"creating cluster {rp.cluster} on {rp.target_host}:{rp.port}")
+        run(h, f"pg_createcluster {s.pg_major} {rp.cluster} --port {rp.port} >/dev/null && "
+               f"pg_ctlcluster {s.pg_major} {rp.cluster} stop 2>/dev/null; "
+               # pgBackRest refuses a non-empty directory; this one was created just now.
+               f"find {rp.data_directory} -mindepth 1 -delete")
+        # Recovery refuses to run with lower limits than the source had (pg_control records them).
+        limits = "".join(f"{k} = {v}\n" for k, v in _recovery_limits(p, rp.source).items())
+        conf = f"/etc/postgresql/{s.pg_major}/{rp.cluster}/conf.d/50-pgops-restore.conf"
+        run(h, f"printf '%s' {shlex.quote(limits)} > {conf}")
+        say(f"restoring backup {rp.backup['label']} and WAL to {iso(rp.target_time)}")
+        run(h, f"runuser -u postgres -- {common} --archive-mode=off restore", timeout=7200)
+        say("starting: recovery to the target time, then promotion")
+        run(h, f"systemctl start postgresql@{s.pg_major}-{rp.cluster}")
+    _wait_promoted(p, rp.target_host, rp.port, rp.cluster, s.pg_major, timeout)
+    seconds = time.monotonic() - t0
+    result = {
+        "host": rp.target_host,
+        "address": h.data.get("ssh_hostname") or h.name,
+        "port": rp.port,
+        "cluster": f"{s.pg_major}/{rp.cluster}",
+        "data_directory": rp.data_directory,
+        "target_time": iso(rp.target_time),
+        "backup": rp.backup["label"],
+        "in_place": rp.in_place,
+        "seconds": round(seconds, 2),
+        "verify": verify(p, rp.target_host, rp.port, s.pg_app_database),
+    }
+    if not rp.in_place:
+        result["switch_over"] = (
+            f"the restored copy runs on {result['address']}:{rp.port} (cluster {s.pg_major}/{rp.cluster}); "
+            f"point applications at it, or restore in place with `pgops restore --to '{iso(rp.target_time)}' "
+            f"--host {rp.source} --in-place --yes`; remove it with "
+            f"`pg_dropcluster {s.pg_major} {rp.cluster} --stop` on {rp.target_host}")
+    return result

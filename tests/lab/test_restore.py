@@ -1,0 +1,157 @@
+"""Point-in-time restore, proven: a writer commits numbered rows while a full and a
+differential backup run; restored to times between commits, the copy holds exactly the rows
+committed by then. Copies never archive into the repository; in-place restore needs --yes."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import psycopg
+import pytest
+
+from pgops.restore import iso
+from pgops.targets import inventory_target
+from tests.lab.conftest import pgops
+
+PSQL = "cd / && runuser -u postgres -- psql -XAtq"
+
+
+def sql(lab, host: str, query: str, port: int = 5432, db: str = "app") -> str:
+    return lab.ssh(host, f"{PSQL} -p {port} -d {db} -c \"{query}\"").stdout.strip()
+
+
+def archive_all(lab, host: str) -> None:
+    """Switch WAL and wait until the segment is in the repository."""
+    before = int(sql(lab, host, "select archived_count from pg_stat_archiver", db="postgres"))
+    sql(lab, host, "select pg_switch_wal() from (select txid_current()) x", db="postgres")
+    deadline = time.monotonic() + 60
+    while int(sql(lab, host, "select archived_count from pg_stat_archiver", db="postgres")) <= before:
+        assert time.monotonic() < deadline, "WAL was not archived within 60 s"
+        time.sleep(0.5)
+
+
+class Writer(threading.Thread):
+    """Commits row n, notes when the commit returned and when the next transaction began."""
+
+    def __init__(self, url: str, rows: int, pause: float = 0.25):
+        super().__init__(daemon=True)
+        self.url, self.rows, self.pause = url, rows, pause
+        self.done: dict[int, float] = {}
+        self.began: dict[int, float] = {}
+        self.error: Exception | None = None
+
+    def run(self):
+        try:
+            with psycopg.connect(self.url, autocommit=True) as c:
+                for n in range(1, self.rows + 1):
+                    self.began[n] = time.time()
+                    c.execute("insert into pitr_probe (n) values (%s)", (n,))
+                    self.done[n] = time.time()
+                    time.sleep(self.pause)
+        except Exception as e:  # surfaced by the test
+            self.error = e
+
+    def gap_after(self, k: int) -> float:
+        """A time strictly after row k committed and before row k+1 began."""
+        return (self.done[k] + self.began[k + 1]) / 2
+
+
+@pytest.fixture(scope="module")
+def history(lab, first_deploy):
+    """Full backup, then 40 rows written 0.25 s apart with a diff backup in the middle."""
+    url = inventory_target(None, "db1", "migrator", None).url
+    with psycopg.connect(url, autocommit=True) as c:
+        c.execute("drop table if exists pitr_probe")
+        c.execute("create table pitr_probe (n int primary key, at timestamptz default clock_timestamp())")
+    pgops("backup", "--type", "full", "--host", "db1")
+    w = Writer(url, 40)
+    w.start()
+    while len(w.done) < 15:
+        time.sleep(0.1)
+    diff = pgops("backup", "--type", "diff", "--host", "db1")
+    w.join()
+    assert w.error is None, w.error
+    archive_all(lab, "db1")
+    [st] = json.loads(pgops("backup", "list", "--host", "db1", "--json").stdout)
+    diff_stop = st["backups"][-1]["stop"]
+    assert st["backups"][-1]["type"] == "diff" and "diff backup" in diff.out
+    return w, diff_stop
+
+
+def restored_rows(lab, result: dict) -> list[int]:
+    out = sql(lab, result["host"], "select coalesce(string_agg(n::text, ',' order by n), '') "
+                                   "from pitr_probe", port=result["port"])
+    return [int(x) for x in out.split(",") if x]
+
+
+def drop(lab, result: dict) -> None:
+    major, name = result["cluster"].split("/")
+    lab.ssh(result["host"], f"pg_dropcluster {major} {name} --stop")
+
+
+def test_restore_is_exact_at_several_times(lab, history):
+    w, diff_stop = history
+    after_diff = next(k for k in sorted(w.done) if w.done[k] > diff_stop + 0.3 and k < 40)
+    for k in (8, after_diff, 33):
+        target = w.gap_after(k)
+        r = pgops("restore", "--to", iso(target), "--host", "db1", "--json")
+        result = json.loads(r.stdout)
+        try:
+            assert result["port"] != 5432
+            assert result["data_directory"].startswith("/var/lib/postgresql/17/restore_")
+            assert restored_rows(lab, result) == list(range(1, k + 1)), f"target after row {k}"
+            assert result["verify"]["schema_version"] >= 3
+            assert sql(lab, result["host"], "select pg_is_in_recovery()", port=result["port"]) == "f"
+            assert sql(lab, result["host"], "show archive_mode", port=result["port"]) == "off"
+        finally:
+            drop(lab, result)
+        assert "restore plan" in r.out and "expected about" in r.out
+
+
+def test_copies_never_archive_into_the_repository(lab, history):
+    listing = lab.ssh("backup1", "find /var/lib/pgbackrest/archive/db1 -name '*.history' "
+                                 "-o -name '00000002*' | head").stdout
+    assert listing.strip() == "", f"a restored copy archived into the repository: {listing}"
+    # The live cluster still archives, and a later restore of it is still exact.
+    w, _ = history
+    target = w.gap_after(20)
+    archive_all(lab, "db1")
+    result = json.loads(pgops("restore", "--to", iso(target), "--host", "db1", "--json").stdout)
+    try:
+        assert restored_rows(lab, result) == list(range(1, 21))
+    finally:
+        drop(lab, result)
+
+
+def test_time_outside_the_window_is_refused(history):
+    r = pgops("restore", "--to", "2001-01-01T00:00:00Z", "--host", "db1", check=False)
+    assert r.rc == 2 and "is outside the recoverable window of db1" in r.out
+    r = pgops("restore", "--to", "yesterday-ish", "--host", "db1", check=False)
+    assert r.rc == 2 and "not a time" in r.out
+
+
+def test_in_place_needs_yes_then_works_and_backups_continue(lab, first_deploy):
+    url = inventory_target(None, "db2", "migrator", None).url
+    with psycopg.connect(url, autocommit=True) as c:
+        c.execute("drop table if exists pitr_probe")
+        c.execute("create table pitr_probe (n int primary key, at timestamptz default clock_timestamp())")
+    pgops("backup", "--type", "full", "--host", "db2")
+    w = Writer(url, 12)
+    w.run()
+    archive_all(lab, "db2")
+    target = iso(w.gap_after(6))
+    started = sql(lab, "db2", "select pg_postmaster_start_time()")
+    refused = pgops("restore", "--to", target, "--host", "db2", "--in-place", check=False)
+    assert refused.rc == 2 and "add --yes" in refused.out
+    assert sql(lab, "db2", "select pg_postmaster_start_time()") == started  # nothing happened
+    r = json.loads(pgops("restore", "--to", target, "--host", "db2", "--in-place", "--yes",
+                         "--json").stdout)
+    assert r["in_place"] and r["port"] == 5432
+    assert sql(lab, "db2", "select string_agg(n::text, ',' order by n) from pitr_probe") == "1,2,3,4,5,6"
+    assert sql(lab, "db2", "select timeline_id from pg_control_checkpoint()", db="postgres") != "1"
+    # Archiving and backups go on, on the new timeline.
+    archive_all(lab, "db2")
+    assert "incr backup" in pgops("backup", "--type", "incr", "--host", "db2").out
+    assert sql(lab, "db2", "select failed_count from pg_stat_archiver", db="postgres") == "0"
