@@ -59,7 +59,8 @@ def run(host, command: str, user: str | None = None, timeout: int = 3600) -> str
     with ctx_host.use(host):
         ok, out = host.run_shell_command(f"cd / && {command}", _timeout=timeout, **kw)
     if not ok:
-        raise BackupError(f"{host.name}: `{command}` failed: {out.stderr.strip()[-2000:]}")
+        detail = (out.stderr.strip() or out.stdout.strip())[-2000:]
+        raise BackupError(f"{host.name}: `{command}` failed: {detail}")
     return out.stdout
 
 

@@ -51,6 +51,11 @@ def iso(epoch: float) -> str:
     return dt.datetime.fromtimestamp(epoch, dt.UTC).isoformat(timespec="microseconds")
 
 
+def backrest_time(epoch: float) -> str:
+    """pgBackRest's --target format: `YYYY-MM-DD HH:MM:SS.mmm+00` (milliseconds, truncated)."""
+    return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + "+00"
+
+
 def _free_port(p: Plan, host: str, start: int = 5433) -> int:
     used = {int(x) for x in re.findall(r"^\S+\s+\S+\s+(\d+)", run(p.db(host), "pg_lsclusters -h"),
                                         re.MULTILINE)}
@@ -164,7 +169,7 @@ def execute(p: Plan, rp: RestorePlan, say=lambda m: None, timeout: float = 600) 
     s = p.settings[rp.source]
     h = p.db(rp.target_host)
     stanza = backrest.stanza(rp.source)
-    target = shlex.quote(iso(rp.target_time))
+    target = shlex.quote(backrest_time(rp.target_time))
     t0 = time.monotonic()
     common = (f"pgbackrest --stanza={stanza} --pg1-path={rp.data_directory} --type=time "
               f"--target={target} --target-action=promote --target-timeline=current")

@@ -1,8 +1,15 @@
 """Shared test setup: lab tests run against one disposable lab (`test`) for the session."""
 
-import os
+# pyinfra's CLI package (which pgops.inventory uses to load inventories like pyinfra does)
+# patches the process with gevent when first imported. Patch here, first, so threads and
+# sockets in every test are patched consistently rather than halfway through the run.
+from gevent import monkey
 
-import pytest
+monkey.patch_all()
+
+import os  # noqa: E402
+
+import pytest  # noqa: E402
 
 
 def pytest_collection_modifyitems(config, items):
