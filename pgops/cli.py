@@ -125,8 +125,12 @@ def _deploy(inventory: Path, limit: str | None, dry: bool) -> int:
     from pgops.status import check_reachable
 
     inv = load_inventory(inventory)
-    validate_inventory(inv, _display(inventory))
-    check_reachable([h for h in inv if not limit or h.name == limit])
+    settings = validate_inventory(inv, _display(inventory))
+    if limit and limit not in {h.name for h in inv}:
+        raise PgopsError(f"--limit {limit}: no such host in {_display(inventory)}")
+    # A limited run still reads its backup repository host (SSH trust spans both).
+    wanted = {limit, getattr(settings.get(limit), "pg_backup_host", None)} if limit else None
+    check_reachable([h for h in inv if wanted is None or h.name in wanted])
     pyinfra = Path(sys.executable).parent / "pyinfra"
     cmd = [str(pyinfra), str(inventory), "deploy.py"]
     cmd += ["--dry"] if dry else ["-y"]

@@ -86,3 +86,8 @@ def test_bad_hba_rule_refused_and_old_file_kept(lab, write_inventory, first_depl
 
     with connect(lab, "db1", "app", secrets["PGOPS_ROLE_APP_PASSWORD"], sslmode="require") as c:
         assert c.execute("select 1").fetchone()[0] == 1
+
+
+def test_limit_to_an_unknown_host_is_refused(first_deploy):
+    r = pgops("deploy", "--limit", "db7", check=False)
+    assert r.rc == 2 and "--limit db7: no such host in inventory/lab.py" in r.out
