@@ -114,3 +114,74 @@ def info(p: Plan, db: str) -> dict:
                                                   "last_archived_wal", "last_archived_time",
                                                   "last_archived_age_s", "last_failed_time")},
     }
+
+
+def health(p: Plan, db: str, max_full_age_h: float = 8 * 24, max_backup_age_h: float = 26,
+           max_rpo_s: float = 600) -> dict:
+    """Backup health of one database host, with the alerts that make `pgops status` fail."""
+    from pgops import drill
+
+    st = info(p, db)
+    now = time.time()
+    ages = {}
+    for kind in BACKUP_TYPES:
+        stops = [b["stop"] for b in st["backups"] if b["type"] == kind and not b["error"]]
+        ages[kind] = round(now - max(stops), 1) if stops else None
+    newest = min((a for a in ages.values() if a is not None), default=None)
+    arch = st["archiver"]
+    rpo = arch.get("last_archived_age_s")
+    last_drill = drill.last(p, db)
+    alerts = []
+    if ages["full"] is None or ages["full"] > max_full_age_h * 3600:
+        alerts.append(f"no full backup within {max_full_age_h:.0f} h")
+    if newest is None or newest > max_backup_age_h * 3600:
+        alerts.append(f"no backup within {max_backup_age_h:.0f} h")
+    if rpo is None or float(rpo) > max_rpo_s:
+        alerts.append(f"last WAL archived {rpo and round(float(rpo))} s ago (> {max_rpo_s:.0f} s)")
+    failed_after = arch.get("last_failed_time") and (
+        not arch.get("last_archived_time") or arch["last_failed_time"] > arch["last_archived_time"])
+    if failed_after:
+        alerts.append("WAL archiving is failing (pg_stat_archiver.last_failed_time is the newest)")
+    if last_drill and not last_drill.get("ok"):
+        alerts.append("the last restore drill failed")
+    return {
+        "backup_age_s": ages,
+        "archiver_failed_count": arch.get("failed_count"),
+        "last_archived_age_s": rpo and round(float(rpo), 1),
+        "rpo_estimate_s": rpo and round(float(rpo), 1),
+        "repo_size_bytes": sum(b["repo_size"] for b in st["backups"]),
+        "window": st["window"],
+        "last_drill": last_drill and {k: last_drill.get(k) for k in ("at", "ok", "rto_s", "target_time")},
+        "alerts": alerts,
+    }
+
+
+def prometheus(rows: list[dict]) -> str:
+    """Prometheus textfile-collector metrics for the rows of `pgops status`."""
+    out = ["# HELP pgops_up 1 if the server answered.", "# TYPE pgops_up gauge"]
+    for r in rows:
+        out.append(f'pgops_up{{host="{r["host"]}"}} {1 if r["up"] else 0}')
+    metrics = [("pgops_backup_age_seconds", "Age of the newest backup of a type."),
+               ("pgops_wal_last_archived_age_seconds", "Seconds since the last WAL was archived."),
+               ("pgops_wal_archive_failed_total", "pg_stat_archiver.failed_count."),
+               ("pgops_repo_size_bytes", "Repository bytes of this host's backups."),
+               ("pgops_alerts", "Number of backup alerts.")]
+    for name, help_ in metrics:
+        out += [f"# HELP {name} {help_}", f"# TYPE {name} gauge"]
+        for r in rows:
+            b = r.get("backup")
+            if not b:
+                continue
+            h = r["host"]
+            if name == "pgops_backup_age_seconds":
+                out += [f'{name}{{host="{h}",type="{k}"}} {v}' for k, v in b["backup_age_s"].items()
+                        if v is not None]
+            elif name == "pgops_wal_last_archived_age_seconds" and b["last_archived_age_s"] is not None:
+                out.append(f'{name}{{host="{h}"}} {b["last_archived_age_s"]}')
+            elif name == "pgops_wal_archive_failed_total":
+                out.append(f'{name}{{host="{h}"}} {b["archiver_failed_count"] or 0}')
+            elif name == "pgops_repo_size_bytes":
+                out.append(f'{name}{{host="{h}"}} {b["repo_size_bytes"]}')
+            elif name == "pgops_alerts":
+                out.append(f'{name}{{host="{h}"}} {len(b["alerts"])}')
+    return "\n".join(out) + "\n"

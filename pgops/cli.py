@@ -153,10 +153,26 @@ def deploy(inventory: Path | None, limit: str | None, dry: bool) -> None:
 
 
 # -- status ---------------------------------------------------------------------------------
-def _print_status(inventory: Path, as_json: bool) -> int:
+def _age(seconds) -> str:
+    if seconds is None:
+        return "never"
+    seconds = float(seconds)
+    for unit, n in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= n:
+            return f"{seconds / n:.1f}{unit}"
+    return f"{seconds:.0f}s"
+
+
+def _print_status(inventory: Path, as_json: bool, thresholds: dict | None = None,
+                  metrics_file: Path | None = None) -> int:
+    from pgops.backup import prometheus
     from pgops.status import server_status
 
-    rows = server_status(inventory)
+    rows = server_status(inventory, thresholds)
+    if metrics_file:
+        tmp = metrics_file.with_suffix(".tmp")
+        tmp.write_text(prometheus(rows))
+        tmp.replace(metrics_file)  # atomic for the textfile collector
     if as_json:
         click.echo(json.dumps(rows, indent=2, default=str))
     else:
@@ -168,15 +184,42 @@ def _print_status(inventory: Path, as_json: bool) -> int:
                       r.get("pgvector") or "-", ", ".join(r.get("databases", [])),
                       ", ".join(r.get("roles", [])), "on" if r.get("tls") else "off")
         console.print(t)
-    return 0 if all(r["up"] for r in rows) else 1
+        backed = [r for r in rows if "backup" in r]
+        if backed:
+            b = Table(title="backups")
+            for col in ("host", "full", "diff", "incr", "last WAL archived", "archive failures",
+                        "repository", "last drill", "alerts"):
+                b.add_column(col)
+            for r in backed:
+                x = r["backup"]
+                ages = x.get("backup_age_s") or {}
+                drill = x.get("last_drill") or {}
+                drilled = f"{'ok' if drill.get('ok') else 'FAILED'} {drill.get('rto_s')} s" if drill else "-"
+                b.add_row(r["host"], _age(ages.get("full")), _age(ages.get("diff")), _age(ages.get("incr")),
+                          _age(x.get("last_archived_age_s")), str(x.get("archiver_failed_count", "-")),
+                          _size(x.get("repo_size_bytes", 0)),
+                          drilled,
+                          "; ".join(x.get("alerts", [])) or "none")
+            console.print(b)
+    healthy = all(r["up"] for r in rows) and not any(r.get("backup", {}).get("alerts") for r in rows)
+    return 0 if healthy else 1
 
 
 @main.command()
 @inventory_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def status(inventory: Path | None, as_json: bool) -> None:
-    """Per host: address, Postgres and pgvector versions, databases, roles, TLS."""
-    sys.exit(_print_status(_inventory(inventory), as_json))
+@click.option("--max-full-age", default=8 * 24.0, show_default=True,
+              help="Hours before a full backup is overdue.")
+@click.option("--max-backup-age", default=26.0, show_default=True, help="Hours before any backup is overdue.")
+@click.option("--max-rpo", default=600.0, show_default=True, help="Seconds since the last archived WAL.")
+@click.option("--metrics-file", type=click.Path(path_type=Path),
+              help="Also write Prometheus textfile metrics here.")
+def status(inventory, as_json, max_full_age, max_backup_age, max_rpo, metrics_file) -> None:
+    """Per host: versions, databases, roles, TLS; backups, WAL archiving, RPO, last drill.
+    Exits 1 when a server is down or a backup threshold is passed (for cron alerts)."""
+    thresholds = {"max_full_age_h": max_full_age, "max_backup_age_h": max_backup_age,
+                  "max_rpo_s": max_rpo}
+    sys.exit(_print_status(_inventory(inventory), as_json, thresholds, metrics_file))
 
 
 @main.command()
@@ -189,7 +232,23 @@ def up(hosts: int, backup: bool) -> None:
     rc = _deploy(inventory, None, False)
     if rc:
         sys.exit(rc)
+    _first_backups(inventory)
     sys.exit(_print_status(inventory, False))
+
+
+def _first_backups(inventory: Path) -> None:
+    """A freshly deployed lab gets its first full backup, so its status starts healthy."""
+    from pgops import backup as b
+
+    try:
+        p = b.plan(inventory)
+    except b.BackupError:
+        return  # no host has backups configured
+    for db in p.stanzas:
+        if not b.info(p, db)["backups"]:
+            with err.status(f"first full backup of {db} ..."):
+                r = b.take(p, db, "full")
+            err.print(f"{db}: first full backup {r['label']} in {r['seconds']:.1f} s")
 
 
 # -- backups --------------------------------------------------------------------------------
@@ -299,6 +358,32 @@ def restore(inventory, to, host_name, onto, in_place, yes, plan_only, as_json) -
                    f"{sum(v.get('row_counts', {}).values())} rows in {len(v.get('row_counts', {}))} tables")
         if "switch_over" in result:
             click.echo(result["switch_over"])
+
+
+@main.command()
+@inventory_option
+@click.option("--host", "host_name", help="Database host to drill (default: every one with backups).")
+@click.option("--point", type=click.Choice(["latest", "random"]), default="latest", show_default=True,
+              help="Restore the latest recoverable time or a random one in the window.")
+@click.option("--json", "as_json", is_flag=True)
+def drill(inventory, host_name, point, as_json) -> None:
+    """Restore drill: restore beside, pg_amcheck, verify, record the RTO, clean up."""
+    from pgops import backup as b
+    from pgops import drill as d
+
+    p = b.plan(_inventory(inventory), host_name)
+    results = []
+    for db in p.stanzas:
+        with err.status(f"drill of {db} ({point}) ..."):
+            results.append(d.drill(p, db, point, say=lambda m: err.print(f"[cyan]drill[/]: {m}")))
+    if as_json:
+        click.echo(json.dumps(results, indent=2, default=str))
+    else:
+        for r in results:
+            verdict = "ok" if r["ok"] else f"FAILED: {r.get('error') or r.get('amcheck')}"
+            click.echo(f"{r['host']}: drill to {r['target_time']} {verdict}; RTO {r.get('rto_s', '-')} s; "
+                       f"{sum((r.get('verify') or {}).get('row_counts', {}).values())} rows checked")
+    sys.exit(0 if all(r["ok"] for r in results) else 1)
 
 
 # -- migrations -----------------------------------------------------------------------------

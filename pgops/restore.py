@@ -29,6 +29,7 @@ class RestorePlan:
     data_directory: str
     estimate_s: float
     steps: list[str] = field(default_factory=list)
+    archive_first: bool = False
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -65,13 +66,40 @@ def _free_port(p: Plan, host: str, start: int = 5433) -> int:
     return port
 
 
+def archive_past(p: Plan, db: str, timeout: float = 60) -> None:
+    """Make the archive reach past now: a commit, a WAL switch, and wait until that segment
+    is archived. Recovery to a time stops only at a commit after it, so without this a target
+    after the last archived commit fails ('recovery ended before ... target was reached')."""
+    s = p.settings[db]
+    h = p.db(db)
+    count = _psql(s.pg_port, "postgres", "select archived_count from pg_stat_archiver")
+    before = int(run(h, count).strip())
+    # Two transactions: the commit must land in the segment that the switch then closes.
+    run(h, _psql(s.pg_port, "postgres", "select txid_current()") + " -c 'select pg_switch_wal()'")
+    deadline = time.monotonic() + timeout
+    while int(run(h, count).strip()) <= before:
+        if time.monotonic() > deadline:
+            raise BackupError(f"{db}: the WAL switch was not archived within {timeout:.0f} s "
+                              "(is the repository host reachable? see `pgops status`)")
+        time.sleep(0.3)
+
+
+def primary_up(p: Plan, db: str) -> bool:
+    ok, _ = p.db(db).run_shell_command(f"cd / && {_psql(p.settings[db].pg_port, 'postgres', 'select 1')}")
+    return bool(ok)
+
+
 def plan(p: Plan, db: str, to: str, onto: str | None = None, in_place: bool = False) -> RestorePlan:
-    """What a restore would do; refuses a time outside the recoverable window."""
+    """What a restore would do; refuses a time outside the recoverable window. While the
+    source's primary is up, the window reaches to now (execute archives past the target)."""
     target = parse_time(to)
     st = info(p, db)
-    w = st["window"]
+    w = dict(st["window"])
     if not w["earliest"]:
         raise BackupError(f"{db} has no backup to restore from (run `pgops backup`)")
+    live = primary_up(p, db)
+    if live:
+        w["latest"] = max(w["latest"], time.time())
     if not (w["earliest"] <= target <= w["latest"]):
         raise BackupError(f"{iso(target)} is outside the recoverable window of {db}: "
                           f"{iso(w['earliest'])} .. {iso(w['latest'])}")
@@ -94,13 +122,19 @@ def plan(p: Plan, db: str, to: str, onto: str | None = None, in_place: bool = Fa
     estimate = backup["size"] / (RESTORE_MBPS * 1024 * 1024) + 5 + (target - backup["stop"]) / 600
     rp = RestorePlan(db, target_host, target, in_place, backup, w, cluster, port, data,
                      round(estimate, 1))
+    needs_switch = live and target > st["window"]["latest"]
+    rp.archive_first = needs_switch
     if in_place:
-        rp.steps = [f"stop postgresql@{s.pg_major}-{cluster} on {db}",
+        rp.steps = ([f"commit and switch WAL on {db}, so the archive reaches past the target"]
+                    if needs_switch else [])
+        rp.steps += [f"stop postgresql@{s.pg_major}-{cluster} on {db}",
                     f"delta restore of backup {backup['label']} + WAL to {iso(target)} over {data}",
                     "start it: recovery replays WAL to the target, then promotes to a new timeline",
                     "archiving continues into the same stanza on the new timeline"]
     else:
-        rp.steps = [f"create cluster {s.pg_major}/{cluster} on {target_host}, port {port}",
+        rp.steps = ([f"commit and switch WAL on {db}, so the archive reaches past the target"]
+                    if needs_switch else [])
+        rp.steps += [f"create cluster {s.pg_major}/{cluster} on {target_host}, port {port}",
                     f"restore backup {backup['label']} + WAL up to {iso(target)} into {data} "
                     "(archive_mode off: the copy never archives into the repository)",
                     "start it, replay to the target, promote; verify schema version and row counts"]
@@ -128,6 +162,24 @@ def _recovery_limits(p: Plan, source: str) -> dict[str, str]:
 def _psql(port: int, db: str, query: str) -> str:
     return (f"runuser -u postgres -- psql -XAtq -p {port} -d {shlex.quote(db)} "
             f"-c {shlex.quote(query)}")
+
+
+def _start(h, major: int, cluster: str) -> None:
+    """Start a cluster; on failure show its log, where Postgres says why (systemd does not)."""
+    try:
+        run(h, f"systemctl start postgresql@{major}-{cluster}")
+    except BackupError:
+        log = run(h, f"tail -n 8 /var/log/postgresql/postgresql-{major}-{cluster}.log || true")
+        raise BackupError(f"{h.name}: cluster {major}/{cluster} failed to start; its log ends with:\n"
+                          f"{log}") from None
+
+
+def cleanup(p: Plan, rp: RestorePlan) -> None:
+    """Remove a copy made beside the live cluster (never the live one)."""
+    if rp.in_place or not rp.cluster.startswith("restore_"):
+        return
+    major = p.settings[rp.source].pg_major
+    run(p.db(rp.target_host), f"pg_dropcluster {major} {rp.cluster} --stop 2>/dev/null || true")
 
 
 def _wait_promoted(p: Plan, host: str, port: int, cluster: str, major: int, timeout: float) -> None:
@@ -173,6 +225,9 @@ def execute(p: Plan, rp: RestorePlan, say=lambda m: None, timeout: float = 600) 
     t0 = time.monotonic()
     common = (f"pgbackrest --stanza={stanza} --pg1-path={rp.data_directory} --type=time "
               f"--target={target} --target-action=promote --target-timeline=current")
+    if rp.archive_first:
+        say(f"switching WAL on {rp.source} so the archive reaches past the target")
+        archive_past(p, rp.source)
     if rp.in_place:
         service = f"postgresql@{s.pg_major}-{rp.cluster}"
         say(f"stopping {service} on {rp.target_host}")
@@ -180,7 +235,7 @@ def execute(p: Plan, rp: RestorePlan, say=lambda m: None, timeout: float = 600) 
         say("delta restore over the live data directory")
         run(h, f"runuser -u postgres -- {common} --delta restore", timeout=7200)
         say("starting: recovery to the target time, then promotion")
-        run(h, f"systemctl start {service}")
+        _start(h, s.pg_major, rp.cluster)
     else:
         say(f"creating cluster {rp.cluster} on {rp.target_host}:{rp.port}")
         run(h, f"pg_createcluster {s.pg_major} {rp.cluster} --port {rp.port} >/dev/null && "
@@ -194,7 +249,7 @@ def execute(p: Plan, rp: RestorePlan, say=lambda m: None, timeout: float = 600) 
         say(f"restoring backup {rp.backup['label']} and WAL to {iso(rp.target_time)}")
         run(h, f"runuser -u postgres -- {common} --archive-mode=off restore", timeout=7200)
         say("starting: recovery to the target time, then promotion")
-        run(h, f"systemctl start postgresql@{s.pg_major}-{rp.cluster}")
+        _start(h, s.pg_major, rp.cluster)
     _wait_promoted(p, rp.target_host, rp.port, rp.cluster, s.pg_major, timeout)
     seconds = time.monotonic() - t0
     result = {

@@ -1,8 +1,8 @@
 """Deterministic sample data for the multi-tenant schema: same input, same rows, every run.
 
-Embeddings are computed locally by feature hashing (each word adds ±1 to a dimension picked
-by its hash, then the vector is normalised): no model download, and texts that share words
-land near each other, so nearest-neighbour queries return meaningful neighbours.
+Embeddings are computed locally by feature hashing (each word adds signed weights to 16
+dimensions picked by its hash, then the vector is normalised): no model download, and texts
+that share words land near each other, so nearest-neighbour queries mean something.
 """
 
 from __future__ import annotations
@@ -28,11 +28,15 @@ WORDS = ["how", "do", "i", "change", "my", "the", "when", "will", "is", "can", "
 
 
 def embed(text: str, dim: int = DIM) -> list[float]:
+    """Feature hashing, 16 signed dimensions per word (a word's 32-byte hash picks them), so
+    vectors are dense enough for distances to differ and nearest neighbours to mean something."""
     v = [0.0] * dim
     for word in re.findall(r"[a-z0-9]+", text.lower()):
-        h = hashlib.blake2b(word.encode(), digest_size=8).digest()
-        idx = int.from_bytes(h[:4], "little") % dim
-        v[idx] += 1.0 if h[4] & 1 else -1.0
+        h = hashlib.blake2b(word.encode(), digest_size=64).digest()
+        for i in range(0, 64, 4):
+            idx = int.from_bytes(h[i:i + 2], "little") % dim
+            weight = 0.5 + h[i + 2] / 255  # 0.5 .. 1.5
+            v[idx] += weight if h[i + 3] & 1 else -weight
     norm = math.sqrt(sum(x * x for x in v)) or 1.0
     return [round(x / norm, 6) for x in v]
 

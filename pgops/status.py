@@ -32,10 +32,13 @@ def check_reachable(inventory, timeout: float = 5.0) -> None:
         )
 
 
-def connect(inventory_path: Path) -> tuple[State, dict]:
+def connect(inventory_path: Path, require_all: bool = True) -> tuple[State, dict]:
+    """Validate the inventory and connect to its hosts with pyinfra. With require_all=False
+    (status) an unreachable host is reported by the caller instead of stopping everything."""
     inventory = load_inventory(inventory_path)
     settings = validate_inventory(inventory, str(inventory_path))
-    check_reachable(inventory)
+    if require_all:
+        check_reachable(inventory)
     config = Config()
     state = State(inventory, config)
     for ctx, value in ((ctx_state, state), (ctx_config, config), (ctx_inventory, inventory)):
@@ -44,15 +47,20 @@ def connect(inventory_path: Path) -> tuple[State, dict]:
     return state, settings
 
 
-def server_status(inventory_path: Path) -> list[dict]:
-    state, settings = connect(inventory_path)
+def server_status(inventory_path: Path, thresholds: dict | None = None) -> list[dict]:
+    """Per database host: server facts, and backup health where it has a repository."""
+    from pgops import backup
+
+    state, settings = connect(inventory_path, require_all=False)
+    stanzas = {n: s.pg_backup_host for n, s in settings.items() if s.pg_backup_host}
+    plan = backup.Plan(state, settings, stanzas)
     rows = []
     for host in state.inventory:
         if DB_GROUP not in host.groups:
             continue
         s = settings[host.name]
         with ctx_host.use(host):
-            server = host.get_fact(PgServer, port=s.pg_port, **AS_POSTGRES)
+            server = host.get_fact(PgServer, port=s.pg_port, **AS_POSTGRES) if host.connected else None
             row = {"host": host.name, "address": host.data.get("ssh_hostname") or host.name,
                    "up": server is not None}
             if server:
@@ -68,6 +76,13 @@ def server_status(inventory_path: Path) -> list[dict]:
                     "roles": sorted(r for r in roles if r != "postgres"),
                     "tls": server["settings"]["ssl"]["setting"] == "on",
                     "started": server["start_time"],
+                    "role": "replica" if server["settings"].get("in_hot_standby", {}).get("setting") == "on"
+                            else "primary",
                 })
+        if host.name in stanzas:
+            try:
+                row["backup"] = backup.health(plan, host.name, **(thresholds or {}))
+            except Exception as e:  # an unreachable repository is an alert, not a crash
+                row["backup"] = {"alerts": [f"backup state unavailable: {str(e).splitlines()[0]}"]}
         rows.append(row)
     return rows

@@ -25,7 +25,8 @@ def sql(lab, host: str, query: str, port: int = 5432, db: str = "app") -> str:
 def archive_all(lab, host: str) -> None:
     """Switch WAL and wait until the segment is in the repository."""
     before = int(sql(lab, host, "select archived_count from pg_stat_archiver", db="postgres"))
-    sql(lab, host, "select pg_switch_wal() from (select txid_current()) x", db="postgres")
+    sql(lab, host, "select txid_current()", db="postgres")  # a commit, then the switch closing it
+    sql(lab, host, "select pg_switch_wal()", db="postgres")
     deadline = time.monotonic() + 60
     while int(sql(lab, host, "select archived_count from pg_stat_archiver", db="postgres")) <= before:
         assert time.monotonic() < deadline, "WAL was not archived within 60 s"
