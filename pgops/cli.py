@@ -386,6 +386,36 @@ def drill(inventory, host_name, point, as_json) -> None:
     sys.exit(0 if all(r["ok"] for r in results) else 1)
 
 
+@main.command()
+@inventory_option
+@click.option("--host", "host_name", help="Database host (default: the first).")
+@click.option("--database", help="Database to dump (default: pg_app_database).")
+@click.option("--keep", default=7, show_default=True, type=click.IntRange(1, 10000),
+              help="Dumps of this host and database to keep in backups/.")
+def dump(inventory, host_name, database, keep) -> None:
+    """Logical backup (pg_dump -Fc) of one database into backups/, with retention."""
+    from pgops import dump as d
+
+    with err.status("pg_dump ..."):
+        r = d.dump(_inventory(inventory), host_name, database, keep)
+    click.echo(f"{r['file']} ({_size(r['bytes'])}, {r['seconds']:.1f} s)"
+               + (f"; removed {len(r['pruned'])} older" if r["pruned"] else ""))
+
+
+@main.command()
+@inventory_option
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--host", "host_name", help="Database host (default: the first).")
+@click.option("--into", help="New database to create and load into (default: <db>_<timestamp>).")
+def load(inventory, file, host_name, into) -> None:
+    """Load a dump from `pgops dump` into a new database (never over an existing one)."""
+    from pgops import dump as d
+
+    with err.status(f"loading {file} ..."):
+        r = d.load(_inventory(inventory), file, host_name, into)
+    click.echo(f"loaded {r['file']} into {r['database']} on {r['host']} in {r['seconds']:.1f} s")
+
+
 # -- migrations -----------------------------------------------------------------------------
 def target_options(default_user: str):
     """-d DSN, or an inventory host (default: the lab's first database host)."""
