@@ -59,13 +59,19 @@ class Writer(threading.Thread):
         return (self.done[k] + self.began[k + 1]) / 2
 
 
-@pytest.fixture(scope="module")
-def history(lab, first_deploy):
-    """Full backup, then 40 rows written 0.25 s apart with a diff backup in the middle."""
-    url = inventory_target(None, "db1", "migrator", None).url
+def fresh_probe_table(host: str) -> str:
+    """An empty pitr_probe table in the host's app database; returns the migrator's URL."""
+    url = inventory_target(None, host, "migrator", None).url
     with psycopg.connect(url, autocommit=True) as c:
         c.execute("drop table if exists pitr_probe")
         c.execute("create table pitr_probe (n int primary key, at timestamptz default clock_timestamp())")
+    return url
+
+
+@pytest.fixture(scope="module")
+def history(lab, first_deploy):
+    """Full backup, then 40 rows written 0.25 s apart with a diff backup in the middle."""
+    url = fresh_probe_table("db1")
     pgops("backup", "--type", "full", "--host", "db1")
     w = Writer(url, 40)
     w.start()
@@ -134,10 +140,7 @@ def test_time_outside_the_window_is_refused(history):
 
 
 def test_in_place_needs_yes_then_works_and_backups_continue(lab, first_deploy):
-    url = inventory_target(None, "db2", "migrator", None).url
-    with psycopg.connect(url, autocommit=True) as c:
-        c.execute("drop table if exists pitr_probe")
-        c.execute("create table pitr_probe (n int primary key, at timestamptz default clock_timestamp())")
+    url = fresh_probe_table("db2")
     pgops("backup", "--type", "full", "--host", "db2")
     w = Writer(url, 12)
     w.run()
