@@ -416,6 +416,37 @@ def load(inventory, file, host_name, into) -> None:
     click.echo(f"loaded {r['file']} into {r['database']} on {r['host']} in {r['seconds']:.1f} s")
 
 
+@main.group("schedule")
+def schedule_group() -> None:
+    """Scheduled jobs: backups, drills and status checks."""
+
+
+@schedule_group.command("run")
+@inventory_option
+@click.option("--full", default="7d", show_default=True, help="Full backup interval.")
+@click.option("--diff", default="1d", show_default=True, help="Differential backup interval.")
+@click.option("--incr", default="1h", show_default=True, help="Incremental backup interval.")
+@click.option("--drill", "drill_every", default="1d", show_default=True, help="Restore drill interval.")
+@click.option("--status", "status_every", default="1m", show_default=True, help="Status check interval.")
+@click.option("--jobs", default="full,diff,incr,drill,status", show_default=True,
+              help="Comma-separated jobs to schedule.")
+@click.option("--once", type=click.Choice(["full", "diff", "incr", "drill", "status"]),
+              help="Run this one job now and exit with its result (cron-style).")
+@click.option("--for", "for_s", type=float, help="Stop after this many seconds (default: run forever).")
+def schedule_run(inventory, full, diff, incr, drill_every, status_every, jobs, once, for_s) -> None:
+    """Run the jobs in the foreground (for systemd or a container); one JSON line per run.
+    Jobs never overlap; failures are retried with backoff and reported; the runner keeps going."""
+    from pgops import schedule as sch
+
+    intervals = {"full": full, "diff": diff, "incr": incr, "drill": drill_every, "status": status_every}
+    names = (once,) if once else tuple(j.strip() for j in jobs.split(",") if j.strip())
+    job_list = sch.pgops_jobs(_inventory(inventory), intervals, names)
+    runner = sch.Runner(job_list)
+    if once:
+        sys.exit(0 if runner.run_job(job_list[0])["ok"] else 1)
+    runner.run(until=time.monotonic() + for_s if for_s else None)
+
+
 # -- migrations -----------------------------------------------------------------------------
 def target_options(default_user: str):
     """-d DSN, or an inventory host (default: the lab's first database host)."""

@@ -79,3 +79,22 @@ def test_repository_down_archiving_queues_and_catches_up(lab, first_deploy):
     assert "status: ok" in verify.stdout or "verify command end: completed successfully" in verify.stdout
     assert "missing" not in verify.stdout.lower() or "missing: 0" in verify.stdout.lower()
     assert pgops("status", "--json", check=False).rc == 0
+
+
+def test_schedule_run_fires_real_jobs_and_scripts_run_one(lab, first_deploy):
+    before = len(json.loads(pgops("backup", "list", "--host", "db1", "--json").stdout)[0]["backups"])
+    r = pgops("schedule", "run", "--jobs", "incr,status", "--incr", "5s", "--status", "3s", "--for", "30")
+    runs = [json.loads(x) for x in r.stdout.splitlines() if x.startswith("{")]
+    incr = [x for x in runs if x["job"] == "incr"]
+    status = [x for x in runs if x["job"] == "status"]
+    assert len(incr) >= 2 and all(x["ok"] for x in incr), incr
+    assert status and all(x["ok"] for x in status), status
+    after = len(json.loads(pgops("backup", "list", "--host", "db1", "--json").stdout)[0]["backups"])
+    assert after >= before + len(incr)
+    import subprocess
+
+    from pgops import PROJECT_ROOT
+
+    once = subprocess.run([str(PROJECT_ROOT / "scripts" / "pgops-status")], capture_output=True, text=True,
+                          timeout=300)
+    assert once.returncode == 0 and json.loads(once.stdout)["ok"] is True
