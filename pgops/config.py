@@ -236,13 +236,14 @@ def reference_problems(raw: dict[str, Any]) -> list[str]:
 
 
 def read_secrets_file(path: Path) -> dict[str, str]:
-    """KEY=VALUE lines (dotenv style); the file must not be readable by others."""
+    """KEY=VALUE lines (dotenv style: comments, `export`, quotes); the one parser for
+    secrets files, .env files and the lab's generated secrets. Raises OSError if unreadable."""
     out = {}
     for line in path.read_text().splitlines():
         line = line.strip()
         if not line or line.startswith("#") or "=" not in line:
             continue
-        k, v = line.split("=", 1)
+        k, v = line.removeprefix("export ").split("=", 1)
         out[k.strip()] = v.strip().strip("'\"")
     return out
 

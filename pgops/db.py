@@ -93,17 +93,12 @@ def _sslmode(url: str) -> str | None:
 
 def read_env_file(path: str | Path) -> dict[str, str]:
     """KEY=VALUE lines of a dotenv file (missing file: empty)."""
+    from pgops.config import read_secrets_file
+
     try:
-        text = Path(path).read_text()
+        return read_secrets_file(Path(path))
     except FileNotFoundError:
         return {}
-    out = {}
-    for line in text.splitlines():
-        line = line.strip()
-        if line and not line.startswith("#") and "=" in line:
-            k, v = line.removeprefix("export ").split("=", 1)
-            out[k.strip()] = v.strip().strip("'\"")
-    return out
 
 
 def redact(url: str) -> str:

@@ -251,12 +251,9 @@ class Lab:
 
     def ensure_secrets(self, names: list[str]) -> Path:
         """Random passwords for the lab's roles, generated once into a gitignored file."""
-        existing: dict[str, str] = {}
-        if self.secrets_file.exists():
-            for line in self.secrets_file.read_text().splitlines():
-                if "=" in line and not line.startswith("#"):
-                    k, v = line.split("=", 1)
-                    existing[k] = v
+        from pgops.config import read_secrets_file
+
+        existing = read_secrets_file(self.secrets_file) if self.secrets_file.exists() else {}
         for n in names:
             existing.setdefault(n, secrets.token_urlsafe(24))
         self.dir.mkdir(parents=True, exist_ok=True)
