@@ -119,6 +119,30 @@ class Tuning(_Model):
 
 SettingValue = str | int | float | bool
 
+_CALENDAR = re.compile(r"^[A-Za-z0-9*:./,~ -]{1,100}$")
+
+
+def _calendar(v: str) -> str:
+    if not _CALENDAR.match(v) or v.startswith("-"):
+        raise ValueError(f"{v!r} is not a systemd OnCalendar= expression (e.g. 'Sun 01:00', "
+                         "'hourly', '*:0/5')")
+    return v
+
+
+Calendar = Annotated[str, AfterValidator(_calendar)]
+
+
+class BackupTimers(_Model):
+    """systemd timers on the repository host, as OnCalendar= expressions (null: no timer).
+    The alternative to `pgops schedule run`: the jobs run on the repository host itself,
+    drills included (restored there, so the database host carries no drill load)."""
+
+    full: Calendar | None = "Sun *-*-* 01:00:00"
+    diff: Calendar | None = "Mon..Sat *-*-* 01:00:00"
+    incr: Calendar | None = "hourly"
+    drill: Calendar | None = "*-*-* 04:30:00"
+    status: Calendar | None = "*:0/5"
+
 
 class Settings(_Model):
     """Everything pgops deploys to one database host. Keys are the inventory's names."""
@@ -144,6 +168,9 @@ class Settings(_Model):
     pg_backup_host: str | None = None
     #: pgBackRest options by their own names (as in pgbackrest.conf), over pgops's defaults.
     pgbackrest: dict[str, SettingValue] = {}
+    #: systemd timers for backups, drills and status on the repository host; None: none
+    #: (run `pgops schedule run` instead).
+    pg_backup_timers: BackupTimers | None = None
     #: Resolved secrets (never from inventory): filled by load_settings.
     secrets: dict[str, SecretStr] = {}
 
@@ -166,6 +193,14 @@ class Settings(_Model):
             if k.endswith("cipher-pass") or k.endswith("-key") and "s3" in k:
                 raise ValueError(f"{k} is a secret: set it in the environment or secrets file "
                                  f"(PGOPS_BACKUP_CIPHER_PASS), not in the inventory")
+            if re.fullmatch(r"repo\d+-retention-archive(-type)?", k):
+                raise ValueError(f"{k}: pgops keeps the WAL of every retained backup so that "
+                                 "each one can be restored to a point in time; set "
+                                 "repo1-retention-full/-diff instead")
+            if re.fullmatch(r"repo\d+-retention-(full|diff)", k) and not (
+                    isinstance(v[k], int) and not isinstance(v[k], bool) and v[k] >= 1):
+                raise ValueError(f"{k}: {v[k]!r} must be a whole number of at least 1 (the newest "
+                                 "backup is never expired)")
         return v
 
     @field_validator("pg_settings")

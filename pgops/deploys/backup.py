@@ -9,9 +9,12 @@ from io import StringIO
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.facts.deb import DebPackages
-from pyinfra.operations import apt, files, server
+from pyinfra.facts.files import File
+from pyinfra.operations import apt, files, server, systemd
+from pyinfra.operations.util import any_changed
 
-from pgops import backrest
+from pgops import backrest, timers
+from pgops.config import Settings
 from pgops.facts.system import HostResources
 from pgops.inventory import BACKUP_GROUP, DB_GROUP, all_settings
 from pgops.operations import pgbackrest as ops
@@ -74,3 +77,60 @@ def backups() -> None:
     if is_repo:
         for n in sorted(served):
             ops.stanza(name=f"Stanza {backrest.stanza(n)}", stanza_name=backrest.stanza(n), **AS_REPO)
+        _timers(served)
+
+
+def _timers(served: dict[str, Settings]) -> None:
+    """systemd timers for the jobs each served database host asks for (pg_backup_timers);
+    timers no longer asked for are stopped and removed."""
+    wanted = {backrest.stanza(n): timers.wanted(s.pg_backup_timers) for n, s in served.items()}
+    jobs = {j for w in wanted.values() for j in w}
+    if jobs:
+        ops.calendars_valid(name="Timer calendars are valid",
+                            calendars=sorted({c for w in wanted.values() for c in w.values()}))
+
+    def exists(unit: str) -> bool:
+        return bool(host.get_fact(File, path=f"{timers.UNIT_DIR}/{unit}"))
+
+    for st, w in sorted(wanted.items()):
+        for job in timers.JOBS:
+            name = timers.timer_name(job, st)
+            if job not in w and exists(name):
+                systemd.service(name=f"Timer {name} stopped (no longer configured)", service=name,
+                                running=False, enabled=False)
+                files.file(name=f"Timer {name} removed", path=f"{timers.UNIT_DIR}/{name}",
+                           present=False)
+    for job in timers.JOBS:
+        if job not in jobs and exists(timers.service_name(job)):
+            files.file(name=f"Service {timers.service_name(job)} removed (no timer uses it)",
+                       path=f"{timers.UNIT_DIR}/{timers.service_name(job)}", present=False)
+    if not jobs:
+        return
+    majors = sorted({s.pg_major for n, s in served.items() if "drill" in wanted[backrest.stanza(n)]})
+    if majors:
+        # Drills restore on this host: PostgreSQL binaries, but no cluster of its own.
+        files.put(name="No main cluster on the repository host",
+                  src=StringIO("# Managed by pgops: the repository host runs only drill copies.\n"
+                               "create_main_cluster = false\n"),
+                  dest="/etc/postgresql-common/createcluster.d/50-pgops-repo-host.conf",
+                  create_remote_dir=True, mode="644")
+        apt.packages(name="PostgreSQL binaries for drills",
+                     packages=[p for m in majors for p in (f"postgresql-{m}", f"postgresql-{m}-pgvector")],
+                     no_recommends=True)
+    script = files.put(name="pgops-repo-job (the timers' job runner)", src=str(timers.SCRIPT_SOURCE),
+                       dest=timers.SCRIPT, create_remote_dir=True, mode="755")
+    units = [script]
+    for job in sorted(jobs):
+        units.append(files.put(name=f"Service {timers.service_name(job)}",
+                               src=StringIO(timers.service(job)),
+                               dest=f"{timers.UNIT_DIR}/{timers.service_name(job)}", mode="644"))
+    for st, w in sorted(wanted.items()):
+        for job, calendar in w.items():
+            units.append(files.put(name=f"Timer {timers.timer_name(job, st)}",
+                                   src=StringIO(timers.timer(job, st, calendar)),
+                                   dest=f"{timers.UNIT_DIR}/{timers.timer_name(job, st)}", mode="644"))
+    systemd.daemon_reload(name="systemd reloaded (pgops units changed)", _if=any_changed(*units))
+    for st, w in sorted(wanted.items()):
+        for job in w:
+            systemd.service(name=f"Timer {timers.timer_name(job, st)} enabled",
+                            service=timers.timer_name(job, st), running=True, enabled=True)

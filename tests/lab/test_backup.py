@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import subprocess
 import time
 
 import pytest
@@ -110,3 +112,56 @@ def test_pg_backup_host_must_be_a_backup_server(first_deploy, write_inventory):
     r = pgops("deploy", "-i", str(inv), check=False)
     assert r.rc == 2
     assert "pg_backup_host: 'nosuchhost' is not a host of group backup_servers" in r.out
+
+
+def test_retention_expires_old_fulls_and_keeps_pitr_coverage(lab, first_deploy):
+    """repo1-retention-full=2 (pgops's default): a new full expires the oldest full with the
+    WAL only it needed; the window starts at the oldest kept backup and a restore there works."""
+    before = [b["label"] for b in listing("db2")["backups"]]
+    taken = []
+    for _ in range(3):
+        sql(lab, "db2", "select txid_current()")
+        pgops("backup", "--type", "full", "--host", "db2")
+        taken.append(listing("db2")["backups"][-1]["label"])
+    st = listing("db2")
+    fulls = [b for b in st["backups"] if b["type"] == "full"]
+    assert [b["label"] for b in fulls] == taken[-2:], (before, taken, fulls)
+    assert not set(before) & {b["label"] for b in st["backups"]}
+    # The oldest kept backup is restorable to a point in time: its WAL was kept.
+    oldest = fulls[0]
+    assert st["window"]["earliest"] == oldest["stop"]
+    archive = lab.ssh("backup1", "ls /var/lib/pgbackrest/archive/db2/17-1/*/ | grep -v history "
+                                 "| sort | head -1").stdout.strip()
+    assert archive[:24] <= oldest["wal_start"], (archive, oldest)
+    r = pgops("restore", "--host", "db2", "--to", str(oldest["stop"] + 1), "--json")
+    result = json.loads(r.stdout)
+    try:
+        assert result["verify"]["schema_version"]
+    finally:
+        major, name = result["cluster"].split("/")
+        lab.ssh(result["host"], f"pg_dropcluster {major} {name} --stop")
+
+
+def test_a_backup_taken_under_write_load_restores_and_passes_amcheck(lab, first_deploy):
+    """pgbench writes on db1 for the whole of a full backup; the drill restores the latest
+    point (backup plus the WAL written during it) and pg_amcheck finds nothing."""
+    pg = "cd / && runuser -u postgres -- /usr/lib/postgresql/17/bin/pgbench"
+    lab.ssh("db1", "cd / && runuser -u postgres -- createdb pgbench_load 2>/dev/null || true")
+    lab.ssh("db1", f"{pg} -q -i -s 5 pgbench_load")
+    load = subprocess.Popen([*lab.ssh_args(lab.host("db1")), f"{pg} -c 4 -j 1 -T 25 -n pgbench_load"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        time.sleep(3)
+        backup = pgops("backup", "--type", "full", "--host", "db1")
+        assert load.poll() is None, "the load ended before the backup did: not a backup under load"
+    finally:
+        out, _ = load.communicate(timeout=120)
+    tps = re.search(r"tps = ([\d.]+)", out)
+    assert load.returncode == 0 and tps and float(tps.group(1)) > 0, out
+    assert "full backup" in backup.out
+    try:
+        [drill] = json.loads(pgops("drill", "--host", "db1", "--point", "latest", "--json").stdout)
+        assert drill["ok"] and drill["amcheck"] == "ok", drill
+        assert drill["verify"]["row_counts"], drill
+    finally:
+        lab.ssh("db1", "cd / && runuser -u postgres -- dropdb --if-exists pgbench_load")

@@ -1,0 +1,69 @@
+"""systemd units for the scheduled jobs on a repository host (pure rendering).
+
+One template service per job (`pgops-full@.service`, instance = stanza) running
+`pgops-repo-job`, and one timer per job and stanza (`pgops-full@db1.timer`), so each database
+host can have its own calendar. The same jobs as `pgops schedule run`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pgops import backrest
+from pgops.config import BackupTimers
+
+JOBS = ("full", "diff", "incr", "drill", "status")
+SCRIPT_SOURCE = Path(__file__).parent / "files" / "pgops-repo-job"
+SCRIPT = "/usr/local/lib/pgops/pgops-repo-job"
+UNIT_DIR = "/etc/systemd/system"
+
+_WHAT = {"full": "full backup", "diff": "differential backup", "incr": "incremental backup",
+         "drill": "restore drill", "status": "backup status check"}
+
+
+def service_name(job: str, stanza: str | None = None) -> str:
+    return f"pgops-{job}@{stanza or ''}.service"
+
+
+def timer_name(job: str, stanza: str) -> str:
+    return f"pgops-{job}@{stanza}.timer"
+
+
+def service(job: str) -> str:
+    # Backups and drills can run for hours; status must be quick.
+    limit = "5min" if job == "status" else "infinity"
+    return (
+        "# Managed by pgops: edits here are overwritten on the next deploy.\n"
+        "[Unit]\n"
+        f"Description=pgops {_WHAT[job]} of stanza %i\n"
+        "After=network-online.target\n\n"
+        "[Service]\n"
+        "Type=oneshot\n"
+        f"User={backrest.REPO_USER}\n"
+        f"Group={backrest.REPO_USER}\n"
+        f"ExecStart={SCRIPT} {job} %i\n"
+        f"TimeoutStartSec={limit}\n"
+        "Nice=5\n"
+        "IOSchedulingClass=best-effort\n"
+    )
+
+
+def timer(job: str, stanza: str, calendar: str) -> str:
+    return (
+        "# Managed by pgops: edits here are overwritten on the next deploy.\n"
+        "[Unit]\n"
+        f"Description=pgops {_WHAT[job]} of stanza {stanza}: {calendar}\n\n"
+        "[Timer]\n"
+        f"OnCalendar={calendar}\n"
+        "AccuracySec=1s\n"
+        # A full or diff missed while the host was off runs at boot; status and drills need not.
+        f"Persistent={'true' if job in ('full', 'diff') else 'false'}\n\n"
+        "[Install]\n"
+        "WantedBy=timers.target\n"
+    )
+
+
+def wanted(timers: BackupTimers | None) -> dict[str, str]:
+    """job -> calendar for the jobs that get a timer."""
+    if timers is None:
+        return {}
+    return {j: getattr(timers, j) for j in JOBS if getattr(timers, j)}
