@@ -386,33 +386,59 @@ def drill(inventory, host_name, point, as_json) -> None:
     sys.exit(0 if all(r["ok"] for r in results) else 1)
 
 
+def _dump_target(dsn, inventory, host_name):
+    """A DSN target for dump/load (-d, else DATABASE_URL or PG* unless -i/--host is given),
+    or None: the inventory's database host."""
+    from pgops.targets import dsn_target
+
+    return dsn_target(dsn) if dsn or not (inventory or host_name) else None
+
+
+dsn_option = click.option("-d", "--dsn", help="libpq connection string or URL: pg_dump/pg_restore "
+                          "run here (default: DATABASE_URL or PG*, else the inventory host).")
+
+
 @main.command()
 @inventory_option
+@dsn_option
 @click.option("--host", "host_name", help="Database host (default: the first).")
 @click.option("--database", help="Database to dump (default: pg_app_database).")
 @click.option("--keep", default=7, show_default=True, type=click.IntRange(1, 10000),
               help="Dumps of this host and database to keep in backups/.")
-def dump(inventory, host_name, database, keep) -> None:
+def dump(inventory, dsn, host_name, database, keep) -> None:
     """Logical backup (pg_dump -Fc) of one database into backups/, with retention."""
     from pgops import dump as d
 
+    target = _dump_target(dsn, inventory, host_name)
     with err.status("pg_dump ..."):
-        r = d.dump(_inventory(inventory), host_name, database, keep)
+        if target:
+            from pgops import dump_dsn
+
+            r = dump_dsn.dump(target, database, keep)
+        else:
+            r = d.dump(_inventory(inventory), host_name, database, keep)
     click.echo(f"{r['file']} ({_size(r['bytes'])}, {r['seconds']:.1f} s)"
                + (f"; removed {len(r['pruned'])} older" if r["pruned"] else ""))
 
 
 @main.command()
 @inventory_option
+@dsn_option
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("--host", "host_name", help="Database host (default: the first).")
 @click.option("--into", help="New database to create and load into (default: <db>_<timestamp>).")
-def load(inventory, file, host_name, into) -> None:
+def load(inventory, dsn, file, host_name, into) -> None:
     """Load a dump from `pgops dump` into a new database (never over an existing one)."""
     from pgops import dump as d
 
+    target = _dump_target(dsn, inventory, host_name)
     with err.status(f"loading {file} ..."):
-        r = d.load(_inventory(inventory), file, host_name, into)
+        if target:
+            from pgops import dump_dsn
+
+            r = dump_dsn.load(target, file, into)
+        else:
+            r = d.load(_inventory(inventory), file, host_name, into)
     click.echo(f"loaded {r['file']} into {r['database']} on {r['host']} in {r['seconds']:.1f} s")
 
 
@@ -428,19 +454,29 @@ def schedule_group() -> None:
 @click.option("--incr", default="1h", show_default=True, help="Incremental backup interval.")
 @click.option("--drill", "drill_every", default="1d", show_default=True, help="Restore drill interval.")
 @click.option("--status", "status_every", default="1m", show_default=True, help="Status check interval.")
+@click.option("--dump", "dump_every", default="1d", show_default=True,
+              help="Logical dump interval (job `dump`: -d, DATABASE_URL or PG*, else the inventory).")
+@click.option("--keep", default=7, show_default=True, type=click.IntRange(1, 10000),
+              help="Dumps to keep in backups/ (job `dump`).")
+@dsn_option
 @click.option("--jobs", default="full,diff,incr,drill,status", show_default=True,
-              help="Comma-separated jobs to schedule.")
-@click.option("--once", type=click.Choice(["full", "diff", "incr", "drill", "status"]),
+              help="Comma-separated jobs to schedule (also: dump).")
+@click.option("--once", type=click.Choice(["full", "diff", "incr", "drill", "status", "dump"]),
               help="Run this one job now and exit with its result (cron-style).")
 @click.option("--for", "for_s", type=float, help="Stop after this many seconds (default: run forever).")
-def schedule_run(inventory, full, diff, incr, drill_every, status_every, jobs, once, for_s) -> None:
+def schedule_run(inventory, full, diff, incr, drill_every, status_every, dump_every, keep, dsn, jobs,
+                 once, for_s) -> None:
     """Run the jobs in the foreground (for systemd or a container); one JSON line per run.
     Jobs never overlap; failures are retried with backoff and reported; the runner keeps going."""
     from pgops import schedule as sch
 
-    intervals = {"full": full, "diff": diff, "incr": incr, "drill": drill_every, "status": status_every}
+    intervals = {"full": full, "diff": diff, "incr": incr, "drill": drill_every, "status": status_every,
+                 "dump": dump_every}
     names = (once,) if once else tuple(j.strip() for j in jobs.split(",") if j.strip())
-    job_list = sch.pgops_jobs(_inventory(inventory), intervals, names)
+    target = _dump_target(dsn, inventory, None) if "dump" in names else None
+    # No inventory (nor pyinfra) for DSN dumps alone: the dev image runs just that.
+    inv = None if target and set(names) <= {"dump"} else _inventory(inventory)
+    job_list = sch.pgops_jobs(inv, intervals, names, keep, target)
     runner = sch.Runner(job_list)
     if once:
         sys.exit(0 if runner.run_job(job_list[0])["ok"] else 1)

@@ -1,6 +1,8 @@
 """Logical backups for developers and single-database copies: `pg_dump -Fc` run on the
 database host itself (its pg_dump matches the server), fetched into backups/ with retention;
-and loading a dump into a fresh database."""
+and loading a dump into a fresh database. Through a connection string instead of an
+inventory host: pgops.dump_dsn (pyinfra is imported only for inventory hosts, so the dev image
+runs dumps without it)."""
 
 from __future__ import annotations
 
@@ -11,17 +13,15 @@ import shlex
 import time
 from pathlib import Path
 
-from pyinfra.context import ctx_host
-
 from pgops import PROJECT_ROOT
-from pgops.backup import BackupError, run
-from pgops.status import connect
 
 BACKUPS_DIR = Path(os.environ.get("PGOPS_BACKUPS_DIR", PROJECT_ROOT / "backups"))
 NAME = re.compile(r"^(?P<host>[\w.-]+)__(?P<db>\w+)__(?P<ts>\d{8}T\d{6}Z)\.dump$")
 
 
 def _db_host(state, settings, host_name: str | None):
+    from pgops.backup import BackupError
+
     name = host_name or next(iter(settings))
     if name not in settings:
         raise BackupError(f"no database host {name!r} in the inventory")
@@ -30,6 +30,11 @@ def _db_host(state, settings, host_name: str | None):
 
 def dump(inventory: Path, host_name: str | None = None, database: str | None = None,
          keep: int = 7, directory: Path = BACKUPS_DIR) -> dict:
+    from pyinfra.context import ctx_host
+
+    from pgops.backup import BackupError, run
+    from pgops.status import connect
+
     state, settings = connect(inventory)
     h, s = _db_host(state, settings, host_name)
     db = database or s.pg_app_database or "postgres"
@@ -65,6 +70,11 @@ def prune(directory: Path, host: str, db: str, keep: int) -> list[Path]:
 
 def load(inventory: Path, file: Path, host_name: str | None = None, into: str | None = None) -> dict:
     """Restore a dump into a new database (owned by the migration role); refuses an existing one."""
+    from pyinfra.context import ctx_host
+
+    from pgops.backup import BackupError, run
+    from pgops.status import connect
+
     if not file.is_file():
         raise BackupError(f"{file}: no such dump file")
     state, settings = connect(inventory)

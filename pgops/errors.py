@@ -1,6 +1,11 @@
 """The one small exception tree: every error a user sees names the check and the fix."""
 
-from pyinfra.api.exceptions import PyinfraError
+try:
+    from pyinfra.api.exceptions import PyinfraError
+except ImportError:  # the dev image (docker/postgres) runs migrate/seed/dump without pyinfra
+
+    class PyinfraError(Exception):  # type: ignore[no-redef]
+        """Stand-in where pyinfra is not installed (Debian packages no pyinfra)."""
 
 
 class PgopsError(PyinfraError):

@@ -88,14 +88,18 @@ class Runner:
             time.sleep(tick)
 
 
-JOB_NAMES = ("full", "diff", "incr", "drill", "status")
+JOB_NAMES = ("full", "diff", "incr", "drill", "status", "dump")
 
 
-def pgops_jobs(inventory, intervals: dict[str, str], names: tuple[str, ...] = JOB_NAMES) -> list[Job]:
-    """The operator's jobs on an inventory: backups of each type, drills, status checks."""
-    from pgops import backup as b
-    from pgops import drill as d
-    from pgops.status import server_status
+def pgops_jobs(inventory, intervals: dict[str, str], names: tuple[str, ...] = JOB_NAMES[:5],
+               keep: int = 7, dump_target=None) -> list[Job]:
+    """The operator's jobs on an inventory: backups of each type, drills, status checks; and
+    logical dumps into backups/ keeping the newest `keep` (of `dump_target`, a DSN Target, when
+    given: the dev stack's backup service; else of the inventory's first database host)."""
+    if set(names) - {"dump"}:  # these need pyinfra; the dev image schedules dumps without it
+        from pgops import backup as b
+        from pgops import drill as d
+        from pgops.status import server_status
 
     def backups(kind: str) -> Callable[[], object]:
         def run() -> object:
@@ -119,8 +123,17 @@ def pgops_jobs(inventory, intervals: dict[str, str], names: tuple[str, ...] = JO
             raise PgopsError(f"unhealthy: down={down} alerts={ {h: a for h, a in alerts.items() if a} }")
         return {"hosts": len(rows), "healthy": True}
 
+    def dumps() -> object:
+        from pgops import dump, dump_dsn
+
+        if dump_target is not None:
+            r = dump_dsn.dump(dump_target, keep=keep)
+        else:
+            r = dump.dump(inventory, keep=keep)
+        return {"file": r["file"], "bytes": r["bytes"], "pruned": len(r["pruned"])}
+
     funcs = {"full": backups("full"), "diff": backups("diff"), "incr": backups("incr"),
-             "drill": drills, "status": status}
+             "drill": drills, "status": status, "dump": dumps}
     retries = {"status": 0}
     unknown = set(names) - set(JOB_NAMES)
     if unknown:

@@ -28,19 +28,28 @@ class Target:
 
 def resolve(dsn: str | None = None, inventory: Path | None = None, host: str | None = None,
             user: str = "migrator", database: str | None = None) -> Target:
+    if dsn or (inventory is None and host is None):
+        target = dsn_target(dsn)
+        if target:
+            return target
+    return inventory_target(inventory, host, user, database)
+
+
+def dsn_target(dsn: str | None = None) -> Target | None:
+    """-d DSN, else DATABASE_URL (DATABASE_URL_TEST when PGOPS_ENV=test) from the environment
+    or .env, else the PG* variables; None when none is set (the caller uses the inventory)."""
     if dsn:
         return Target(dsn, redact(dsn))
-    if inventory is None and host is None:
-        from pgops.db import read_env_file
+    from pgops.db import read_env_file
 
-        merged = {**read_env_file(".env"), **os.environ}
-        test = (merged.get("PGOPS_ENV") or merged.get("NODE_ENV")) == "test"
-        url = merged.get("DATABASE_URL_TEST" if test else "DATABASE_URL")
-        if url:
-            return Target(url, redact(url))
-        if os.environ.get("PGHOST") or os.environ.get("PGDATABASE"):
-            return Target("", "libpq environment (PG* variables)")
-    return inventory_target(inventory, host, user, database)
+    merged = {**read_env_file(".env"), **os.environ}
+    test = (merged.get("PGOPS_ENV") or merged.get("NODE_ENV")) == "test"
+    url = merged.get("DATABASE_URL_TEST" if test else "DATABASE_URL")
+    if url:
+        return Target(url, redact(url))
+    if os.environ.get("PGHOST") or os.environ.get("PGDATABASE"):
+        return Target("", "libpq environment (PG* variables)")
+    return None
 
 
 def inventory_target(inventory: Path | None, host: str | None, user: str,
