@@ -8,13 +8,17 @@ file of its own.
 
 from __future__ import annotations
 
-from pgops.config import Settings, SettingValue
+import re
+
+from pgops.config import S3_KEY, S3_KEY_SECRET, Settings, SettingValue
 
 REPO_USER = "pgbackrest"
 REPO_HOME = "/var/lib/pgbackrest"
 CONF = "/etc/pgbackrest/pgbackrest.conf"
 CONF_DIR = "/etc/pgbackrest/conf.d"
-CIPHER_CONF = f"{CONF_DIR}/cipher.conf"
+SECRETS_CONF = f"{CONF_DIR}/secrets.conf"
+#: Where an earlier pgops kept the passphrase (removed on deploy).
+OLD_CIPHER_CONF = f"{CONF_DIR}/cipher.conf"
 LEGACY_CONF = "/etc/pgbackrest.conf"
 SPOOL = "/var/spool/pgbackrest"
 LOG = "/var/log/pgbackrest"
@@ -57,16 +61,31 @@ def render(sections: dict[str, dict[str, SettingValue]]) -> str:
     return "".join(out)
 
 
+def repos(options: dict[str, SettingValue]) -> list[int]:
+    """The repository indexes a host's options use (repo1 always: pgops's default)."""
+    found = {int(m[1]) for k in options if (m := re.match(r"^repo(\d+)-", k))}
+    return sorted(found | {1})
+
+
+def is_s3(options: dict[str, SettingValue], n: int) -> bool:
+    return options.get(f"repo{n}-type") == "s3" and options.get(f"repo{n}-s3-key-type",
+                                                                "shared") == "shared"
+
+
 def repo_conf(dbs: dict[str, tuple[str, Settings]], process_max: int) -> str:
-    """The repository host's file: [global] plus one stanza per database host.
+    """The repository host's file: [global] with pgops's defaults, and one section per
+    database host with its own `pgbackrest` options (pgBackRest reads repository options per
+    stanza, so one database host can keep its repository in S3 and another on disk).
 
     + dbs: db host name -> (address the repository reaches it at, its settings)
     """
-    first = next(iter(dbs.values()))[1]
-    glob = {**REPO_DEFAULTS, "process-max": process_max, **first.pgbackrest}
-    sections: dict[str, dict[str, SettingValue]] = {"global": glob}
+    sections: dict[str, dict[str, SettingValue]] = {
+        "global": {**REPO_DEFAULTS, "process-max": process_max}}
     for name, (address, s) in sorted(dbs.items()):
+        extra = {f"repo{n}-cipher-type": "aes-256-cbc" for n in repos(s.pgbackrest) if n > 1}
         sections[stanza(name)] = {
+            **extra,
+            **s.pgbackrest,
             "pg1-host": address,
             "pg1-host-user": "postgres",
             "pg1-path": f"/var/lib/postgresql/{s.pg_major}/{s.pg_cluster}",
@@ -95,8 +114,22 @@ def db_conf(name: str, s: Settings, repo_address: str, process_max: int) -> str:
     })
 
 
-def cipher_conf(passphrase: str) -> str:
-    return f"[global]\nrepo1-cipher-pass={passphrase}\n"
+def secrets_conf(dbs: dict[str, Settings]) -> str:
+    """The repository host's secrets file: the cipher passphrase (one for every repository)
+    and, per stanza, the keys of its S3 repositories. Only the repository host holds it."""
+    first = next(iter(dbs.values()))
+    sections: dict[str, dict[str, SettingValue]] = {"global": {"repo1-cipher-pass": first.cipher_pass}}
+    for name, s in sorted(dbs.items()):
+        sec: dict[str, SettingValue] = {}
+        for n in repos(s.pgbackrest):
+            if n > 1:
+                sec[f"repo{n}-cipher-pass"] = s.cipher_pass
+            if is_s3(s.pgbackrest, n):
+                sec[f"repo{n}-s3-key"] = s.secrets[S3_KEY].get_secret_value()
+                sec[f"repo{n}-s3-key-secret"] = s.secrets[S3_KEY_SECRET].get_secret_value()
+        if sec:
+            sections[stanza(name)] = sec
+    return render(sections)
 
 
 def authorized_key(public_key: str) -> str:

@@ -190,9 +190,10 @@ class Settings(_Model):
         for k in v:
             if not re.match(r"^[a-z0-9][a-z0-9-]*$", k):
                 raise ValueError(f"{k!r} is not a pgBackRest option name")
-            if k.endswith("cipher-pass") or k.endswith("-key") and "s3" in k:
+            if k.endswith("cipher-pass") or re.search(r"-s3-(key|key-secret|token)$", k):
                 raise ValueError(f"{k} is a secret: set it in the environment or secrets file "
-                                 f"(PGOPS_BACKUP_CIPHER_PASS), not in the inventory")
+                                 f"({BACKUP_SECRET}, {S3_KEY}, {S3_KEY_SECRET}), not in the "
+                                 "inventory")
             if re.fullmatch(r"repo\d+-retention-archive(-type)?", k):
                 raise ValueError(f"{k}: pgops keeps the WAL of every retained backup so that "
                                  "each one can be restored to a point in time; set "
@@ -201,6 +202,14 @@ class Settings(_Model):
                     isinstance(v[k], int) and not isinstance(v[k], bool) and v[k] >= 1):
                 raise ValueError(f"{k}: {v[k]!r} must be a whole number of at least 1 (the newest "
                                  "backup is never expired)")
+        for m in filter(None, (re.fullmatch(r"repo(\d+)-type", k) for k in v)):
+            if v[m[0]] not in ("posix", "s3"):
+                raise ValueError(f"{m[0]}: {v[m[0]]!r}: pgops deploys posix and s3 repositories")
+            if v[m[0]] == "s3":
+                missing = [f"repo{m[1]}-s3-{o}" for o in ("bucket", "endpoint", "region")
+                           if f"repo{m[1]}-s3-{o}" not in v]
+                if missing:
+                    raise ValueError(f"{m[0]}: s3 needs {', '.join(missing)}")
         return v
 
     @field_validator("pg_settings")
@@ -333,6 +342,10 @@ def load_settings(host: str, data: dict[str, Any], sources: dict[str, str] | Non
                 problems.append(f"pg_backup_host: secret {name} (the repository's encryption "
                                 f"passphrase) is not set (environment{where})")
                 continue
+            if name in (S3_KEY, S3_KEY_SECRET):
+                problems.append(f"pgbackrest: secret {name} (the S3 repository's access key) is "
+                                f"not set (environment{where})")
+                continue
             role = name.removeprefix("PGOPS_ROLE_").removesuffix("_PASSWORD").lower()
             problems.append(f"pg_roles[{role}].password: secret {name} is not set (environment{where})")
     if settings is not None:
@@ -349,12 +362,19 @@ def load_settings(host: str, data: dict[str, Any], sources: dict[str, str] | Non
 
 
 BACKUP_SECRET = "PGOPS_BACKUP_CIPHER_PASS"
+#: Access keys of S3 repositories (repoN-type: s3), kept on the repository host only.
+S3_KEY = "PGOPS_BACKUP_S3_KEY"
+S3_KEY_SECRET = "PGOPS_BACKUP_S3_KEY_SECRET"
 
 
 def secret_names(settings_data: dict[str, Any]) -> list[str]:
     """The secrets a config needs (also used by the lab to generate them); tolerant of
     invalid role entries, which field validation reports."""
     out = [BACKUP_SECRET] if settings_data.get("pg_backup_host") else []
+    backrest = settings_data.get("pgbackrest") or {}
+    if out and isinstance(backrest, dict) and any(
+            re.fullmatch(r"repo\d+-type", str(k)) and v == "s3" for k, v in backrest.items()):
+        out += [S3_KEY, S3_KEY_SECRET]
     for r in settings_data.get("pg_roles") or ():
         name = _get(r, "name")
         if isinstance(name, str) and _get(r, "login", True) and _get(r, "password", True):

@@ -66,9 +66,10 @@ def backups() -> None:
 
     if is_repo:
         content = backrest.repo_conf({n: (_address(n), s) for n, s in served.items()}, cpus)
-        secret = next(iter(served.values())).cipher_pass
-        files.put(name="Repository encryption passphrase", src=StringIO(backrest.cipher_conf(secret)),
-                  dest=backrest.CIPHER_CONF, user="root", group=user, mode="640")
+        files.put(name="Repository secrets (encryption passphrase, S3 keys)",
+                  src=StringIO(backrest.secrets_conf(served)),
+                  dest=backrest.SECRETS_CONF, user="root", group=user, mode="640")
+        files.file(name="Old passphrase file removed", path=backrest.OLD_CIPHER_CONF, present=False)
     else:
         content = backrest.db_conf(host.name, mine, _address(mine.pg_backup_host), min(cpus, 2))
     files.put(name="pgBackRest configuration", src=StringIO(content), dest=backrest.CONF,

@@ -97,7 +97,7 @@ def test_the_passphrase_lives_only_on_the_repository_host(lab, first_deploy, sec
         r = lab.ssh(h, f"grep -rl -- '{passphrase}' /etc /var/lib/postgresql /var/log 2>/dev/null",
                     check=False)
         assert r.stdout == "", f"{h} holds the passphrase: {r.stdout}"
-    mode = lab.ssh("backup1", "stat -c '%U:%G %a' /etc/pgbackrest/conf.d/cipher.conf").stdout.strip()
+    mode = lab.ssh("backup1", "stat -c '%U:%G %a' /etc/pgbackrest/conf.d/secrets.conf").stdout.strip()
     assert mode == "root:pgbackrest 640"
 
 

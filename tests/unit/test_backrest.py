@@ -1,7 +1,9 @@
 """pgBackRest configuration rendering: real option names, one stanza per host, secrets apart."""
 
+import pytest
+
 from pgops import backrest
-from pgops.config import load_settings
+from pgops.config import ConfigError, load_settings
 
 
 def settings(**over):
@@ -28,12 +30,50 @@ def test_repo_conf_has_defaults_user_overrides_and_a_stanza_per_host():
     conf = parse(backrest.repo_conf({"db1": ("10.0.0.11", s1), "db2": ("10.0.0.12", s2)}, 3))
     g = conf["global"]
     assert g["repo1-cipher-type"] == "aes-256-cbc" and g["process-max"] == "3"
-    assert g["repo1-retention-full"] == "4" and g["compress-type"] == "zst"
+    assert g["repo1-retention-full"] == "2" and g["compress-type"] == "lz4"
     assert g["start-fast"] == "y" and g["repo1-path"] == backrest.REPO_HOME
     assert "repo1-cipher-pass" not in g  # the passphrase has a file of its own
-    assert conf["db1"] == {"pg1-host": "10.0.0.11", "pg1-host-user": "postgres",
+    # Each host's own options go to its stanza: they override [global] for it alone.
+    assert conf["db1"] == {"repo1-retention-full": "4", "compress-type": "zst",
+                           "pg1-host": "10.0.0.11", "pg1-host-user": "postgres",
                            "pg1-path": "/var/lib/postgresql/17/main", "pg1-port": "5432"}
-    assert conf["db2"]["pg1-port"] == "5433"
+    assert conf["db2"]["pg1-port"] == "5433" and "compress-type" not in conf["db2"]
+
+
+S3 = {"repo2-type": "s3", "repo2-path": "/pgops", "repo2-s3-bucket": "b",
+      "repo2-s3-endpoint": "s3.example.net", "repo2-s3-region": "eu-west-1"}
+S3_ENV = {"PGOPS_BACKUP_CIPHER_PASS": "s3cret-pass", "PGOPS_BACKUP_S3_KEY": "AKIA1",
+          "PGOPS_BACKUP_S3_KEY_SECRET": "shh"}
+
+
+def test_an_s3_repository_is_encrypted_and_its_keys_are_kept_with_the_secrets():
+    data = {"pg_roles": [{"name": "o", "password": False}], "pg_backup_host": "backup1",
+            "pgbackrest": S3}
+    s3 = load_settings("db1", data, environ=S3_ENV)
+    conf = parse(backrest.repo_conf({"db1": ("10.0.0.11", s3), "db2": ("10.0.0.12", settings())}, 1))
+    assert conf["db1"]["repo2-type"] == "s3" and conf["db1"]["repo2-cipher-type"] == "aes-256-cbc"
+    assert "repo2-type" not in conf["db2"]
+    text = backrest.repo_conf({"db1": ("10.0.0.11", s3)}, 1)
+    assert "AKIA1" not in text and "shh" not in text
+    secrets = parse(backrest.secrets_conf({"db1": s3, "db2": settings()}))
+    assert secrets["global"] == {"repo1-cipher-pass": "s3cret-pass"}
+    assert secrets["db1"] == {"repo2-cipher-pass": "s3cret-pass", "repo2-s3-key": "AKIA1",
+                              "repo2-s3-key-secret": "shh"}
+    assert "db2" not in secrets
+
+
+def test_an_s3_repository_needs_its_keys_and_location():
+    data = {"pg_roles": [{"name": "o", "password": False}], "pg_backup_host": "backup1",
+            "pgbackrest": S3}
+    with pytest.raises(ConfigError) as e:
+        load_settings("db1", data, environ={"PGOPS_BACKUP_CIPHER_PASS": "x"})
+    assert "PGOPS_BACKUP_S3_KEY " in str(e.value) and "PGOPS_BACKUP_S3_KEY_SECRET" in str(e.value)
+    with pytest.raises(ConfigError, match="repo2-type: s3 needs repo2-s3-endpoint"):
+        settings(pgbackrest={k: v for k, v in S3.items() if k != "repo2-s3-endpoint"})
+    with pytest.raises(ConfigError, match="repo1-type: 'gcs': pgops deploys posix and s3"):
+        settings(pgbackrest={"repo1-type": "gcs"})
+    with pytest.raises(ConfigError, match="repo2-s3-key-secret is a secret"):
+        settings(pgbackrest={"repo2-s3-key-secret": "oops"})
 
 
 def test_db_conf_points_at_the_repository_and_archives_asynchronously():
@@ -45,8 +85,9 @@ def test_db_conf_points_at_the_repository_and_archives_asynchronously():
     assert "s3cret-pass" not in backrest.db_conf("db1", settings(), "10.0.0.20", 2)
 
 
-def test_cipher_conf_and_archive_command():
-    assert backrest.cipher_conf("p") == "[global]\nrepo1-cipher-pass=p\n"
+def test_secrets_conf_and_archive_command():
+    assert parse(backrest.secrets_conf({"db1": settings()})) == {
+        "global": {"repo1-cipher-pass": "s3cret-pass"}}
     assert backrest.archive_command("db1") == "pgbackrest --stanza=db1 archive-push %p"
 
 
