@@ -52,3 +52,13 @@ pg_databases = [
 # applies sql/migrations/ to it as its last step, connecting as pg_migration_role.
 pg_app_database = "app"
 pg_migration_role = "migrator"
+
+# Backups: pg_backup_host names a host of backup_servers (inventory/lab.py sets the lab's);
+# pgBackRest options by their own names go to each host's stanza, over pgops's defaults
+# (aes-256-cbc from PGOPS_BACKUP_CIPHER_PASS, lz4, retention full=2 diff=7). S3 repositories
+# take their keys from PGOPS_BACKUP_S3_KEY and PGOPS_BACKUP_S3_KEY_SECRET.
+#   pgbackrest = {"repo1-retention-full": 4}
+# systemd timers on the repository host instead of `pgops schedule run` ({} = the defaults;
+# each job an OnCalendar= expression, or None to drop it):
+#   pg_backup_timers = {"full": "Sun *-*-* 01:00:00", "diff": "Mon..Sat *-*-* 01:00:00",
+#                       "incr": "hourly", "drill": "*-*-* 04:30:00", "status": "*:0/5"}
