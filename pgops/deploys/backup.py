@@ -15,7 +15,8 @@ from pyinfra.operations.util import any_changed
 
 from pgops import backrest, timers
 from pgops.config import Settings
-from pgops.facts.system import HostResources
+from pgops.errors import ConfigError
+from pgops.facts.system import BadCalendars, HostResources
 from pgops.inventory import BACKUP_GROUP, DB_GROUP, all_settings
 from pgops.operations import pgbackrest as ops
 
@@ -86,9 +87,12 @@ def _timers(served: dict[str, Settings]) -> None:
     timers no longer asked for are stopped and removed."""
     wanted = {backrest.stanza(n): timers.wanted(s.pg_backup_timers) for n, s in served.items()}
     jobs = {j for w in wanted.values() for j in w}
-    if jobs:
-        ops.calendars_valid(name="Timer calendars are valid",
-                            calendars=sorted({c for w in wanted.values() for c in w.values()}))
+    if jobs:  # checked while pyinfra prepares, so a refusal comes before any host changes
+        bad = host.get_fact(BadCalendars, calendars=sorted({c for w in wanted.values()
+                                                            for c in w.values()}))
+        if bad:
+            raise ConfigError([f"host {host.name}: pg_backup_timers: systemd refuses the "
+                               f"calendar(s) {', '.join(map(repr, bad))} (see `man systemd.time`)"])
 
     def exists(unit: str) -> bool:
         return bool(host.get_fact(File, path=f"{timers.UNIT_DIR}/{unit}"))

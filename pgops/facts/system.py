@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+import shlex
 
 from pyinfra.api import FactBase
 
@@ -78,3 +79,15 @@ class HostResources(FactBase):
         if cpu_limits:
             cpus = min(cpus, max(1, math.ceil(min(cpu_limits))))
         return Resources(memory_bytes=mem, cpus=cpus, rotational=rotational, shm_bytes=shm)
+
+
+class BadCalendars(FactBase):
+    """The systemd OnCalendar= expressions this host's systemd refuses."""
+
+    def command(self, calendars):
+        checks = [f"systemd-analyze calendar {shlex.quote(c)} >/dev/null 2>&1 || echo {shlex.quote(c)}"
+                  for c in calendars]
+        return "; ".join(checks) + "; true"
+
+    def process(self, output):
+        return [line for line in output if line.strip()]

@@ -3,7 +3,6 @@ database host's `postgres` and the repository host's `pgbackrest`, and stanzas."
 
 from __future__ import annotations
 
-import shlex
 from io import StringIO
 
 from pyinfra import host, logger
@@ -94,26 +93,3 @@ def stanza(stanza_name: str):
     yield (f"cd / && pgbackrest --stanza={stanza_name} stanza-create && "
            f"pgbackrest --stanza={stanza_name} check")
 
-
-class BadCalendars(FactBase):
-    """The OnCalendar= expressions this host's systemd refuses."""
-
-    def command(self, calendars):
-        checks = [f"systemd-analyze calendar {shlex.quote(c)} >/dev/null 2>&1 || echo {shlex.quote(c)}"
-                  for c in calendars]
-        return "; ".join(checks) + "; true"
-
-    def process(self, output):
-        return [line for line in output if line.strip()]
-
-
-@operation()
-def calendars_valid(calendars: list[str]):
-    """Refuse (before anything changes) timer calendars this host's systemd cannot parse."""
-    bad = host.get_fact(BadCalendars, calendars=calendars)
-    if bad:
-        raise OperationError(f"pg_backup_timers: systemd on {host.name} refuses the calendar(s) "
-                             f"{', '.join(repr(c) for c in bad)} (see `man systemd.time`)")
-    host.noop(f"{len(calendars)} timer calendar(s) are valid")
-    return
-    yield  # an operation is a generator

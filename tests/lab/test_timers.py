@@ -84,3 +84,17 @@ def test_the_drill_timer_restores_on_the_repository_host(lab, timed):
     # Nothing of the copy's own reached the repository: drills never archive.
     timelines = lab.ssh("backup1", "ls /var/lib/pgbackrest/archive/db2/17-1/").stdout.split()
     assert timelines and all(t.startswith("00000001") for t in timelines if len(t) == 16), timelines
+
+
+def test_a_calendar_systemd_refuses_fails_the_deploy_before_any_change(lab, first_deploy,
+                                                                      write_inventory):
+    from tests.lab.conftest import fingerprint
+
+    units = "ls /etc/systemd/system /usr/local/lib; md5sum /etc/systemd/system/pgops-* || true"
+    before, units_before = fingerprint(lab), lab.ssh("backup1", units).stdout
+    # With a change the db hosts would get first: it must not happen either.
+    inv = write_inventory(pg_backup_timers={"incr": "Sun 25:61"}, pg_settings={"work_mem": "7MB"})
+    r = pgops("deploy", "-i", str(inv), check=False)
+    assert r.rc != 0 and "systemd refuses the calendar(s) 'Sun 25:61'" in r.out, r.out[-3000:]
+    assert fingerprint(lab) == before
+    assert lab.ssh("backup1", units).stdout == units_before
