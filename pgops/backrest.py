@@ -3,7 +3,8 @@
 Repository-host mode: backups run on the repository host over SSH to each database host;
 each database host pushes WAL to the repository asynchronously. One stanza per database
 host, named after it. The encryption passphrase lives only on the repository host, in a
-file of its own.
+file of its own. Local mode (pg_backup_host = "local"): the database host keeps the
+repository itself (its disk, or S3), and so holds the passphrase.
 """
 
 from __future__ import annotations
@@ -111,6 +112,19 @@ def db_conf(name: str, s: Settings, repo_address: str, process_max: int) -> str:
             "pg1-path": f"/var/lib/postgresql/{s.pg_major}/{s.pg_cluster}",
             "pg1-port": s.pg_port,
         },
+    })
+
+
+def local_conf(name: str, s: Settings, process_max: int) -> str:
+    """A database host that keeps its own repository (pg_backup_host = "local"): pgops's
+    repository defaults, asynchronous archiving, and its `pgbackrest` options in its stanza."""
+    extra = {f"repo{n}-cipher-type": "aes-256-cbc" for n in repos(s.pgbackrest) if n > 1}
+    return render({
+        "global": {**REPO_DEFAULTS, "process-max": process_max, "archive-async": True,
+                   "spool-path": SPOOL},
+        stanza(name): {**extra, **s.pgbackrest,
+                       "pg1-path": f"/var/lib/postgresql/{s.pg_major}/{s.pg_cluster}",
+                       "pg1-port": s.pg_port},
     })
 
 

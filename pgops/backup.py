@@ -12,6 +12,7 @@ from pathlib import Path
 from pyinfra.context import ctx_host
 
 from pgops import backrest
+from pgops.config import LOCAL_REPOSITORY
 from pgops.errors import PgopsError
 from pgops.facts.postgres import PgArchiver
 from pgops.operations.postgres import AS_POSTGRES
@@ -33,7 +34,14 @@ class Plan:
     stanzas: dict[str, str]  # db host -> repository host
 
     def repo(self, db: str):
-        return self.state.inventory.get_host(self.stanzas[db])
+        """The host pgbackrest runs on for db's stanza: its repository host, or itself."""
+        return self.state.inventory.get_host(db if self.is_local(db) else self.stanzas[db])
+
+    def is_local(self, db: str) -> bool:
+        return self.stanzas[db] == LOCAL_REPOSITORY
+
+    def repo_user(self, db: str) -> str:
+        return "postgres" if self.is_local(db) else backrest.REPO_USER
 
     def db(self, name: str):
         return self.state.inventory.get_host(name)
@@ -66,7 +74,7 @@ def run(host, command: str, user: str | None = None, timeout: int = 3600) -> str
 
 def pgbackrest(p: Plan, db: str, args: str, timeout: int = 3600) -> str:
     return run(p.repo(db), f"pgbackrest --stanza={shlex.quote(backrest.stanza(db))} {args}",
-               backrest.REPO_USER, timeout)
+               p.repo_user(db), timeout)
 
 
 def take(p: Plan, db: str, kind: str = "full") -> dict:

@@ -164,7 +164,9 @@ class Settings(_Model):
     #: The role that owns the application schema and runs migrations.
     pg_migration_role: Ident = "migrator"
     pg_secrets_file: Path | None = None
-    #: The pgBackRest repository host (an inventory host in backup_servers); None: no backups.
+    #: The pgBackRest repository host (an inventory host in backup_servers), or "local": the
+    #: repository is kept by the database host itself (on its disk, or in S3 through
+    #: `pgbackrest` options); None: no backups.
     pg_backup_host: str | None = None
     #: pgBackRest options by their own names (as in pgbackrest.conf), over pgops's defaults.
     pgbackrest: dict[str, SettingValue] = {}
@@ -362,6 +364,8 @@ def load_settings(host: str, data: dict[str, Any], sources: dict[str, str] | Non
 
 
 BACKUP_SECRET = "PGOPS_BACKUP_CIPHER_PASS"
+#: pg_backup_host for a repository on the database host itself (no repository host).
+LOCAL_REPOSITORY = "local"
 #: Access keys of S3 repositories (repoN-type: s3), kept on the repository host only.
 S3_KEY = "PGOPS_BACKUP_S3_KEY"
 S3_KEY_SECRET = "PGOPS_BACKUP_S3_KEY_SECRET"

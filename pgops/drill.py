@@ -24,12 +24,12 @@ def _log(db: str) -> str:
 
 def record(p: Plan, db: str, entry: dict) -> None:
     line = shlex.quote(json.dumps(entry, default=str) + "\n")
-    run(p.repo(db), f"mkdir -p {DRILL_DIR} && printf '%s' {line} >> {_log(db)}", backrest.REPO_USER)
+    run(p.repo(db), f"mkdir -p {DRILL_DIR} && printf '%s' {line} >> {_log(db)}", p.repo_user(db))
 
 
 def last(p: Plan, db: str) -> dict | None:
     """The most recent drill of a database host's stanza, or None."""
-    out = run(p.repo(db), f"tail -n 1 {_log(db)} 2>/dev/null || true", backrest.REPO_USER).strip()
+    out = run(p.repo(db), f"tail -n 1 {_log(db)} 2>/dev/null || true", p.repo_user(db)).strip()
     return json.loads(out) if out else None
 
 

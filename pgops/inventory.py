@@ -9,7 +9,7 @@ from pyinfra.api import Inventory
 from pyinfra.api.host import Host
 
 from pgops import PROJECT_ROOT
-from pgops.config import Settings, load_settings
+from pgops.config import LOCAL_REPOSITORY, Settings, load_settings
 from pgops.errors import ConfigError, PgopsError
 
 DEFAULT_INVENTORY = PROJECT_ROOT / "inventory" / "lab.py"
@@ -86,10 +86,11 @@ def validate_inventory(inventory: Inventory, inventory_file: str) -> dict[str, S
             problems += e.problems
     backup_hosts = {h.name for h in inventory if BACKUP_GROUP in h.groups}
     for name, s in out.items():
-        if s.pg_backup_host and s.pg_backup_host not in backup_hosts:
+        if s.pg_backup_host not in (None, LOCAL_REPOSITORY, *backup_hosts):
             problems.append(
                 f"{inventory_file}: host {name}: pg_backup_host: {s.pg_backup_host!r} is not a host "
-                f"of group {BACKUP_GROUP} (have: {', '.join(sorted(backup_hosts)) or 'none'})"
+                f"of group {BACKUP_GROUP} (have: {', '.join(sorted(backup_hosts)) or 'none'}) nor "
+                f"{LOCAL_REPOSITORY!r}"
             )
     if not out and not problems:
         problems.append(

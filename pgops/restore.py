@@ -110,6 +110,9 @@ def plan(p: Plan, db: str, to: str, onto: str | None = None, in_place: bool = Fa
     target_host = onto or db
     if onto and onto not in p.settings:
         raise BackupError(f"--onto {onto}: not a database host of the inventory")
+    if onto and p.is_local(db):
+        raise BackupError(f"--onto {onto}: {db} keeps its repository locally; restore it beside "
+                          "on its own host")
     if onto and p.settings[onto].pg_backup_host != p.stanzas[db]:
         raise BackupError(f"--onto {onto}: it does not use {p.stanzas[db]}, the repository of {db}")
     s = p.settings[db]

@@ -28,7 +28,7 @@ def timer_name(job: str, stanza: str) -> str:
     return f"pgops-{job}@{stanza}.timer"
 
 
-def service(job: str) -> str:
+def service(job: str, user: str = backrest.REPO_USER) -> str:
     # Backups and drills can run for hours; status must be quick.
     limit = "5min" if job == "status" else "infinity"
     return (
@@ -38,8 +38,8 @@ def service(job: str) -> str:
         "After=network-online.target\n\n"
         "[Service]\n"
         "Type=oneshot\n"
-        f"User={backrest.REPO_USER}\n"
-        f"Group={backrest.REPO_USER}\n"
+        f"User={user}\n"
+        f"Group={user}\n"
         f"ExecStart={SCRIPT} {job} %i\n"
         f"TimeoutStartSec={limit}\n"
         "Nice=5\n"

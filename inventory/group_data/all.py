@@ -53,7 +53,8 @@ pg_databases = [
 pg_app_database = "app"
 pg_migration_role = "migrator"
 
-# Backups: pg_backup_host names a host of backup_servers (inventory/lab.py sets the lab's);
+# Backups: pg_backup_host names a host of backup_servers (inventory/lab.py sets the lab's),
+# or is "local" (the database host keeps its own repository: its disk, or S3);
 # pgBackRest options by their own names go to each host's stanza, over pgops's defaults
 # (aes-256-cbc from PGOPS_BACKUP_CIPHER_PASS, lz4, retention full=2 diff=7). S3 repositories
 # take their keys from PGOPS_BACKUP_S3_KEY and PGOPS_BACKUP_S3_KEY_SECRET.

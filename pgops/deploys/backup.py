@@ -1,6 +1,7 @@
-"""pgBackRest in repository-host mode, for database hosts with `pg_backup_host` and for the
-repository hosts they name. One call site for both roles: pyinfra orders operations by
-their line here, so each step runs on every host before the next (keys before trust)."""
+"""pgBackRest for database hosts with `pg_backup_host` and for the repository hosts they
+name (repository-host mode), or for database hosts that keep their own repository
+("local"). One call site for every role: pyinfra orders operations by their line here, so
+each step runs on every host before the next (keys before trust)."""
 
 from __future__ import annotations
 
@@ -9,19 +10,18 @@ from io import StringIO
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.facts.deb import DebPackages
-from pyinfra.facts.files import File
+from pyinfra.facts.files import FindFiles
 from pyinfra.operations import apt, files, server, systemd
 from pyinfra.operations.util import any_changed
 
 from pgops import backrest, timers
-from pgops.config import Settings
+from pgops.config import LOCAL_REPOSITORY
 from pgops.errors import ConfigError
 from pgops.facts.system import BadCalendars, HostResources
 from pgops.inventory import BACKUP_GROUP, DB_GROUP, all_settings
 from pgops.operations import pgbackrest as ops
 
 PG_HOME = "/var/lib/postgresql"
-AS_REPO = {"_sudo": True, "_sudo_user": backrest.REPO_USER}
 
 
 def _address(name: str) -> str:
@@ -38,6 +38,7 @@ def backups() -> None:
     settings = all_settings()
     mine = settings.get(host.name) if DB_GROUP in host.groups else None
     is_db = bool(mine and mine.pg_backup_host)
+    is_local = is_db and mine.pg_backup_host == LOCAL_REPOSITORY
     served = {n: s for n, s in settings.items() if s.pg_backup_host == host.name}
     is_repo = BACKUP_GROUP in host.groups and bool(served)
     if not (is_db or is_repo):
@@ -52,40 +53,50 @@ def backups() -> None:
     if is_repo:
         server.user(name="Repository user", user=user, system=True, home=home, shell="/bin/sh",
                     create_home=False)
-    for d in backrest.DIRS if is_repo else (backrest.SPOOL, backrest.LOG):
+    for d in backrest.DIRS if is_repo or is_local else (backrest.SPOOL, backrest.LOG):
         files.directory(name=f"pgBackRest directory {d}", path=d, user=user, group=user, mode="750")
     files.directory(name="pgBackRest config directory", path=backrest.CONF_DIR, mode="755")
     ops.legacy_config_moved_aside(name="Debian's legacy /etc/pgbackrest.conf moved aside")
-    ops.ssh_key(name="SSH key for pgBackRest", user=user, home=home)
-
-    if is_repo:
-        peers = [(n, "postgres", PG_HOME, _names(n)) for n in sorted(served)]
-    else:
-        peers = [(mine.pg_backup_host, backrest.REPO_USER, backrest.REPO_HOME,
-                  _names(mine.pg_backup_host))]
-    ops.trust(name="SSH trust for pgBackRest", user=user, home=home, peers=peers)
+    if not is_local:
+        ops.ssh_key(name="SSH key for pgBackRest", user=user, home=home)
+        if is_repo:
+            peers = [(n, "postgres", PG_HOME, _names(n)) for n in sorted(served)]
+        else:
+            peers = [(mine.pg_backup_host, backrest.REPO_USER, backrest.REPO_HOME,
+                      _names(mine.pg_backup_host))]
+        ops.trust(name="SSH trust for pgBackRest", user=user, home=home, peers=peers)
 
     if is_repo:
         content = backrest.repo_conf({n: (_address(n), s) for n, s in served.items()}, cpus)
-        files.put(name="Repository secrets (encryption passphrase, S3 keys)",
-                  src=StringIO(backrest.secrets_conf(served)),
-                  dest=backrest.SECRETS_CONF, user="root", group=user, mode="640")
-        files.file(name="Old passphrase file removed", path=backrest.OLD_CIPHER_CONF, present=False)
+    elif is_local:
+        content = backrest.local_conf(host.name, mine, min(cpus, 2))
     else:
         content = backrest.db_conf(host.name, mine, _address(mine.pg_backup_host), min(cpus, 2))
+    keeps = served if is_repo else {host.name: mine} if is_local else {}
+    if keeps:
+        files.put(name="Repository secrets (encryption passphrase, S3 keys)",
+                  src=StringIO(backrest.secrets_conf(keeps)),
+                  dest=backrest.SECRETS_CONF, user="root", group=user, mode="640")
+    else:  # a repository host keeps them now
+        files.file(name="No repository secrets here", path=backrest.SECRETS_CONF, present=False)
+    files.file(name="Old passphrase file removed", path=backrest.OLD_CIPHER_CONF, present=False)
     files.put(name="pgBackRest configuration", src=StringIO(content), dest=backrest.CONF,
               user="root", group=user, mode="640")
 
-    if is_repo:
-        for n in sorted(served):
-            ops.stanza(name=f"Stanza {backrest.stanza(n)}", stanza_name=backrest.stanza(n), **AS_REPO)
-        _timers(served)
+    for n in sorted(keeps):
+        ops.stanza(name=f"Stanza {backrest.stanza(n)}", stanza_name=backrest.stanza(n),
+                   _sudo=True, _sudo_user=user)
+    _timers({backrest.stanza(n): timers.wanted(s.pg_backup_timers) for n, s in keeps.items()}
+            or {backrest.stanza(host.name): {}},
+            user, drill_majors=sorted({s.pg_major for s in keeps.values()
+                                       if s.pg_backup_timers and s.pg_backup_timers.drill}),
+            install_binaries=is_repo)
 
 
-def _timers(served: dict[str, Settings]) -> None:
-    """systemd timers for the jobs each served database host asks for (pg_backup_timers);
-    timers no longer asked for are stopped and removed."""
-    wanted = {backrest.stanza(n): timers.wanted(s.pg_backup_timers) for n, s in served.items()}
+def _timers(wanted: dict[str, dict[str, str]], user: str, drill_majors: list[int],
+            install_binaries: bool) -> None:
+    """systemd timers for the jobs asked for, per stanza (pg_backup_timers); timers and
+    services no longer asked for are stopped and removed."""
     jobs = {j for w in wanted.values() for j in w}
     if jobs:  # checked while pyinfra prepares, so a refusal comes before any host changes
         bad = host.get_fact(BadCalendars, calendars=sorted({c for w in wanted.values()
@@ -93,26 +104,23 @@ def _timers(served: dict[str, Settings]) -> None:
         if bad:
             raise ConfigError([f"host {host.name}: pg_backup_timers: systemd refuses the "
                                f"calendar(s) {', '.join(map(repr, bad))} (see `man systemd.time`)"])
-
-    def exists(unit: str) -> bool:
-        return bool(host.get_fact(File, path=f"{timers.UNIT_DIR}/{unit}"))
-
+    present = {p.rsplit("/", 1)[1] for p in host.get_fact(
+        FindFiles, path=timers.UNIT_DIR, maxdepth=1, fname="pgops-*") or []}
     for st, w in sorted(wanted.items()):
         for job in timers.JOBS:
             name = timers.timer_name(job, st)
-            if job not in w and exists(name):
+            if job not in w and name in present:
                 systemd.service(name=f"Timer {name} stopped (no longer configured)", service=name,
                                 running=False, enabled=False)
                 files.file(name=f"Timer {name} removed", path=f"{timers.UNIT_DIR}/{name}",
                            present=False)
     for job in timers.JOBS:
-        if job not in jobs and exists(timers.service_name(job)):
+        if job not in jobs and timers.service_name(job) in present:
             files.file(name=f"Service {timers.service_name(job)} removed (no timer uses it)",
                        path=f"{timers.UNIT_DIR}/{timers.service_name(job)}", present=False)
     if not jobs:
         return
-    majors = sorted({s.pg_major for n, s in served.items() if "drill" in wanted[backrest.stanza(n)]})
-    if majors:
+    if drill_majors and install_binaries:
         # Drills restore on this host: PostgreSQL binaries, but no cluster of its own.
         files.put(name="No main cluster on the repository host",
                   src=StringIO("# Managed by pgops: the repository host runs only drill copies.\n"
@@ -120,14 +128,15 @@ def _timers(served: dict[str, Settings]) -> None:
                   dest="/etc/postgresql-common/createcluster.d/50-pgops-repo-host.conf",
                   create_remote_dir=True, mode="644")
         apt.packages(name="PostgreSQL binaries for drills",
-                     packages=[p for m in majors for p in (f"postgresql-{m}", f"postgresql-{m}-pgvector")],
+                     packages=[p for m in drill_majors
+                               for p in (f"postgresql-{m}", f"postgresql-{m}-pgvector")],
                      no_recommends=True)
     script = files.put(name="pgops-repo-job (the timers' job runner)", src=str(timers.SCRIPT_SOURCE),
                        dest=timers.SCRIPT, create_remote_dir=True, mode="755")
     units = [script]
     for job in sorted(jobs):
         units.append(files.put(name=f"Service {timers.service_name(job)}",
-                               src=StringIO(timers.service(job)),
+                               src=StringIO(timers.service(job, user)),
                                dest=f"{timers.UNIT_DIR}/{timers.service_name(job)}", mode="644"))
     for st, w in sorted(wanted.items()):
         for job, calendar in w.items():

@@ -1,0 +1,70 @@
+"""A database host that keeps its own repository (pg_backup_host = "local"): no repository
+host, no SSH trust; backups, an exact point-in-time restore and a drill all work on it, and
+switching back to the repository host takes the passphrase off it again."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.lab.conftest import PROJECT_ROOT, pgops, results
+from tests.lab.test_restore import Writer, archive_all, drop, fresh_probe_table, restored_rows
+
+
+@pytest.fixture(scope="module")
+def local(lab, first_deploy, tmp_path_factory):
+    d = tmp_path_factory.mktemp("local")
+    (d / "group_data").symlink_to(PROJECT_ROOT / "inventory" / "group_data")
+    inv = d / "local.py"
+    inv.write_text(
+        "from pgops.lab.inventory import db_servers as _db, backup_servers as _backup\n"
+        "_hosts, _data = _db()\n"
+        "db_servers = ([(n, {**h, 'pg_backup_host': 'local'}) if n == 'db2' else (n, h) "
+        "for n, h in _hosts], _data)\n"
+        "backup_servers = _backup()\n")
+    try:
+        yield inv, pgops("deploy", "-i", str(inv))
+    finally:
+        back = pgops("deploy", check=False)
+        pgops("backup", "--type", "full", "--host", "db2", check=False)
+    assert back.rc == 0, back.out[-3000:]
+    r = lab.ssh("db2", "test -e /etc/pgbackrest/conf.d/secrets.conf", check=False)
+    assert r.returncode == 1, "the passphrase stayed on db2 after it moved back to backup1"
+
+
+def test_local_repository_deploys_idempotently(lab, local):
+    inv, first = local
+    assert "Stanza db2" in first.out
+    conf = lab.ssh("db2", "cat /etc/pgbackrest/pgbackrest.conf").stdout
+    assert "repo1-host" not in conf and "repo1-path=/var/lib/pgbackrest" in conf
+    assert "[db2]" not in lab.ssh("backup1", "cat /etc/pgbackrest/pgbackrest.conf").stdout
+    again = pgops("deploy", "-i", str(inv))
+    changed = {op: r for op, r in results(again.out).items() if r[0] != "-" and r[2] != r[0]}
+    assert not changed, changed
+
+
+def test_backup_pitr_and_drill_on_a_local_repository(lab, local):
+    inv = local[0]
+    url = fresh_probe_table("db2")
+    b = pgops("backup", "-i", str(inv), "--type", "full", "--host", "db2")
+    assert "full backup" in b.out
+    w = Writer(url, 10, pause=0.2)
+    w.run()
+    assert w.error is None, w.error
+    archive_all(lab, "db2")
+    [st] = json.loads(pgops("backup", "list", "-i", str(inv), "--host", "db2", "--json").stdout)
+    assert st["repository"] == "local" and st["status"] == "ok"
+    found = lab.ssh("db2", "ls /var/lib/pgbackrest/backup/db2").stdout
+    assert st["backups"][-1]["label"] in found
+    result = json.loads(pgops("restore", "-i", str(inv), "--host", "db2", "--to",
+                              str(w.gap_after(6)), "--json").stdout)
+    try:
+        assert restored_rows(lab, result) == list(range(1, 7))
+    finally:
+        drop(lab, result)
+    onto = pgops("restore", "-i", str(inv), "--host", "db2", "--onto", "db1", "--to",
+                 str(w.gap_after(6)), check=False)
+    assert onto.rc == 2 and "keeps its repository locally" in onto.out
+    [drill] = json.loads(pgops("drill", "-i", str(inv), "--host", "db2", "--json").stdout)
+    assert drill["ok"] and drill["amcheck"] == "ok", drill
