@@ -20,7 +20,9 @@ def local(lab, first_deploy, tmp_path_factory):
     inv.write_text(
         "from pgops.lab.inventory import db_servers as _db, backup_servers as _backup\n"
         "_hosts, _data = _db()\n"
-        "db_servers = ([(n, {**h, 'pg_backup_host': 'local'}) if n == 'db2' else (n, h) "
+        "_local = {'pg_backup_host': 'local', 'pg_backup_timers': "
+        "{'full': None, 'diff': None, 'incr': None, 'status': '*:0/5', 'drill': '04:30'}}\n"
+        "db_servers = ([(n, {**h, **_local}) if n == 'db2' else (n, h) "
         "for n, h in _hosts], _data)\n"
         "backup_servers = _backup()\n")
     try:
@@ -68,3 +70,14 @@ def test_backup_pitr_and_drill_on_a_local_repository(lab, local):
     assert onto.rc == 2 and "keeps its repository locally" in onto.out
     [drill] = json.loads(pgops("drill", "-i", str(inv), "--host", "db2", "--json").stdout)
     assert drill["ok"] and drill["amcheck"] == "ok", drill
+
+
+def test_timers_run_on_the_database_host_as_postgres(lab, local):
+    assert "User=postgres" in lab.ssh("db2", "cat /etc/systemd/system/pgops-drill@.service").stdout
+    for job in ("drill", "status"):
+        r = lab.ssh("db2", f"systemctl start pgops-{job}@db2.service", check=False, timeout=900)
+        line = lab.ssh("db2", f"journalctl -q -o cat -u pgops-{job}@db2.service | grep '^{{' "
+                              "| tail -1").stdout
+        assert r.returncode == 0 and json.loads(line)["ok"], (r.stderr, line)
+    r = lab.ssh("db2", "ls /var/lib/postgresql/17", check=True)
+    assert r.stdout.split() == ["main"]  # the drill's copy is gone, the cluster untouched
