@@ -119,6 +119,7 @@ def _timers(wanted: dict[str, dict[str, str]], user: str, drill_majors: list[int
             files.file(name=f"Service {timers.service_name(job)} removed (no timer uses it)",
                        path=f"{timers.UNIT_DIR}/{timers.service_name(job)}", present=False)
     if not jobs:
+        files.file(name="pgops-repo-job removed (no timers)", path=timers.SCRIPT, present=False)
         return
     if drill_majors and install_binaries:
         # Drills restore on this host: PostgreSQL binaries, but no cluster of its own.
