@@ -1,5 +1,5 @@
 # pgops: the two commands that matter are `make up` and `make test` (see README.md).
-.PHONY: up test down bootstrap lint bench unit lock
+.PHONY: up test down bootstrap lint bench bench-backup unit lock
 
 up: bootstrap
 	.venv/bin/pgops up
@@ -18,6 +18,9 @@ lint: bootstrap
 
 bench: bootstrap
 	.venv/bin/python bench/deploy.py
+
+bench-backup: bootstrap
+	.venv/bin/python bench/backup.py
 
 bootstrap:
 	@scripts/bootstrap.sh
