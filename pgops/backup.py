@@ -47,8 +47,10 @@ class Plan:
         return self.state.inventory.get_host(name)
 
 
-def plan(inventory: Path, db_host: str | None = None) -> Plan:
-    state, settings = connect(inventory)
+def plan(inventory: Path, db_host: str | None = None, require_all: bool = True) -> Plan:
+    """Connect and pick the stanzas. require_all=False (restore) lets a dead database host
+    stay unconnected: its backups are still in the repository."""
+    state, settings = connect(inventory, require_all=require_all)
     stanzas = {n: s.pg_backup_host for n, s in settings.items() if s.pg_backup_host}
     if db_host:
         if db_host not in settings:
@@ -108,10 +110,13 @@ def info(p: Plan, db: str) -> dict:
             "error": b.get("error", False),
         })
     s = p.settings[db]
-    with ctx_host.use(p.db(db)):
-        archiver = p.db(db).get_fact(PgArchiver, port=s.pg_port, **AS_POSTGRES) or {}
+    if p.db(db).connected:
+        with ctx_host.use(p.db(db)):
+            archiver = p.db(db).get_fact(PgArchiver, port=s.pg_port, **AS_POSTGRES) or {}
+        last = archiver.get("last_archived_epoch")
+    else:  # the database host is down: the repository says when its newest WAL arrived
+        archiver, last = {}, newest_wal_time(p, db)
     earliest = min((b["stop"] for b in backups if not b["error"]), default=None)
-    last = archiver.get("last_archived_epoch")
     latest = max(float(last), earliest) if (last and earliest) else earliest
     return {
         "host": db, "stanza": backrest.stanza(db), "repository": p.stanzas[db],
@@ -120,8 +125,50 @@ def info(p: Plan, db: str) -> dict:
         "window": {"earliest": earliest, "latest": latest},
         "archiver": {k: archiver.get(k) for k in ("archived_count", "failed_count",
                                                   "last_archived_wal", "last_archived_time",
-                                                  "last_archived_age_s", "last_failed_time")},
+                                                  "last_archived_age_s", "last_failed_time",
+                                                  "current_wal_bytes", "wal_segment_bytes")},
     }
+
+
+def _ls(p: Plan, db: str, path: str) -> dict:
+    return json.loads(pgbackrest(p, db, f"--output=json repo-ls {shlex.quote(path)}", timeout=120))
+
+
+def newest_wal_time(p: Plan, db: str) -> float | None:
+    """When the newest WAL segment of db reached the repository (posix or S3 alike): the
+    newest archive id, its newest directory, the newest file there."""
+    base = f"archive/{backrest.stanza(db)}"
+    ids = [k for k, v in _ls(p, db, base).items() if v["type"] == "path" and k != "."]
+    if not ids:
+        return None
+    newest = max(ids, key=lambda i: int(i.rsplit("-", 1)[1]))
+    dirs = [k for k, v in _ls(p, db, f"{base}/{newest}").items() if v["type"] == "path" and k != "."]
+    if not dirs:
+        return None
+    files = _ls(p, db, f"{base}/{newest}/{max(dirs)}").values()
+    return max((float(f["time"]) for f in files if f["type"] == "file"), default=None)
+
+
+def unarchived_bytes(archiver: dict) -> int | None:
+    """WAL written after the end of the last archived segment (None if unknown)."""
+    name, current = archiver.get("last_archived_wal"), archiver.get("current_wal_bytes")
+    seg_bytes = archiver.get("wal_segment_bytes")
+    if not (name and current is not None and seg_bytes) or len(name) < 24 or "." in name:
+        return None
+    per_log = 0x100000000 // int(seg_bytes)
+    seg_no = int(name[8:16], 16) * per_log + int(name[16:24], 16)
+    return max(int(current) - (seg_no + 1) * int(seg_bytes), 0)
+
+
+def rpo_estimate(archiver: dict) -> float | None:
+    """Seconds of committed work that could be lost now. An idle database writes nothing
+    worth archiving (PostgreSQL skips archive_timeout switches for idle WAL), so when no more
+    than a page of WAL is waiting, nothing is at risk: 0, however old the last archive is."""
+    pending = unarchived_bytes(archiver)
+    if pending is not None and pending <= 8192:
+        return 0.0
+    age = archiver.get("last_archived_age_s")
+    return None if age is None else float(age)
 
 
 def health(p: Plan, db: str, max_full_age_h: float = 8 * 24, max_backup_age_h: float = 26,
@@ -137,7 +184,9 @@ def health(p: Plan, db: str, max_full_age_h: float = 8 * 24, max_backup_age_h: f
         ages[kind] = round(now - max(stops), 1) if stops else None
     newest = min((a for a in ages.values() if a is not None), default=None)
     arch = st["archiver"]
-    rpo = arch.get("last_archived_age_s")
+    rpo = rpo_estimate(arch)
+    age = arch.get("last_archived_age_s")
+    age = None if age is None else round(float(age), 1)
     last_drill = drill.last(p, db)
     alerts = []
     if ages["full"] is None or ages["full"] > max_full_age_h * 3600:
@@ -145,7 +194,7 @@ def health(p: Plan, db: str, max_full_age_h: float = 8 * 24, max_backup_age_h: f
     if newest is None or newest > max_backup_age_h * 3600:
         alerts.append(f"no backup within {max_backup_age_h:.0f} h")
     if rpo is None or float(rpo) > max_rpo_s:
-        alerts.append(f"last WAL archived {rpo and round(float(rpo))} s ago (> {max_rpo_s:.0f} s)")
+        alerts.append(f"WAL waits to be archived: last archived {age} s ago (> {max_rpo_s:.0f} s)")
     failed_after = arch.get("last_failed_time") and (
         not arch.get("last_archived_time") or arch["last_failed_time"] > arch["last_archived_time"])
     if failed_after:
@@ -155,8 +204,9 @@ def health(p: Plan, db: str, max_full_age_h: float = 8 * 24, max_backup_age_h: f
     return {
         "backup_age_s": ages,
         "archiver_failed_count": arch.get("failed_count"),
-        "last_archived_age_s": rpo and round(float(rpo), 1),
-        "rpo_estimate_s": rpo and round(float(rpo), 1),
+        "last_archived_age_s": age,
+        "unarchived_wal_bytes": unarchived_bytes(arch),
+        "rpo_estimate_s": None if rpo is None else round(float(rpo), 1),
         "repo_size_bytes": sum(b["repo_size"] for b in st["backups"]),
         "window": st["window"],
         "last_drill": last_drill and {k: last_drill.get(k) for k in ("at", "ok", "rto_s", "target_time")},
@@ -171,6 +221,7 @@ def prometheus(rows: list[dict]) -> str:
         out.append(f'pgops_up{{host="{r["host"]}"}} {1 if r["up"] else 0}')
     metrics = [("pgops_backup_age_seconds", "Age of the newest backup of a type."),
                ("pgops_wal_last_archived_age_seconds", "Seconds since the last WAL was archived."),
+               ("pgops_rpo_estimate_seconds", "Seconds of work at risk (0: no WAL waiting)."),
                ("pgops_wal_archive_failed_total", "pg_stat_archiver.failed_count."),
                ("pgops_repo_size_bytes", "Repository bytes of this host's backups."),
                ("pgops_alerts", "Number of backup alerts.")]
@@ -186,6 +237,8 @@ def prometheus(rows: list[dict]) -> str:
                         if v is not None]
             elif name == "pgops_wal_last_archived_age_seconds" and b["last_archived_age_s"] is not None:
                 out.append(f'{name}{{host="{h}"}} {b["last_archived_age_s"]}')
+            elif name == "pgops_rpo_estimate_seconds" and b["rpo_estimate_s"] is not None:
+                out.append(f'{name}{{host="{h}"}} {b["rpo_estimate_s"]}')
             elif name == "pgops_wal_archive_failed_total":
                 out.append(f'{name}{{host="{h}"}} {b["archiver_failed_count"] or 0}')
             elif name == "pgops_repo_size_bytes":

@@ -319,7 +319,8 @@ def backup_list(obj, inventory, host_name, as_json: bool) -> None:
 
 @main.command()
 @inventory_option
-@click.option("--to", "to", required=True, help="Target time: ISO 8601 (UTC if no offset) or epoch.")
+@click.option("--to", "to", required=True,
+              help="Target time: ISO 8601 (UTC if no offset), epoch, or `latest` (all archived WAL).")
 @click.option("--host", "host_name", help="Database host whose backups to restore (default: the first).")
 @click.option("--onto", help="Restore beside, on this other database host (same repository).")
 @click.option("--in-place", is_flag=True, help="Restore over the live cluster (needs --yes).")
@@ -331,10 +332,14 @@ def restore(inventory, to, host_name, onto, in_place, yes, plan_only, as_json) -
     from pgops import backup as b
     from pgops import restore as r
 
-    p = b.plan(_inventory(inventory), host_name)
+    # The source may be down (that may be why you restore): only repository and target must answer.
+    p = b.plan(_inventory(inventory), host_name, require_all=False)
     db = host_name or next(iter(p.stanzas))
     rp = r.plan(p, db, to, onto, in_place)
-    err.print(f"[bold]restore plan[/] for {db} to {r.iso(rp.target_time)} "
+    upto = f"the end of the archive (about {r.iso(rp.target_time)})" if rp.to_end else r.iso(rp.target_time)
+    if not p.db(db).connected:
+        err.print(f"[yellow]{db} is unreachable[/]: the window ends at the newest WAL in the repository")
+    err.print(f"[bold]restore plan[/] for {db} to {upto} "
               f"(window {r.iso(rp.window['earliest'])} .. {r.iso(rp.window['latest'])}):")
     err.print(f"  backup {rp.backup['label']} ({rp.backup['type']}, {_size(rp.backup['size'])}), "
               f"WAL from {rp.backup['wal_start']} up to the target; expected about {rp.estimate_s:.0f} s")

@@ -13,7 +13,8 @@ from dataclasses import asdict, dataclass, field
 from pgops import backrest
 from pgops.backup import BackupError, Plan, info, run
 
-RESTORE_MBPS = 150  # planning estimate of restore throughput; the real duration is measured
+RESTORE_MBPS = 250  # planning estimate (bench/backup.py measured 230-460 MB/s); real time is measured
+LATEST = "latest"  # --to latest: everything the archive holds (end of the WAL stream)
 
 
 @dataclass
@@ -30,6 +31,7 @@ class RestorePlan:
     estimate_s: float
     steps: list[str] = field(default_factory=list)
     archive_first: bool = False
+    to_end: bool = False  # --to latest: recover to the end of the archive, then promote
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -85,6 +87,8 @@ def archive_past(p: Plan, db: str, timeout: float = 60) -> None:
 
 
 def primary_up(p: Plan, db: str) -> bool:
+    if not p.db(db).connected:
+        return False
     ok, _ = p.db(db).run_shell_command(f"cd / && {_psql(p.settings[db].pg_port, 'postgres', 'select 1')}")
     return bool(ok)
 
@@ -92,7 +96,10 @@ def primary_up(p: Plan, db: str) -> bool:
 def plan(p: Plan, db: str, to: str, onto: str | None = None, in_place: bool = False) -> RestorePlan:
     """What a restore would do; refuses a time outside the recoverable window. While the
     source's primary is up, the window reaches to now (execute archives past the target)."""
-    target = parse_time(to)
+    to_end = to.strip().lower() == LATEST
+    target = time.time() if to_end else parse_time(to)
+    target_host = onto or db
+    _reachable(p, db, target_host, in_place)
     st = info(p, db)
     w = dict(st["window"])
     if not w["earliest"]:
@@ -100,6 +107,8 @@ def plan(p: Plan, db: str, to: str, onto: str | None = None, in_place: bool = Fa
     live = primary_up(p, db)
     if live:
         w["latest"] = max(w["latest"], time.time())
+    if to_end:
+        target = w["latest"]
     if not (w["earliest"] <= target <= w["latest"]):
         raise BackupError(f"{iso(target)} is outside the recoverable window of {db}: "
                           f"{iso(w['earliest'])} .. {iso(w['latest'])}")
@@ -107,7 +116,6 @@ def plan(p: Plan, db: str, to: str, onto: str | None = None, in_place: bool = Fa
         raise BackupError("--in-place restores over the source's own cluster; it excludes --onto")
     candidates = [b for b in st["backups"] if not b["error"] and b["stop"] <= target]
     backup = candidates[-1]
-    target_host = onto or db
     if onto and onto not in p.settings:
         raise BackupError(f"--onto {onto}: not a database host of the inventory")
     if onto and p.is_local(db):
@@ -124,42 +132,56 @@ def plan(p: Plan, db: str, to: str, onto: str | None = None, in_place: bool = Fa
     data = f"/var/lib/postgresql/{s.pg_major}/{cluster}"
     estimate = backup["size"] / (RESTORE_MBPS * 1024 * 1024) + 5 + (target - backup["stop"]) / 600
     rp = RestorePlan(db, target_host, target, in_place, backup, w, cluster, port, data,
-                     round(estimate, 1))
-    needs_switch = live and target > st["window"]["latest"]
+                     round(estimate, 1), to_end=to_end)
+    needs_switch = live and (to_end or target > st["window"]["latest"])
     rp.archive_first = needs_switch
+    upto = "the end of the archive" if to_end else iso(target)
     if in_place:
         rp.steps = ([f"commit and switch WAL on {db}, so the archive reaches past the target"]
                     if needs_switch else [])
         rp.steps += [f"stop postgresql@{s.pg_major}-{cluster} on {db}",
-                    f"delta restore of backup {backup['label']} + WAL to {iso(target)} over {data}",
+                    f"delta restore of backup {backup['label']} + WAL to {upto} over {data}",
                     "start it: recovery replays WAL to the target, then promotes to a new timeline",
                     "archiving continues into the same stanza on the new timeline"]
     else:
         rp.steps = ([f"commit and switch WAL on {db}, so the archive reaches past the target"]
                     if needs_switch else [])
         rp.steps += [f"create cluster {s.pg_major}/{cluster} on {target_host}, port {port}",
-                    f"restore backup {backup['label']} + WAL up to {iso(target)} into {data} "
+                    f"restore backup {backup['label']} + WAL up to {upto} into {data} "
                     "(archive_mode off: the copy never archives into the repository)",
                     "start it, replay to the target, promote; verify schema version and row counts"]
     return rp
 
 
-RECOVERY_LIMITS = ("max_connections", "max_worker_processes", "max_wal_senders",
-                   "max_prepared_transactions", "max_locks_per_transaction")
+def _reachable(p: Plan, db: str, target_host: str, in_place: bool) -> None:
+    """The repository and the target must answer; the source need not (it may be the
+    reason for the restore)."""
+    repo = p.repo(db)
+    if not repo.connected:
+        raise BackupError(f"{repo.name}, the repository of {db}, is unreachable: nothing to "
+                          "restore from (nothing was changed)")
+    if not p.db(target_host).connected:
+        hint = ("; restore onto another database host with --onto HOST"
+                if target_host == db and not in_place and not p.is_local(db) else "")
+        raise BackupError(f"{target_host} is unreachable (nothing was changed){hint}")
 
 
-def _recovery_limits(p: Plan, source: str) -> dict[str, str]:
-    from pyinfra.context import ctx_host
+#: pg_controldata's names for the settings recovery refuses to run below the source's.
+RECOVERY_LIMITS = {"max_connections setting": "max_connections",
+                   "max_worker_processes setting": "max_worker_processes",
+                   "max_wal_senders setting": "max_wal_senders",
+                   "max_prepared_xacts setting": "max_prepared_transactions",
+                   "max_locks_per_xact setting": "max_locks_per_transaction"}
 
-    from pgops.facts.postgres import PgServer
-    from pgops.operations.postgres import AS_POSTGRES
 
-    h = p.db(source)
-    with ctx_host.use(h):
-        server = h.get_fact(PgServer, port=p.settings[source].pg_port, **AS_POSTGRES)
-    if not server:
-        return {}
-    return {k: server["settings"][k]["setting"] for k in RECOVERY_LIMITS}
+def recovery_limits(controldata: str) -> dict[str, str]:
+    """The source's limits as the restored pg_control records them (the source may be down)."""
+    out = {}
+    for line in controldata.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in RECOVERY_LIMITS:
+            out[RECOVERY_LIMITS[key.strip()]] = value.strip()
+    return out
 
 
 def _psql(port: int, db: str, query: str) -> str:
@@ -226,8 +248,12 @@ def execute(p: Plan, rp: RestorePlan, say=lambda m: None, timeout: float = 600) 
     stanza = backrest.stanza(rp.source)
     target = shlex.quote(backrest_time(rp.target_time))
     t0 = time.monotonic()
-    common = (f"pgbackrest --stanza={stanza} --pg1-path={rp.data_directory} --type=time "
-              f"--target={target} --target-action=promote --target-timeline=current")
+    if rp.to_end:  # no target: recovery replays all archived WAL, then promotes
+        common = (f"pgbackrest --stanza={stanza} --pg1-path={rp.data_directory} --type=default "
+                  "--target-timeline=current")
+    else:
+        common = (f"pgbackrest --stanza={stanza} --pg1-path={rp.data_directory} --type=time "
+                  f"--target={target} --target-action=promote --target-timeline=current")
     if rp.archive_first:
         say(f"switching WAL on {rp.source} so the archive reaches past the target")
         archive_past(p, rp.source)
@@ -245,12 +271,14 @@ def execute(p: Plan, rp: RestorePlan, say=lambda m: None, timeout: float = 600) 
                f"pg_ctlcluster {s.pg_major} {rp.cluster} stop 2>/dev/null; "
                # pgBackRest refuses a non-empty directory; this one was created just now.
                f"find {rp.data_directory} -mindepth 1 -delete")
+        say(f"restoring backup {rp.backup['label']} and WAL to "
+            f"{'the end of the archive' if rp.to_end else iso(rp.target_time)}")
+        run(h, f"runuser -u postgres -- {common} --archive-mode=off restore", timeout=7200)
         # Recovery refuses to run with lower limits than the source had (pg_control records them).
-        limits = "".join(f"{k} = {v}\n" for k, v in _recovery_limits(p, rp.source).items())
+        control = run(h, f"/usr/lib/postgresql/{s.pg_major}/bin/pg_controldata {rp.data_directory}")
+        limits = "".join(f"{k} = {v}\n" for k, v in recovery_limits(control).items())
         conf = f"/etc/postgresql/{s.pg_major}/{rp.cluster}/conf.d/50-pgops-restore.conf"
         run(h, f"printf '%s' {shlex.quote(limits)} > {conf}")
-        say(f"restoring backup {rp.backup['label']} and WAL to {iso(rp.target_time)}")
-        run(h, f"runuser -u postgres -- {common} --archive-mode=off restore", timeout=7200)
         say("starting: recovery to the target time, then promotion")
         _start(h, s.pg_major, rp.cluster)
     _wait_promoted(p, rp.target_host, rp.port, rp.cluster, s.pg_major, timeout)

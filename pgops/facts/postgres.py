@@ -107,7 +107,10 @@ class PgArchiver(_JsonFact):
              last_failed_time,
              extract(epoch from now() - last_archived_time) as last_archived_age_s,
              extract(epoch from last_archived_time) as last_archived_epoch,
-             pg_is_in_recovery() as in_recovery
+             pg_is_in_recovery() as in_recovery,
+             case when not pg_is_in_recovery()
+                  then pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint end as current_wal_bytes,
+             pg_size_bytes(current_setting('wal_segment_size')) as wal_segment_bytes
       from pg_stat_archiver) a
     """
 

@@ -5,6 +5,7 @@ committed by then. Copies never archive into the repository; in-place restore ne
 from __future__ import annotations
 
 import json
+import subprocess
 import threading
 import time
 
@@ -159,3 +160,35 @@ def test_in_place_needs_yes_then_works_and_backups_continue(lab, first_deploy):
     archive_all(lab, "db2")
     assert "incr backup" in pgops("backup", "--type", "incr", "--host", "db2").out
     assert sql(lab, "db2", "select failed_count from pg_stat_archiver", db="postgres") == "0"
+
+
+def test_restore_latest_onto_another_host_while_the_source_is_down(lab, first_deploy):
+    """The 3 a.m. case: db2 is gone (Postgres stopped, SSH down). Its backups are still in the
+    repository: `--to latest` restores everything archived onto db1, and restoring beside
+    on the dead host is refused with the way out."""
+    url = fresh_probe_table("db2")
+    w = Writer(url, 8, pause=0.1)
+    w.run()
+    assert w.error is None, w.error
+    archive_all(lab, "db2")
+    container = lab.host("db2").container
+    lab.ssh("db2", "systemctl stop postgresql@17-main")
+    subprocess.run(["docker", "exec", container, "systemctl", "stop", "ssh.service"], check=True)
+    try:
+        beside = pgops("restore", "--host", "db2", "--to", "latest", check=False)
+        assert beside.rc == 2 and "db2 is unreachable" in beside.out and "--onto" in beside.out
+        plan = pgops("restore", "--host", "db2", "--onto", "db1", "--to", "latest", "--plan")
+        assert "the end of the archive" in plan.out and "db2 is unreachable" in plan.out
+        result = json.loads(pgops("restore", "--host", "db2", "--onto", "db1", "--to", "latest",
+                                  "--json").stdout)
+        try:
+            assert result["host"] == "db1"
+            assert restored_rows(lab, result) == list(range(1, 9))
+        finally:
+            drop(lab, result)
+    finally:
+        subprocess.run(["docker", "exec", container, "systemctl", "start", "ssh.service"], check=True)
+        deadline = time.monotonic() + 30
+        while lab.ssh("db2", "true", check=False).returncode != 0 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        lab.ssh("db2", "systemctl start postgresql@17-main")

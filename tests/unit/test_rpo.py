@@ -1,0 +1,42 @@
+"""The RPO estimate: old archives of an idle database are not an RPO."""
+
+from pgops.backup import rpo_estimate, unarchived_bytes
+from pgops.restore import recovery_limits
+
+SEG = 16 * 1024 * 1024
+
+
+def archiver(last: str, current: int, age: float = 3000.0) -> dict:
+    return {"last_archived_wal": last, "current_wal_bytes": current, "wal_segment_bytes": SEG,
+            "last_archived_age_s": age}
+
+
+def test_idle_database_has_nothing_at_risk():
+    # Segment 0x49 archived; the insert point sits 96 bytes into 0x4A (a page header).
+    a = archiver("000000010000000000000049", 0x4A * SEG + 96)
+    assert unarchived_bytes(a) == 96 and rpo_estimate(a) == 0.0
+
+
+def test_waiting_wal_counts_from_the_last_archive():
+    a = archiver("000000010000000000000049", 0x4B * SEG + 5000, age=42.0)
+    assert unarchived_bytes(a) == SEG + 5000 and rpo_estimate(a) == 42.0
+
+
+def test_segments_past_the_first_log_file_and_unknowns():
+    a = archiver("0000000200000001000000FF", 0x1_0000_0000 * 2 + 100)  # log 2, segment 0
+    assert unarchived_bytes(a) == 100
+    assert unarchived_bytes(archiver("00000002.history", 10)) is None
+    assert rpo_estimate({"last_archived_age_s": None}) is None
+    assert rpo_estimate({"last_archived_age_s": 7.5}) == 7.5
+
+
+def test_recovery_limits_come_from_pg_controldata():
+    text = ("wal_level setting:                    replica\n"
+            "max_connections setting:              120\n"
+            "max_worker_processes setting:         8\n"
+            "max_wal_senders setting:              10\n"
+            "max_prepared_xacts setting:           0\n"
+            "max_locks_per_xact setting:           64\n")
+    assert recovery_limits(text) == {"max_connections": "120", "max_worker_processes": "8",
+                                     "max_wal_senders": "10", "max_prepared_transactions": "0",
+                                     "max_locks_per_transaction": "64"}
