@@ -32,6 +32,9 @@ REPO_DEFAULTS: dict[str, SettingValue] = {
     "repo1-retention-full": 2,
     "repo1-retention-diff": 7,
     "repo1-bundle": True,
+    # Block incremental: an incremental stores the changed blocks, not whole changed files
+    # (bench/backup.py: 30 s of pgbench made a file-level incremental 95% of the database).
+    "repo1-block": True,
     "compress-type": "lz4",
     "start-fast": True,
     "delta": True,
