@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import secrets
 
+import psycopg
 import pytest
 
 from tests.lab.conftest import PROJECT_ROOT, pgops
@@ -33,8 +34,8 @@ BOTO = ("import boto3, urllib3, sys, time; urllib3.disable_warnings(); "
         "aws_access_key_id=sys.argv[1], aws_secret_access_key=sys.argv[2], region_name='us-east-1')")
 
 
-def s3(lab, key, secret, code: str) -> str:
-    return lab.ssh("backup1", f"python3 -c \"{BOTO}; {code}\" {key} {secret}").stdout
+def s3(lab, key, secret, code: str, *args: str) -> str:
+    return lab.ssh("backup1", f"python3 -c \"{BOTO}; {code}\" {key} {secret} {' '.join(args)}").stdout
 
 
 @pytest.fixture(scope="module")
@@ -83,6 +84,13 @@ def test_backups_and_pitr_work_from_an_s3_repository(lab, s3_repo):
     assert "repo1-type=s3" in conf and key not in conf and secret not in conf
     assert key not in deployed.out and secret not in deployed.out
     url = fresh_probe_table("db2")
+    marker = f"pgops-s3-plaintext-{secrets.token_hex(8)}"
+    with psycopg.connect(url, autocommit=True) as c:
+        c.execute("create table if not exists s3_marker (v text)")
+        c.execute("insert into s3_marker select %s from generate_series(1, 200)", (marker,))
+    lab.ssh("db2", "cd / && runuser -u postgres -- psql -XAtqc checkpoint")
+    found = lab.ssh("db2", f"grep -rl {marker} /var/lib/postgresql/17/main/base | head -1").stdout
+    assert found.strip()  # on disk in the cluster, so the check below could fail
     pgops("backup", "-i", str(inv), "--type", "full", "--host", "db2", env=env)
     w = Writer(url, 12, pause=0.2)
     w.run()
@@ -96,12 +104,17 @@ def test_backups_and_pitr_work_from_an_s3_repository(lab, s3_repo):
         assert restored_rows(lab, result) == list(range(1, 8))
     finally:
         drop(lab, result)
-    # The backup and WAL are in the bucket, and every object is encrypted.
+    # The backup and WAL are in the bucket; WAL files are OpenSSL-encrypted and the marker
+    # is in no object (pgBackRest encrypts bundled files one by one, inside the bundle).
     keys = json.loads(s3(lab, key, secret, "import json; print(json.dumps([o['Key'] for o in "
                                            f"c.list_objects_v2(Bucket='{BUCKET}')['Contents']]))"))
     assert any("/backup/db2/" in k for k in keys) and any("/archive/db2/" in k for k in keys), keys
-    data = [k for k in keys if k.endswith((".lz4", "/bundle/1")) or "/bundle/" in k][:10]
+    wal = [k for k in keys if "/archive/db2/" in k and k.endswith(".lz4")][:10]
     heads = s3(lab, key, secret, "import json; print(json.dumps([c.get_object(Bucket="
                                  f"'{BUCKET}', Key=k)['Body'].read(8).decode('latin1') for k in "
-                                 f"{data!r}]))")
-    assert data and set(json.loads(heads)) == {"Salted__"}, heads
+                                 f"{wal!r}]))")
+    assert wal and set(json.loads(heads)) == {"Salted__"}, heads
+    hits = s3(lab, key, secret, "print(sum(sys.argv[3].encode() in c.get_object(Bucket="
+                                f"'{BUCKET}', Key=o['Key'])['Body'].read() for o in "
+                                f"c.list_objects_v2(Bucket='{BUCKET}')['Contents']))", marker)
+    assert hits.strip() == "0", hits
