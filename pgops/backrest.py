@@ -76,6 +76,16 @@ def is_s3(options: dict[str, SettingValue], n: int) -> bool:
                                                                 "shared") == "shared"
 
 
+def _repository_options(s: Settings) -> dict[str, SettingValue]:
+    """A host's own `pgbackrest` options, every extra repository encrypted like repo1."""
+    extra = {f"repo{n}-cipher-type": "aes-256-cbc" for n in repos(s.pgbackrest) if n > 1}
+    return {**extra, **s.pgbackrest}
+
+
+def _pg1(s: Settings) -> dict[str, SettingValue]:
+    return {"pg1-path": f"/var/lib/postgresql/{s.pg_major}/{s.pg_cluster}", "pg1-port": s.pg_port}
+
+
 def repo_conf(dbs: dict[str, tuple[str, Settings]], process_max: int) -> str:
     """The repository host's file: [global] with pgops's defaults, and one section per
     database host with its own `pgbackrest` options (pgBackRest reads repository options per
@@ -86,15 +96,8 @@ def repo_conf(dbs: dict[str, tuple[str, Settings]], process_max: int) -> str:
     sections: dict[str, dict[str, SettingValue]] = {
         "global": {**REPO_DEFAULTS, "process-max": process_max}}
     for name, (address, s) in sorted(dbs.items()):
-        extra = {f"repo{n}-cipher-type": "aes-256-cbc" for n in repos(s.pgbackrest) if n > 1}
-        sections[stanza(name)] = {
-            **extra,
-            **s.pgbackrest,
-            "pg1-host": address,
-            "pg1-host-user": "postgres",
-            "pg1-path": f"/var/lib/postgresql/{s.pg_major}/{s.pg_cluster}",
-            "pg1-port": s.pg_port,
-        }
+        sections[stanza(name)] = {**_repository_options(s), "pg1-host": address,
+                                  "pg1-host-user": "postgres", **_pg1(s)}
     return render(sections)
 
 
@@ -111,23 +114,17 @@ def db_conf(name: str, s: Settings, repo_address: str, process_max: int) -> str:
             "log-level-console": "info",
             "log-level-file": "detail",
         },
-        stanza(name): {
-            "pg1-path": f"/var/lib/postgresql/{s.pg_major}/{s.pg_cluster}",
-            "pg1-port": s.pg_port,
-        },
+        stanza(name): _pg1(s),
     })
 
 
 def local_conf(name: str, s: Settings, process_max: int) -> str:
     """A database host that keeps its own repository (pg_backup_host = "local"): pgops's
     repository defaults, asynchronous archiving, and its `pgbackrest` options in its stanza."""
-    extra = {f"repo{n}-cipher-type": "aes-256-cbc" for n in repos(s.pgbackrest) if n > 1}
     return render({
         "global": {**REPO_DEFAULTS, "process-max": process_max, "archive-async": True,
                    "spool-path": SPOOL},
-        stanza(name): {**extra, **s.pgbackrest,
-                       "pg1-path": f"/var/lib/postgresql/{s.pg_major}/{s.pg_cluster}",
-                       "pg1-port": s.pg_port},
+        stanza(name): {**_repository_options(s), **_pg1(s)},
     })
 
 

@@ -336,7 +336,7 @@ def restore(inventory, to, host_name, onto, in_place, yes, plan_only, as_json) -
     p = b.plan(_inventory(inventory), host_name, require_all=False)
     db = host_name or next(iter(p.stanzas))
     rp = r.plan(p, db, to, onto, in_place)
-    upto = f"the end of the archive (about {r.iso(rp.target_time)})" if rp.to_end else r.iso(rp.target_time)
+    upto = f"{rp.upto} (about {r.iso(rp.target_time)})" if rp.to_end else rp.upto
     if not p.db(db).connected:
         err.print(f"[yellow]{db} is unreachable[/]: the window ends at the newest WAL in the repository")
     err.print(f"[bold]restore plan[/] for {db} to {upto} "

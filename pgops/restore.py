@@ -36,6 +36,11 @@ class RestorePlan:
     def as_dict(self) -> dict:
         return asdict(self)
 
+    @property
+    def upto(self) -> str:
+        """Where recovery stops, in words."""
+        return "the end of the archive" if self.to_end else iso(self.target_time)
+
 
 def parse_time(text: str) -> float:
     """ISO 8601 (a time without an offset is UTC) or epoch seconds."""
@@ -135,19 +140,18 @@ def plan(p: Plan, db: str, to: str, onto: str | None = None, in_place: bool = Fa
                      round(estimate, 1), to_end=to_end)
     needs_switch = live and (to_end or target > st["window"]["latest"])
     rp.archive_first = needs_switch
-    upto = "the end of the archive" if to_end else iso(target)
     if in_place:
         rp.steps = ([f"commit and switch WAL on {db}, so the archive reaches past the target"]
                     if needs_switch else [])
         rp.steps += [f"stop postgresql@{s.pg_major}-{cluster} on {db}",
-                    f"delta restore of backup {backup['label']} + WAL to {upto} over {data}",
+                    f"delta restore of backup {backup['label']} + WAL to {rp.upto} over {data}",
                     "start it: recovery replays WAL to the target, then promotes to a new timeline",
                     "archiving continues into the same stanza on the new timeline"]
     else:
         rp.steps = ([f"commit and switch WAL on {db}, so the archive reaches past the target"]
                     if needs_switch else [])
         rp.steps += [f"create cluster {s.pg_major}/{cluster} on {target_host}, port {port}",
-                    f"restore backup {backup['label']} + WAL up to {upto} into {data} "
+                    f"restore backup {backup['label']} + WAL up to {rp.upto} into {data} "
                     "(archive_mode off: the copy never archives into the repository)",
                     "start it, replay to the target, promote; verify schema version and row counts"]
     return rp
@@ -248,12 +252,10 @@ def execute(p: Plan, rp: RestorePlan, say=lambda m: None, timeout: float = 600) 
     stanza = backrest.stanza(rp.source)
     target = shlex.quote(backrest_time(rp.target_time))
     t0 = time.monotonic()
-    if rp.to_end:  # no target: recovery replays all archived WAL, then promotes
-        common = (f"pgbackrest --stanza={stanza} --pg1-path={rp.data_directory} --type=default "
-                  "--target-timeline=current")
-    else:
-        common = (f"pgbackrest --stanza={stanza} --pg1-path={rp.data_directory} --type=time "
-                  f"--target={target} --target-action=promote --target-timeline=current")
+    # --to latest has no target: recovery replays all archived WAL, then promotes.
+    common = (f"pgbackrest --stanza={stanza} --pg1-path={rp.data_directory} --target-timeline=current "
+              + ("--type=default" if rp.to_end
+                 else f"--type=time --target={target} --target-action=promote"))
     if rp.archive_first:
         say(f"switching WAL on {rp.source} so the archive reaches past the target")
         archive_past(p, rp.source)
@@ -271,8 +273,7 @@ def execute(p: Plan, rp: RestorePlan, say=lambda m: None, timeout: float = 600) 
                f"pg_ctlcluster {s.pg_major} {rp.cluster} stop 2>/dev/null; "
                # pgBackRest refuses a non-empty directory; this one was created just now.
                f"find {rp.data_directory} -mindepth 1 -delete")
-        say(f"restoring backup {rp.backup['label']} and WAL to "
-            f"{'the end of the archive' if rp.to_end else iso(rp.target_time)}")
+        say(f"restoring backup {rp.backup['label']} and WAL to {rp.upto}")
         run(h, f"runuser -u postgres -- {common} --archive-mode=off restore", timeout=7200)
         # Recovery refuses to run with lower limits than the source had (pg_control records them).
         control = run(h, f"/usr/lib/postgresql/{s.pg_major}/bin/pg_controldata {rp.data_directory}")

@@ -20,8 +20,9 @@ _WHAT = {"full": "full backup", "diff": "differential backup", "incr": "incremen
          "drill": "restore drill", "status": "backup status check"}
 
 
-def service_name(job: str, stanza: str | None = None) -> str:
-    return f"pgops-{job}@{stanza or ''}.service"
+def service_name(job: str) -> str:
+    """The template service (instance = stanza, which the timer of the same name starts)."""
+    return f"pgops-{job}@.service"
 
 
 def timer_name(job: str, stanza: str) -> str:

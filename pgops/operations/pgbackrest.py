@@ -92,4 +92,3 @@ def stanza(stanza_name: str):
     logger.info(f"{host.print_prefix}creating stanza {stanza_name} ({status['message']})")
     yield (f"cd / && pgbackrest --stanza={stanza_name} stanza-create && "
            f"pgbackrest --stanza={stanza_name} check")
-

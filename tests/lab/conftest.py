@@ -86,22 +86,31 @@ def connect(lab: Lab, host: str, user: str, password: str, **kw) -> psycopg.Conn
                            password=password, connect_timeout=5, **kw)
 
 
+def variant_inventory(directory: Path, name: str = "variant", host_data: dict | None = None,
+                      extra_hosts: list | None = None, **group_data) -> Path:
+    """A lab inventory variant beside a link to the real group_data, so it gets the same
+    defaults as inventory/lab.py: extra group data, data of some hosts, extra hosts."""
+    link = directory / "group_data"
+    if not link.exists():
+        link.symlink_to(PROJECT_ROOT / "inventory" / "group_data")
+    path = directory / f"{name}.py"
+    path.write_text(
+        "from pgops.lab.inventory import backup_servers as _backup, db_servers as _db\n"
+        f"_hosts, _data = _db(**{group_data!r})\n"
+        f"_host_data = {host_data or {}!r}\n"
+        "db_servers = ([(n, {**h, **_host_data.get(n, {})}) for n, h in _hosts]\n"
+        f"              + [tuple(h) for h in {extra_hosts or []!r}], _data)\n"
+        "backup_servers = _backup()\n"
+    )
+    return path
+
+
 @pytest.fixture
 def write_inventory(lab, tmp_path):
-    """Write a lab inventory variant (extra group data) beside a link to the real
-    group_data, so it gets the same defaults as inventory/lab.py."""
+    """variant_inventory in the test's own temporary directory."""
 
     def write(name: str = "variant", extra_hosts: list | None = None, **group_data) -> Path:
-        (tmp_path / "group_data").symlink_to(PROJECT_ROOT / "inventory" / "group_data")
-        path = tmp_path / f"{name}.py"
-        path.write_text(
-            "from pgops.lab.inventory import db_servers as _db\n"
-            f"_hosts, _data = _db(**{group_data!r})\n"
-            f"db_servers = (_hosts + [tuple(h) for h in {extra_hosts or []!r}], _data)\n"
-            "from pgops.lab.inventory import backup_servers as _backup\n"
-            "backup_servers = _backup()\n"
-        )
-        return path
+        return variant_inventory(tmp_path, name, extra_hosts=extra_hosts, **group_data)
 
     return write
 

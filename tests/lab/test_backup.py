@@ -12,6 +12,7 @@ import time
 import pytest
 
 from tests.lab.conftest import pgops
+from tests.lab.test_restore import drop
 
 PSQL = "cd / && runuser -u postgres -- psql -XAtq"
 
@@ -138,8 +139,7 @@ def test_retention_expires_old_fulls_and_keeps_pitr_coverage(lab, first_deploy):
     try:
         assert result["verify"]["schema_version"]
     finally:
-        major, name = result["cluster"].split("/")
-        lab.ssh(result["host"], f"pg_dropcluster {major} {name} --stop")
+        drop(lab, result)
 
 
 def test_a_backup_taken_under_write_load_restores_and_passes_amcheck(lab, first_deploy):

@@ -8,23 +8,15 @@ import json
 
 import pytest
 
-from tests.lab.conftest import PROJECT_ROOT, pgops, results
+from tests.lab.conftest import pgops, results, variant_inventory
 from tests.lab.test_restore import Writer, archive_all, drop, fresh_probe_table, restored_rows
 
 
 @pytest.fixture(scope="module")
 def local(lab, first_deploy, tmp_path_factory):
-    d = tmp_path_factory.mktemp("local")
-    (d / "group_data").symlink_to(PROJECT_ROOT / "inventory" / "group_data")
-    inv = d / "local.py"
-    inv.write_text(
-        "from pgops.lab.inventory import db_servers as _db, backup_servers as _backup\n"
-        "_hosts, _data = _db()\n"
-        "_local = {'pg_backup_host': 'local', 'pg_backup_timers': "
-        "{'full': None, 'diff': None, 'incr': None, 'status': '*:0/5', 'drill': '04:30'}}\n"
-        "db_servers = ([(n, {**h, **_local}) if n == 'db2' else (n, h) "
-        "for n, h in _hosts], _data)\n"
-        "backup_servers = _backup()\n")
+    local = {"pg_backup_host": "local", "pg_backup_timers": {
+        "full": None, "diff": None, "incr": None, "status": "*:0/5", "drill": "04:30"}}
+    inv = variant_inventory(tmp_path_factory.mktemp("local"), "local", host_data={"db2": local})
     try:
         yield inv, pgops("deploy", "-i", str(inv))
     finally:

@@ -12,7 +12,7 @@ import secrets
 import psycopg
 import pytest
 
-from tests.lab.conftest import PROJECT_ROOT, pgops
+from tests.lab.conftest import pgops, variant_inventory
 from tests.lab.test_restore import Writer, archive_all, drop, fresh_probe_table, restored_rows
 
 BUCKET = "pgops-lab"
@@ -46,19 +46,12 @@ def s3_repo(lab, first_deploy, tmp_path_factory):
     lab.ssh("backup1", S3_SERVER, timeout=600)
     s3(lab, key, secret, "[time.sleep(0.5) for _ in range(20) if not c.list_buckets()]; "
                          f"c.create_bucket(Bucket='{BUCKET}')")
-    d = tmp_path_factory.mktemp("s3")
-    (d / "group_data").symlink_to(PROJECT_ROOT / "inventory" / "group_data")
     options = {"repo1-type": "s3", "repo1-path": "/pgops", "repo1-s3-bucket": BUCKET,
                "repo1-s3-endpoint": "127.0.0.1", "repo1-storage-port": 9000,
                "repo1-s3-region": "us-east-1", "repo1-s3-uri-style": "path",
                "repo1-storage-verify-tls": False}
-    inv = d / "s3.py"
-    inv.write_text(
-        "from pgops.lab.inventory import db_servers as _db, backup_servers as _backup\n"
-        "_hosts, _data = _db()\n"
-        f"db_servers = ([(n, {{**h, 'pgbackrest': {options!r}}}) if n == 'db2' else (n, h) "
-        "for n, h in _hosts], _data)\n"
-        "backup_servers = _backup()\n")
+    inv = variant_inventory(tmp_path_factory.mktemp("s3"), "s3",
+                            host_data={"db2": {"pgbackrest": options}})
     env = {"PGOPS_BACKUP_S3_KEY": key, "PGOPS_BACKUP_S3_KEY_SECRET": secret}
     try:
         deployed = pgops("deploy", "-i", str(inv), env=env)

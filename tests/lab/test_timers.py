@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.lab.conftest import pgops, results
+from tests.lab.conftest import pgops, results, variant_inventory
 
 FAST = {"full": None, "diff": None, "incr": "*:*:0/10", "drill": "*-*-* 04:30:00",
         "status": "*:*:0/10"}
@@ -22,14 +22,7 @@ def journal_lines(lab, unit: str) -> list[dict]:
 @pytest.fixture(scope="module")
 def timed(lab, first_deploy, tmp_path_factory):
     """Deploy with fast timers; always deploy the default inventory again afterwards."""
-    from tests.lab.conftest import PROJECT_ROOT
-
-    d = tmp_path_factory.mktemp("timers")
-    (d / "group_data").symlink_to(PROJECT_ROOT / "inventory" / "group_data")
-    inv = d / "timers.py"
-    inv.write_text(
-        "from pgops.lab.inventory import db_servers as _db, backup_servers as _backup\n"
-        f"db_servers = _db(pg_backup_timers={FAST!r})\nbackup_servers = _backup()\n")
+    inv = variant_inventory(tmp_path_factory.mktemp("timers"), "timers", pg_backup_timers=FAST)
     try:
         yield inv, pgops("deploy", "-i", str(inv))
     finally:
