@@ -51,7 +51,6 @@ monkey.patch_all()  # pgops.backup runs pyinfra, which runs on gevent: patch bef
 
 import argparse  # noqa: E402
 import errno  # noqa: E402
-import json  # noqa: E402
 import os  # noqa: E402
 import shlex  # noqa: E402
 import statistics  # noqa: E402
@@ -118,13 +117,34 @@ class Hosts:
     def container(self, host: str) -> str:
         return self.lab.host(host).container
 
+    def _cgroup(self, host: str) -> str:
+        return subprocess.run(["docker", "inspect", "-f", "{{.Id}}", self.container(host)],
+                              capture_output=True, text=True, check=True).stdout.strip()
+
+    def cpu_seconds(self, *hosts: str) -> float | None:
+        """CPU time the hosts' containers have used (cgroup v1 cpuacct or v2 cpu.stat);
+        None when neither can be read."""
+        total = 0.0
+        for h in hosts:
+            cid = self._cgroup(h)
+            v1 = Path(f"/sys/fs/cgroup/cpuacct/docker/{cid}/cpuacct.usage")
+            v2 = [Path(f"/sys/fs/cgroup/system.slice/docker-{cid}.scope/cpu.stat"),
+                  Path(f"/sys/fs/cgroup/docker/{cid}/cpu.stat")]
+            if v1.exists():
+                total += int(v1.read_text()) / 1e9
+            elif stat := next((f for f in v2 if f.exists()), None):
+                usage = dict(line.split() for line in stat.read_text().splitlines())
+                total += int(usage["usage_usec"]) / 1e6
+            else:
+                return None
+        return total
+
     def drop_caches(self, *hosts: str) -> bool:
         """Reclaim the page cache of these hosts' containers from this machine (a container
         cannot drop its caches). False when no cgroup knob could be used."""
         done = True
         for h in hosts:
-            cid = subprocess.run(["docker", "inspect", "-f", "{{.Id}}", self.container(h)],
-                                 capture_output=True, text=True, check=True).stdout.strip()
+            cid = self._cgroup(h)
             knobs = ((f"/sys/fs/cgroup/memory/docker/{cid}/memory.force_empty", "0"),
                      (f"/sys/fs/cgroup/system.slice/docker-{cid}.scope/memory.reclaim", "64G"),
                      (f"/sys/fs/cgroup/docker/{cid}/memory.reclaim", "64G"))
@@ -192,6 +212,8 @@ def methods(hs: Hosts, p: backup.Plan, pm: int) -> dict:
         "pg_basebackup -Ft -Z client-lz4": basebackup("-Ft -Z client-lz4"),
         "pg_basebackup -Ft -Z server-lz4": basebackup("-Ft -Z server-lz4"),
         "raw read: cat data files on db1": raw,
+        "pgBackRest over TLS, not SSH (bench setup)": pgbackrest(
+            f"--config={TLS_CONF} --config-include-path=/etc/pgbackrest/conf.d"),
     }
 
 
@@ -199,16 +221,22 @@ def throughput(hs: Hosts, p: backup.Plan, pm: int, rounds: int) -> tuple[dict, b
     runs = methods(hs, p, pm)
     names = list(runs)
     seconds: dict[str, list[float]] = {n: [] for n in names}
+    cpu: dict[str, list[float]] = {n: [] for n in names}
     written: dict[str, int] = {}
     cold = True
     for r in range(rounds):  # interleaved, order rotated: drift hits every method alike
         for name in names[r % len(names):] + names[:r % len(names)]:
             cold &= hs.drop_caches("db1", "backup1")
             say(f"round {r + 1}/{rounds}: {name}")
+            c0 = hs.cpu_seconds("db1", "backup1")
             s, w = runs[name]()
+            c1 = hs.cpu_seconds("db1", "backup1")
+            if c0 is not None and c1 is not None:
+                cpu[name].append(c1 - c0)
             seconds[name].append(s)
             written[name] = w
-    return {n: (statistics.median(seconds[n]), seconds[n], written[n]) for n in names}, cold
+    return {n: (statistics.median(seconds[n]), seconds[n], written[n],
+                statistics.median(cpu[n]) if cpu[n] else None) for n in names}, cold
 
 
 # -- restores ------------------------------------------------------------------------------
@@ -225,12 +253,8 @@ def restores(hs: Hosts, p: backup.Plan) -> dict:
     out["delta_same"] = hs.timed("db2", f"{cmd} --delta restore")
     say("30 s of pgbench on db1, then an incremental backup")
     hs.sh("db1", f"runuser -u postgres -- {BIN}/pgbench -n -c 4 -j 2 -T 30 bench >/dev/null")
-    backup.take(p, "db1", "incr")
-    # pgops's backup info has the database size and the repository delta; the changed data
-    # (pgBackRest's info.delta) is read from pgBackRest itself.
-    latest = json.loads(backup.pgbackrest(p, "db1", "--output=json info"))[0]["backup"][-1]
-    out["incr_delta"] = latest["info"]["delta"]
-    out["incr_repo"] = latest["info"]["repository"]["delta"]
+    incr = backup.take(p, "db1", "incr")
+    out["incr_delta"], out["incr_repo"] = incr["delta"], incr["repo_size"]
     hs.drop_caches("db2", "backup1")
     out["delta_changed"] = hs.timed("db2", f"{cmd} --delta restore")
     hs.sh("db2", f"rm -rf {SCRATCH}")
@@ -380,6 +404,44 @@ def rpo(hs: Hosts, url: str, limits: str, run: int, load: bool, pause: float,
 
 
 # -- the run -------------------------------------------------------------------------------
+TLS_DIR = "/etc/pgbackrest-bench-tls"
+TLS_CONF = f"{TLS_DIR}/pgbackrest.conf"
+
+
+def setup_tls(hs: Hosts) -> None:
+    """pgBackRest's TLS transport for db1's backups, beside pgops's SSH one: a CA and
+    certificates made on backup1, `pgbackrest server` on db1, and on backup1 a copy of pgops's
+    configuration whose db1 section reaches db1 through that server (the row that uses it
+    passes --config; pgops's own configuration is untouched)."""
+    db1 = hs.lab.host("db1").address
+    hs.sh("backup1", f"""set -e; install -d -m 755 {TLS_DIR}; cd {TLS_DIR}
+openssl req -x509 -newkey rsa:2048 -nodes -days 7 -subj /CN=bench-ca -keyout ca.key -out ca.crt 2>/dev/null
+cert() {{ openssl req -newkey rsa:2048 -nodes -subj /CN=$1 -keyout $1.key -out $1.csr 2>/dev/null
+  echo "subjectAltName=$2" > $1.ext
+  openssl x509 -req -in $1.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 7 -extfile $1.ext \\
+    -out $1.crt 2>/dev/null; }}
+cert db1 IP:{db1}; cert backup1 DNS:backup1
+chmod 600 *.key; chown pgbackrest: backup1.key; chmod 644 *.crt""")
+    tls = "".join(f"pg1-host-{k}-file={TLS_DIR}/{v}\n" for k, v in
+                  (("ca", "ca.crt"), ("cert", "backup1.crt"), ("key", "backup1.key")))
+    conf = hs.sh("backup1", "cat /etc/pgbackrest/pgbackrest.conf").replace(
+        "[db1]\n", f"[db1]\npg1-host-type=tls\n{tls}")
+    hs.lab.ssh("backup1", f"umask 022 && cat > {TLS_CONF}", input=conf)
+    for f in ("ca.crt", "db1.crt", "db1.key"):
+        hs.lab.ssh("db1", f"install -d -m 755 {TLS_DIR} && cat > {TLS_DIR}/{f}",
+                   input=hs.sh("backup1", f"cat {TLS_DIR}/{f}"))
+    server = "\n".join(["[global]", "tls-server-address=*", f"tls-server-ca-file={TLS_DIR}/ca.crt",
+                        f"tls-server-cert-file={TLS_DIR}/db1.crt",
+                        f"tls-server-key-file={TLS_DIR}/db1.key", "tls-server-auth=backup1=db1",
+                        "log-level-file=off", ""])
+    hs.lab.ssh("db1", f"cat > {TLS_DIR}/server.conf", input=server)
+    hs.sh("db1", f"chown postgres: {TLS_DIR}/db1.key && chmod 600 {TLS_DIR}/db1.key && "
+                 f"chmod 644 {TLS_DIR}/server.conf && (runuser -u postgres -- setsid pgbackrest "
+                 f"--config={TLS_DIR}/server.conf server </dev/null >/dev/null 2>&1 &) && sleep 1")
+    hs.sh("backup1", f"runuser -u pgbackrest -- pgbackrest --config={TLS_CONF} "
+                     "--config-include-path=/etc/pgbackrest/conf.d --stanza=db1 check >/dev/null")
+
+
 def setup_basebackup(hs: Hosts) -> None:
     """pg_basebackup on backup1: the client package, a replication role, one hostssl line."""
     password = os.urandom(12).hex()
@@ -421,6 +483,7 @@ def main() -> None:
         pgops("lab", "up", "--hosts", "2", env={**os.environ, "PGOPS_LAB_CPUS": f"{a.cpus:g}"})
         pgops("deploy")
         setup_basebackup(hs)
+        setup_tls(hs)
         say(f"seeding {a.tenants} tenants x {a.kb_per_tenant} knowledge-base rows")
         pgops("seed", "--tenants", str(a.tenants), "--kb-per-tenant", str(a.kb_per_tenant))
         kb = hs.psql("db1", "select pg_total_relation_size('knowledge_base'), count(*) "
@@ -488,10 +551,12 @@ def main() -> None:
               f"process-max {pm}; page cache of db1 and backup1 "
               f"{'reclaimed before each run' if cold else 'NOT reclaimed (no cgroup knob)'}")
         print()
-        print(f"full backup of db1, median of {a.rounds}           seconds     MB/s   written MB  runs")
-        for name, (s, runs, w) in thr.items():
-            print(f"  {name:<40} {s:7.2f} {main_size / MB / s:8.0f}   {w / MB if w else 0:10.0f}"
-                  f"  {[round(x, 1) for x in runs]}")
+        print(f"full backup of db1, median of {a.rounds}                seconds     MB/s   "
+              "written MB   CPU s  MB/CPU s  runs")
+        for name, (s, runs, w, c) in thr.items():
+            cpu = f"{c:7.1f} {main_size / MB / c:9.0f}" if c else f"{'-':>7} {'-':>9}"
+            print(f"  {name:<45} {s:7.2f} {main_size / MB / s:8.0f}   {w / MB if w else 0:10.0f} "
+                  f"{cpu}  {[round(x, 1) for x in runs]}")
         names = list(thr)
         rate = {n: main_size / MB / thr[n][0] for n in names}
         ours, plain, client, server, raw = (rate[n] for n in (names[0], names[2], names[3], names[4],
@@ -502,6 +567,8 @@ def main() -> None:
               f"({'server' if server >= client else 'client'}-side lz4 was faster)")
         print(f"  pgBackRest / faster of the two         {ours / max(plain, best_lz4):6.2f} x  (goal >= 1)")
         print(f"  pgBackRest / raw read                  {ours / raw:6.2f} x")
+        print(f"  pgBackRest over TLS / over SSH         {rate[names[6]] / ours:6.2f} x; "
+              f"/ faster pg_basebackup {rate[names[6]] / max(plain, best_lz4):.2f} x")
         print()
         rb = rs["restored_bytes"]
         print("restore on db2 into a scratch directory (latest backup)    seconds     MB/s")

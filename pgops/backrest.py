@@ -86,18 +86,32 @@ def _pg1(s: Settings) -> dict[str, SettingValue]:
     return {"pg1-path": f"/var/lib/postgresql/{s.pg_major}/{s.pg_cluster}", "pg1-port": s.pg_port}
 
 
-def repo_conf(dbs: dict[str, tuple[str, Settings]], process_max: int) -> str:
+def backup_process_max(db_cpus: int) -> int:
+    """Processes for a backup from the repository host: pgBackRest compresses, checksums and
+    encrypts where it reads, on the database host, so half that host's cores (at least 2 where
+    it has them), the rest left to PostgreSQL."""
+    return max(1, min(db_cpus, max(2, db_cpus // 2)))
+
+
+def repo_conf(dbs: dict[str, tuple[str, Settings]], process_max: int,
+              db_cpus: dict[str, int] | None = None) -> str:
     """The repository host's file: [global] with pgops's defaults, and one section per
     database host with its own `pgbackrest` options (pgBackRest reads repository options per
-    stanza, so one database host can keep its repository in S3 and another on disk).
+    stanza, so one database host can keep its repository in S3 and another on disk), plus a
+    `[host:backup]` section sizing backups to that host's cores unless its options set
+    process-max.
 
     + dbs: db host name -> (address the repository reaches it at, its settings)
+    + process_max: the repository host's own commands (restores in drills, expire)
+    + db_cpus: db host name -> its cores
     """
     sections: dict[str, dict[str, SettingValue]] = {
         "global": {**REPO_DEFAULTS, "process-max": process_max}}
     for name, (address, s) in sorted(dbs.items()):
         sections[stanza(name)] = {**_repository_options(s), "pg1-host": address,
                                   "pg1-host-user": "postgres", **_pg1(s)}
+        if db_cpus and name in db_cpus and "process-max" not in s.pgbackrest:
+            sections[f"{stanza(name)}:backup"] = {"process-max": backup_process_max(db_cpus[name])}
     return render(sections)
 
 

@@ -88,7 +88,7 @@ def take(p: Plan, db: str, kind: str = "full") -> dict:
     latest = info(p, db)["backups"][-1]
     return {"host": db, "repository": p.stanzas[db], "type": latest["type"],
             "label": latest["label"], "seconds": round(seconds, 2), "size": latest["size"],
-            "repo_size": latest["repo_size"]}
+            "delta": latest["delta"], "repo_size": latest["repo_size"]}
 
 
 def info(p: Plan, db: str) -> dict:
@@ -104,7 +104,8 @@ def info(p: Plan, db: str) -> dict:
         backups.append({
             "label": b["label"], "type": b["type"],
             "start": b["timestamp"]["start"], "stop": b["timestamp"]["stop"],
-            "size": b["info"]["size"], "repo_size": b["info"]["repository"]["delta"],
+            "size": b["info"]["size"], "delta": b["info"]["delta"],
+            "repo_size": b["info"]["repository"]["delta"],
             "wal_start": (b.get("archive") or {}).get("start"),
             "wal_stop": (b.get("archive") or {}).get("stop"),
             "error": b.get("error", False),

@@ -268,6 +268,13 @@ def _size(n) -> str:
     return str(n)
 
 
+def _changed(r: dict) -> str:
+    """A full backup copies all the data; a diff or incr only what changed since its base."""
+    if r["type"] == "full":
+        return f"{_size(r['size'])} of data"
+    return f"{_size(r['delta'])} changed of {_size(r['size'])}"
+
+
 @main.group(invoke_without_command=True)
 @inventory_option
 @click.option("--type", "kind", type=click.Choice(["full", "diff", "incr"]), default="full",
@@ -286,7 +293,7 @@ def backup(ctx, inventory, kind, host_name) -> None:
         with err.status(f"{kind} backup of {db} on {p.stanzas[db]} ..."):
             r = b.take(p, db, kind)
         click.echo(f"{db}: {r['type']} backup {r['label']} in {r['seconds']:.1f} s "
-                   f"({_size(r['size'])} of data, {_size(r['repo_size'])} in the repository)")
+                   f"({_changed(r)}, {_size(r['repo_size'])} in the repository)")
 
 
 @backup.command("list")

@@ -376,8 +376,11 @@ def secret_names(settings_data: dict[str, Any]) -> list[str]:
     invalid role entries, which field validation reports."""
     out = [BACKUP_SECRET] if settings_data.get("pg_backup_host") else []
     backrest = settings_data.get("pgbackrest") or {}
+    # Keys only for shared-key S3 repositories: `auto` (instance role) and `web-id` need none.
     if out and isinstance(backrest, dict) and any(
-            re.fullmatch(r"repo\d+-type", str(k)) and v == "s3" for k, v in backrest.items()):
+            (m := re.fullmatch(r"repo(\d+)-type", str(k))) and v == "s3"
+            and backrest.get(f"repo{m[1]}-s3-key-type", "shared") == "shared"
+            for k, v in backrest.items()):
         out += [S3_KEY, S3_KEY_SECRET]
     for r in settings_data.get("pg_roles") or ():
         name = _get(r, "name")

@@ -67,7 +67,8 @@ def backups() -> None:
         ops.trust(name="SSH trust for pgBackRest", user=user, home=home, peers=peers)
 
     if is_repo:
-        content = backrest.repo_conf({n: (_address(n), s) for n, s in served.items()}, cpus)
+        db_cpus = {n: host.inventory.get_host(n).get_fact(HostResources).cpus for n in served}
+        content = backrest.repo_conf({n: (_address(n), s) for n, s in served.items()}, cpus, db_cpus)
     elif is_local:
         content = backrest.local_conf(host.name, mine, min(cpus, 2))
     else:

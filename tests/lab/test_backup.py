@@ -53,6 +53,28 @@ def test_deploy_created_the_stanzas_and_archiving_works(lab, first_deploy):
         assert state["failed"] == 0
 
 
+def test_archive_timeout_switches_wal_from_the_start_after_a_restart(lab, first_deploy):
+    """Without pgops's drop-in, PostgreSQL 17 switches no WAL for archive_timeout until the
+    first timed checkpoint after a start (checkpoint_timeout, 300 s here)."""
+    sql(lab, "db2", "create table archive_probe (i int)")
+    sql(lab, "db2", "alter system set archive_timeout = '5s'")
+    try:
+        lab.ssh("db2", "systemctl restart postgresql@17-main")
+        first = sql(lab, "db2", "select pg_walfile_name(pg_current_wal_lsn())")
+        deadline = time.monotonic() + 40
+        while True:  # a write a second: WAL worth switching for
+            now = sql(lab, "db2", "insert into archive_probe values (1); "
+                                  "select pg_walfile_name(pg_current_wal_lsn())")
+            if now != first:
+                break
+            assert time.monotonic() < deadline, f"db2: no WAL switch within 40 s of a restart ({now})"
+            time.sleep(1)
+    finally:
+        sql(lab, "db2", "alter system reset archive_timeout")
+        sql(lab, "db2", "select pg_reload_conf()")
+        sql(lab, "db2", "drop table archive_probe")
+
+
 def test_full_diff_incr_backups_and_the_window(lab, full):
     assert "db1: full backup" in full.out
     sql(lab, "db1", "create table if not exists probe_rows (n int)")

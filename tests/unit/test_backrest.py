@@ -76,6 +76,23 @@ def test_an_s3_repository_needs_its_keys_and_location():
         settings(pgbackrest={"repo2-s3-key-secret": "oops"})
 
 
+def test_an_s3_repository_with_instance_credentials_needs_no_keys():
+    data = {"pg_roles": [{"name": "o", "password": False}], "pg_backup_host": "backup1",
+            "pgbackrest": {**S3, "repo2-s3-key-type": "auto"}}
+    s3 = load_settings("db1", data, environ={"PGOPS_BACKUP_CIPHER_PASS": "s3cret-pass"})
+    assert parse(backrest.secrets_conf({"db1": s3}))["db1"] == {"repo2-cipher-pass": "s3cret-pass"}
+    assert parse(backrest.repo_conf({"db1": ("10.0.0.11", s3)}, 1))["db1"]["repo2-s3-key-type"] == "auto"
+
+
+def test_backups_are_sized_to_the_database_hosts_cores_unless_set():
+    conf = parse(backrest.repo_conf({"db1": ("10.0.0.11", settings()),
+                                     "db2": ("10.0.0.12", settings(pgbackrest={"process-max": 3}))},
+                                    2, {"db1": 16, "db2": 16}))
+    assert conf["global"]["process-max"] == "2" and conf["db1:backup"] == {"process-max": "8"}
+    assert "db2:backup" not in conf and conf["db2"]["process-max"] == "3"
+    assert [backrest.backup_process_max(n) for n in (1, 2, 3, 4, 8, 32)] == [1, 2, 2, 2, 4, 16]
+
+
 def test_db_conf_points_at_the_repository_and_archives_asynchronously():
     conf = parse(backrest.db_conf("db1", settings(), "10.0.0.20", 2))
     assert conf["global"]["repo1-host"] == "10.0.0.20"
