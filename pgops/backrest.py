@@ -22,6 +22,11 @@ SECRETS_CONF = f"{CONF_DIR}/secrets.conf"
 OLD_CIPHER_CONF = f"{CONF_DIR}/cipher.conf"
 LEGACY_CONF = "/etc/pgbackrest.conf"
 SPOOL = "/var/spool/pgbackrest"
+#: pg_backup_transport = "tls": the CA, this host's certificate and key (from pgops.pki).
+TLS_DIR = "/etc/pgbackrest/tls"
+TLS_FILES = {"ca": f"{TLS_DIR}/ca.crt", "cert": f"{TLS_DIR}/host.crt", "key": f"{TLS_DIR}/host.key"}
+#: The systemd unit that runs `pgbackrest server` (pgBackRest's default port, 8432).
+TLS_SERVICE = "pgops-pgbackrest-server.service"
 LOG = "/var/log/pgbackrest"
 DIRS = (REPO_HOME, SPOOL, LOG)
 
@@ -51,17 +56,30 @@ def archive_command(db_host: str) -> str:
     return f"pgbackrest --stanza={stanza(db_host)} archive-push %p"
 
 
+def _tls_server(auth: dict[str, list[str]]) -> dict[str, SettingValue | list[str]]:
+    """The TLS server's options: which client CN (inventory name) may use which stanzas."""
+    return {"tls-server-address": "*", "tls-server-ca-file": TLS_FILES["ca"],
+            "tls-server-cert-file": TLS_FILES["cert"], "tls-server-key-file": TLS_FILES["key"],
+            "tls-server-auth": [f"{cn}={','.join(st)}" for cn, st in sorted(auth.items())]}
+
+
+def _tls_client(prefix: str) -> dict[str, SettingValue]:
+    return {f"{prefix}-host-type": "tls", f"{prefix}-host-ca-file": TLS_FILES["ca"],
+            f"{prefix}-host-cert-file": TLS_FILES["cert"], f"{prefix}-host-key-file": TLS_FILES["key"]}
+
+
 def _value(v: SettingValue) -> str:
     if isinstance(v, bool):
         return "y" if v else "n"
     return str(v)
 
 
-def render(sections: dict[str, dict[str, SettingValue]]) -> str:
+def render(sections: dict[str, dict[str, SettingValue | list[str]]]) -> str:
     out = ["# Managed by pgops: edits here are overwritten on the next deploy.\n"]
     for name, options in sections.items():
         out.append(f"\n[{name}]\n")
-        out.extend(f"{k}={_value(v)}\n" for k, v in options.items())
+        for k, v in options.items():  # a list: the option once per value (tls-server-auth)
+            out.extend(f"{k}={_value(x)}\n" for x in (v if isinstance(v, list) else [v]))
     return "".join(out)
 
 
@@ -107,9 +125,14 @@ def repo_conf(dbs: dict[str, tuple[str, Settings]], process_max: int,
     """
     sections: dict[str, dict[str, SettingValue]] = {
         "global": {**REPO_DEFAULTS, "process-max": process_max}}
+    tls = sorted(n for n, (_, s) in dbs.items() if s.pg_backup_transport == "tls")
+    if tls:  # a TLS database host may restore any stanza here (--onto), as over SSH
+        sections["global"].update(_tls_server({n: sorted(map(stanza, dbs)) for n in tls}))
     for name, (address, s) in sorted(dbs.items()):
         sections[stanza(name)] = {**_repository_options(s), "pg1-host": address,
                                   "pg1-host-user": "postgres", **_pg1(s)}
+        if s.pg_backup_transport == "tls":
+            sections[stanza(name)].update(_tls_client("pg1"))
         if db_cpus and name in db_cpus and "process-max" not in s.pgbackrest:
             sections[f"{stanza(name)}:backup"] = {"process-max": backup_process_max(db_cpus[name])}
     return render(sections)
@@ -127,6 +150,8 @@ def db_conf(name: str, s: Settings, repo_address: str, process_max: int) -> str:
             "compress-type": s.pgbackrest.get("compress-type", REPO_DEFAULTS["compress-type"]),
             "log-level-console": "info",
             "log-level-file": "detail",
+            **(_tls_client("repo1") | _tls_server({s.pg_backup_host: [stanza(name)]})
+               if s.pg_backup_transport == "tls" else {}),
         },
         stanza(name): _pg1(s),
     })

@@ -168,6 +168,14 @@ class Settings(_Model):
     #: repository is kept by the database host itself (on its disk, or in S3 through
     #: `pgbackrest` options); None: no backups.
     pg_backup_host: str | None = None
+    #: How the repository host and this database host reach each other: "ssh" (pgBackRest
+    #: over SSH, keys set up by pgops) or "tls" (pgBackRest's own TLS server on both, with
+    #: certificates from pgops's CA in pg_backup_tls_dir; bench/backup.py measured it 1.25x
+    #: faster than SSH, with a quarter less CPU).
+    pg_backup_transport: Literal["ssh", "tls"] = "ssh"
+    #: Where pgops keeps that CA and the hosts' keys on this machine (outside git); default:
+    #: beside pg_secrets_file, else ~/.local/state/pgops.
+    pg_backup_tls_dir: Path | None = None
     #: pgBackRest options by their own names (as in pgbackrest.conf), over pgops's defaults.
     pgbackrest: dict[str, SettingValue] = {}
     #: systemd timers for backups, drills and status on the repository host; None: none
@@ -232,6 +240,14 @@ class Settings(_Model):
     def cipher_pass(self) -> str:
         return self.secrets[BACKUP_SECRET].get_secret_value()
 
+    @property
+    def tls_dir(self) -> Path:
+        if self.pg_backup_tls_dir:
+            return self.pg_backup_tls_dir
+        base = (self.pg_secrets_file.parent if self.pg_secrets_file
+                else Path.home() / ".local" / "state" / "pgops")
+        return base / "pgbackrest-pki"
+
 
 def _get(obj: Any, key: str, default: Any = None) -> Any:
     return obj.get(key, default) if isinstance(obj, dict) else getattr(obj, key, default)
@@ -272,6 +288,9 @@ def reference_problems(raw: dict[str, Any]) -> list[str]:
         problems.append("pg_roles: a role name appears twice")
     if len(dbs) != len(db_list):
         problems.append("pg_databases: a database name appears twice")
+    if raw.get("pg_backup_transport") == "tls" and raw.get("pg_backup_host") in (None, LOCAL_REPOSITORY):
+        problems.append("pg_backup_transport: 'tls' needs a repository host in pg_backup_host "
+                        "(a local repository has no transport)")
     cert, key = raw.get("pg_tls_cert_file"), raw.get("pg_tls_key_file")
     if bool(cert) != bool(key):
         problems.append("pg_tls_cert_file: give pg_tls_cert_file and pg_tls_key_file together")

@@ -59,6 +59,10 @@ pg_migration_role = "migrator"
 # (aes-256-cbc from PGOPS_BACKUP_CIPHER_PASS, lz4, retention full=2 diff=7). S3 repositories
 # take their keys from PGOPS_BACKUP_S3_KEY and PGOPS_BACKUP_S3_KEY_SECRET.
 #   pgbackrest = {"repo1-retention-full": 4}
+# The transport between repository and database hosts: "ssh" (default) or "tls" (pgBackRest's
+# TLS server on both, port 8432, certificates from a CA pgops keeps in pg_backup_tls_dir,
+# default beside pg_secrets_file; faster, see README):
+#   pg_backup_transport = "tls"
 # systemd timers on the repository host instead of `pgops schedule run` ({} = the defaults;
 # each job an OnCalendar= expression, or None to drop it):
 #   pg_backup_timers = {"full": "Sun *-*-* 01:00:00", "diff": "Mon..Sat *-*-* 01:00:00",

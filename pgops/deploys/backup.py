@@ -10,12 +10,12 @@ from io import StringIO
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.facts.deb import DebPackages
-from pyinfra.facts.files import FindFiles
+from pyinfra.facts.files import File, FindFiles
 from pyinfra.operations import apt, files, server, systemd
 from pyinfra.operations.util import any_changed
 
-from pgops import backrest, timers
-from pgops.config import LOCAL_REPOSITORY
+from pgops import backrest, pki, timers
+from pgops.config import LOCAL_REPOSITORY, Settings
 from pgops.errors import ConfigError
 from pgops.facts.system import BadCalendars, HostResources
 from pgops.inventory import BACKUP_GROUP, DB_GROUP, all_settings
@@ -81,8 +81,11 @@ def backups() -> None:
     else:  # a repository host keeps them now
         files.file(name="No repository secrets here", path=backrest.SECRETS_CONF, present=False)
     files.file(name="Old passphrase file removed", path=backrest.OLD_CIPHER_CONF, present=False)
-    files.put(name="pgBackRest configuration", src=StringIO(content), dest=backrest.CONF,
-              user="root", group=user, mode="640")
+    conf = files.put(name="pgBackRest configuration", src=StringIO(content), dest=backrest.CONF,
+                     user="root", group=user, mode="640")
+    tls = [s for s in ([mine] if is_db and not is_local else served.values())
+           if s.pg_backup_transport == "tls"]
+    _tls_server(user, tls[0] if tls else None, conf)
 
     for n in sorted(keeps):
         ops.stanza(name=f"Stanza {backrest.stanza(n)}", stanza_name=backrest.stanza(n),
@@ -92,6 +95,55 @@ def backups() -> None:
             user, drill_majors=sorted({s.pg_major for s in keeps.values()
                                        if s.pg_backup_timers and s.pg_backup_timers.drill}),
             install_binaries=is_repo)
+
+
+TLS_UNIT = """# Managed by pgops: pgBackRest's TLS server (pg_backup_transport = "tls").
+[Unit]
+Description=pgBackRest TLS server
+After=network-online.target
+Wants=network-online.target
+
+[Service]
+User={user}
+ExecStart=/usr/bin/pgbackrest server
+ExecReload=/bin/kill -HUP $MAINPID
+Restart=always
+RestartSec=2
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+def _tls_server(user: str, s: Settings | None, conf) -> None:
+    """pgBackRest's TLS server and this host's certificate from pgops's CA, or, when no host
+    here uses TLS, neither (a server left from an earlier deploy is stopped and removed)."""
+    unit = f"/etc/systemd/system/{backrest.TLS_SERVICE}"
+    if s is None:
+        if host.get_fact(File, path=unit):
+            systemd.service(name="pgBackRest TLS server stopped (not used)",
+                            service=backrest.TLS_SERVICE, running=False, enabled=False)
+            files.file(name="pgBackRest TLS server unit removed", path=unit, present=False)
+            systemd.daemon_reload(name="systemd reloaded (TLS server removed)")
+        files.directory(name="No pgBackRest TLS files", path=backrest.TLS_DIR, present=False)
+        return
+    try:
+        pem = pki.host_files(s.tls_dir, host.name, _names(host.name))
+    except OSError as e:
+        raise ConfigError([f"pg_backup_tls_dir: cannot keep pgops's CA in {s.tls_dir}: "
+                           f"{e.strerror or e}"]) from e
+    files.directory(name="pgBackRest TLS directory", path=backrest.TLS_DIR, mode="755")
+    changed = [conf]
+    for part, mode, owner in (("ca", "644", "root"), ("cert", "644", "root"), ("key", "600", user)):
+        changed.append(files.put(name=f"pgBackRest TLS {part}", src=StringIO(pem[part]),
+                                 dest=backrest.TLS_FILES[part], user=owner, group=owner, mode=mode))
+    put = files.put(name="pgBackRest TLS server unit", src=StringIO(TLS_UNIT.format(user=user)),
+                    dest=unit, mode="644")
+    systemd.daemon_reload(name="systemd reloaded (TLS server unit changed)", _if=put.did_change)
+    systemd.service(name="pgBackRest TLS server running", service=backrest.TLS_SERVICE,
+                    running=True, enabled=True)
+    systemd.service(name="pgBackRest TLS server restarted (its files changed)",
+                    service=backrest.TLS_SERVICE, restarted=True, _if=any_changed(put, *changed))
 
 
 def _timers(wanted: dict[str, dict[str, str]], user: str, drill_majors: list[int],

@@ -126,3 +126,35 @@ def test_cipher_pass_is_refused_in_the_inventory():
 
     with pytest.raises(ConfigError, match="is a secret"):
         settings(pgbackrest={"repo1-cipher-pass": "oops"})
+
+
+def test_tls_transport_renders_servers_and_clients_on_both_sides():
+    tls = settings(pg_backup_transport="tls")
+    text = backrest.repo_conf({"db1": ("10.0.0.11", tls), "db2": ("10.0.0.12", settings())}, 2)
+    assert text.count("tls-server-auth=") == 1 and "tls-server-auth=db1=db1,db2\n" in text
+    conf = parse(text)
+    assert conf["db1"]["pg1-host-type"] == "tls"
+    assert conf["db1"]["pg1-host-key-file"] == backrest.TLS_FILES["key"]
+    assert "pg1-host-type" not in conf["db2"]  # db2 stays on SSH
+    db = parse(backrest.db_conf("db1", tls, "10.0.0.20", 2))["global"]
+    assert db["repo1-host-type"] == "tls" and db["tls-server-auth"] == "backup1=db1"
+    assert "tls-server-auth" not in parse(backrest.db_conf("db2", settings(), "10.0.0.20", 2))["global"]
+
+
+def test_tls_transport_needs_a_repository_host():
+    with pytest.raises(ConfigError, match="pg_backup_transport: 'tls' needs a repository host"):
+        settings(pg_backup_transport="tls", pg_backup_host="local")
+
+
+def test_pki_issues_once_and_reissues_when_names_change(tmp_path):
+    from cryptography import x509
+
+    from pgops import pki
+    first = pki.host_files(tmp_path, "db1", ["db1", "10.0.0.11"])
+    assert pki.host_files(tmp_path, "db1", ["10.0.0.11", "db1"]) == first
+    assert all((tmp_path / f).stat().st_mode & 0o077 == 0 for f in ("ca.key", "db1.key"))
+    moved = pki.host_files(tmp_path, "db1", ["db1", "10.0.0.99"])
+    assert moved["cert"] != first["cert"] and moved["ca"] == first["ca"]
+    cert = x509.load_pem_x509_certificate(moved["cert"].encode())
+    assert cert.subject.rfc4514_string() == "CN=db1"
+    assert "10.0.0.99" in str(cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value)
