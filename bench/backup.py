@@ -2,10 +2,13 @@
 backup1), measured in one run on the same database and hosts:
 
 - full-backup throughput (MB/s of the data directory without pg_wal, MB = 10^6 bytes) of
-  pgops's pgBackRest configuration as `pgops deploy` writes it (repository host backup1,
-  lz4, aes-256-cbc, process-max from the repository host's cores), against pg_basebackup
-  (plain `-Fp`; `-Ft` with client-side and with server-side lz4) and against reading the
-  data files on db1 (`cat` to a pipe); rounds interleaved, median;
+  pgops's pgBackRest configuration as `pgops deploy` writes it (repository host backup1 over
+  SSH, lz4, aes-256-cbc, process-max from db1's cores), against the same over pgBackRest's
+  TLS transport (certificates and `pgbackrest server` set up by the bench, pgops's options),
+  against pg_basebackup (plain `-Fp`; `-Ft` with client-side and with server-side lz4) and
+  against reading the data files on db1 (`cat` to a pipe); rounds interleaved, median; with
+  the CPU seconds db1 and backup1 used (their cgroups), since the two share this machine's
+  cores;
 - restore time into a scratch directory, delta restore over that unchanged copy, and delta
   restore of a newer backup (after 30 s of pgbench and an incremental) over it;
 - PITR RTO (`pgops.restore`: restore to a time onto db2, replay, promote, connect) for each
