@@ -100,17 +100,12 @@ ExecStartPost=-/usr/bin/pg_ctlcluster --skip-systemctl-redirect %i reload
 """
 
 
-def archive_wake_dropin(service: str) -> str:
-    return f"/etc/systemd/system/{service}.service.d/pgops-archive-timeout.conf"
-
-
 def _archive_timeout_awake(s: Settings, service: str) -> None:
     """Before the settings (whose change may restart the server), so that start has it."""
-    path = archive_wake_dropin(service)
+    path = f"/etc/systemd/system/{service}.service.d/pgops-archive-timeout.conf"
     if s.pg_backup_host:
-        files.directory(name="systemd drop-in directory", path=path.rsplit("/", 1)[0], mode="755")
         changed = files.put(name="archive_timeout active from the start (systemd drop-in)",
-                            src=StringIO(ARCHIVE_WAKE), dest=path, mode="644")
+                            src=StringIO(ARCHIVE_WAKE), dest=path, create_remote_dir=True, mode="644")
     else:
         changed = files.file(name="No archive_timeout drop-in (no backups)", path=path, present=False)
     systemd.daemon_reload(name="systemd reloaded (drop-in changed)", _if=changed.did_change)

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from tests.lab.conftest import pgops, results, variant_inventory
-from tests.lab.test_restore import Writer, archive_all, drop, fresh_probe_table, restored_rows
+from tests.lab.test_restore import Writer, archive_all, fresh_probe_table, restores_exactly
 
 
 @pytest.fixture(scope="module")
@@ -51,12 +51,7 @@ def test_backup_pitr_and_drill_on_a_local_repository(lab, local):
     assert st["repository"] == "local" and st["status"] == "ok"
     found = lab.ssh("db2", "ls /var/lib/pgbackrest/backup/db2").stdout
     assert st["backups"][-1]["label"] in found
-    result = json.loads(pgops("restore", "-i", str(inv), "--host", "db2", "--to",
-                              str(w.gap_after(6)), "--json").stdout)
-    try:
-        assert restored_rows(lab, result) == list(range(1, 7))
-    finally:
-        drop(lab, result)
+    restores_exactly(lab, 6, str(w.gap_after(6)), "-i", str(inv), "--host", "db2")
     onto = pgops("restore", "-i", str(inv), "--host", "db2", "--onto", "db1", "--to",
                  str(w.gap_after(6)), check=False)
     assert onto.rc == 2 and "keeps its repository locally" in onto.out

@@ -99,6 +99,16 @@ def drop(lab, result: dict) -> None:
     lab.ssh(result["host"], f"pg_dropcluster {major} {name} --stop")
 
 
+def restores_exactly(lab, k: int, to: str, *args: str, env: dict | None = None) -> None:
+    """`pgops restore ARGS --to TO --json`, TO between rows k and k+1, gives a copy holding
+    exactly rows 1..k; the copy is dropped."""
+    result = json.loads(pgops("restore", *args, "--to", to, "--json", env=env).stdout)
+    try:
+        assert restored_rows(lab, result) == list(range(1, k + 1)), f"target after row {k}"
+    finally:
+        drop(lab, result)
+
+
 def test_restore_is_exact_at_several_times(lab, history):
     w, diff_stop = history
     after_diff = next(k for k in sorted(w.done) if w.done[k] > diff_stop + 0.3 and k < 40)
@@ -124,13 +134,8 @@ def test_copies_never_archive_into_the_repository(lab, history):
     assert listing.strip() == "", f"a restored copy archived into the repository: {listing}"
     # The live cluster still archives, and a later restore of it is still exact.
     w, _ = history
-    target = w.gap_after(20)
     archive_all(lab, "db1")
-    result = json.loads(pgops("restore", "--to", iso(target), "--host", "db1", "--json").stdout)
-    try:
-        assert restored_rows(lab, result) == list(range(1, 21))
-    finally:
-        drop(lab, result)
+    restores_exactly(lab, 20, iso(w.gap_after(20)), "--host", "db1")
 
 
 def test_time_outside_the_window_is_refused(history):

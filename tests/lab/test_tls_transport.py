@@ -11,7 +11,7 @@ import pytest
 
 from pgops.backrest import TLS_SERVICE
 from tests.lab.conftest import pgops, results, variant_inventory
-from tests.lab.test_restore import Writer, archive_all, drop, fresh_probe_table, restored_rows
+from tests.lab.test_restore import Writer, archive_all, drop, fresh_probe_table, restores_exactly
 
 
 def active(lab, host: str) -> str:
@@ -58,12 +58,7 @@ def test_backup_pitr_and_drill_over_tls(lab, tls):
     w.run()
     assert w.error is None, w.error
     archive_all(lab, "db1")  # archive-push from db1 through backup1's TLS server
-    result = json.loads(pgops("restore", "-i", str(inv), "--host", "db1", "--to",
-                              str(w.gap_after(6)), "--json").stdout)
-    try:
-        assert restored_rows(lab, result) == list(range(1, 7))
-    finally:
-        drop(lab, result)
+    restores_exactly(lab, 6, str(w.gap_after(6)), "-i", str(inv), "--host", "db1")
     [drill] = json.loads(pgops("drill", "-i", str(inv), "--host", "db1", "--json").stdout)
     assert drill["ok"] and drill["amcheck"] == "ok", drill
 
