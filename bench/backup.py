@@ -4,7 +4,8 @@ backup1), measured in one run on the same database and hosts:
 - full-backup throughput (MB/s of the data directory without pg_wal, MB = 10^6 bytes) of
   pgops's pgBackRest configuration as `pgops deploy` writes it (repository host backup1 over
   SSH, lz4, aes-256-cbc, process-max from db1's cores), against the same over pgBackRest's
-  TLS transport (certificates and `pgbackrest server` set up by the bench, pgops's options),
+  TLS transport as `pgops deploy` sets it up with `pg_backup_transport = "tls"` (deployed
+  before each of its runs and back to SSH after, outside the timing),
   against pg_basebackup (plain `-Fp`; `-Ft` with client-side and with server-side lz4) and
   against reading the data files on db1 (`cat` to a pipe); rounds interleaved, median; with
   the CPU seconds db1 and backup1 used (their cgroups), since the two share this machine's
@@ -56,6 +57,7 @@ import argparse  # noqa: E402
 import errno  # noqa: E402
 import os  # noqa: E402
 import shlex  # noqa: E402
+import shutil  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
@@ -78,6 +80,7 @@ INVENTORY = ROOT / "inventory" / "lab.py"
 BIN = "/usr/lib/postgresql/17/bin"
 PGDATA = "/var/lib/postgresql/17/main"
 SCRATCH = "/var/lib/postgresql/17/bench_scratch"
+HBA = "/etc/postgresql/17/main/pg_hba.conf"
 BASEBACKUP_DIR = "/var/tmp/bench_basebackup"
 MB = 1e6
 
@@ -180,18 +183,33 @@ def init_pgbench(hs: Hosts, p: backup.Plan, scale: int) -> None:
 
 
 # -- full-backup throughput ----------------------------------------------------------------
-def methods(hs: Hosts, p: backup.Plan, pm: int) -> dict:
+def tls_inventory(directory: Path) -> Path:
+    """inventory/lab.py with db1 on pgBackRest's TLS transport (beside a link to the same
+    group_data, so every other setting is the lab's)."""
+    (directory / "group_data").symlink_to(ROOT / "inventory" / "group_data")
+    path = directory / "lab_tls.py"
+    path.write_text("from pgops.lab.inventory import backup_servers as _backup, db_servers as _db\n"
+                    "_hosts, _data = _db()\n"
+                    "db_servers = ([(n, {**h, **({'pg_backup_transport': 'tls'} if n == 'db1' "
+                    "else {})}) for n, h in _hosts], _data)\n"
+                    "backup_servers = _backup()\n")
+    return path
+
+
+def methods(hs: Hosts, p: backup.Plan, pm: int, tls_inv: Path) -> dict:
+    """name -> (run, set-up, tear-down): run returns (seconds, bytes written); the set-up and
+    tear-down are not timed."""
     db1 = hs.lab.host("db1").address
 
-    def pgbackrest(extra: str = ""):
+    def pgbackrest(extra: str = "", plan: backup.Plan = p):
         def run() -> tuple[float, int]:
             t0 = time.monotonic()
             if extra:
-                backup.pgbackrest(p, "db1", f"--type=full {extra} backup")
+                backup.pgbackrest(plan, "db1", f"--type=full {extra} backup")
                 seconds = time.monotonic() - t0
             else:  # pgops's own call, as `pgops backup --type full` runs it
-                seconds = backup.take(p, "db1", "full")["seconds"]
-            return seconds, backup.info(p, "db1")["backups"][-1]["repo_size"]
+                seconds = backup.take(plan, "db1", "full")["seconds"]
+            return seconds, backup.info(plan, "db1")["backups"][-1]["repo_size"]
         return run
 
     def basebackup(options: str):
@@ -208,20 +226,23 @@ def methods(hs: Hosts, p: backup.Plan, pm: int) -> dict:
         return hs.timed("db1", f"cd {PGDATA} && find . -path ./pg_wal -prune -o -type f -print0 "
                                "| xargs -0 cat | wc -c"), 0
 
+    none = lambda: None  # noqa: E731
     return {
-        f"pgBackRest, pgops config (process-max {pm})": pgbackrest(),
-        "pgBackRest, process-max 1": pgbackrest("--process-max=1"),
-        "pg_basebackup -Fp (plain)": basebackup("-Fp"),
-        "pg_basebackup -Ft -Z client-lz4": basebackup("-Ft -Z client-lz4"),
-        "pg_basebackup -Ft -Z server-lz4": basebackup("-Ft -Z server-lz4"),
-        "raw read: cat data files on db1": raw,
-        "pgBackRest over TLS, not SSH (bench setup)": pgbackrest(
-            f"--config={TLS_CONF} --config-include-path=/etc/pgbackrest/conf.d"),
+        f"pgBackRest, pgops config (process-max {pm})": (pgbackrest(), none, none),
+        "pgBackRest, process-max 1": (pgbackrest("--process-max=1"), none, none),
+        "pg_basebackup -Fp (plain)": (basebackup("-Fp"), none, none),
+        "pg_basebackup -Ft -Z client-lz4": (basebackup("-Ft -Z client-lz4"), none, none),
+        "pg_basebackup -Ft -Z server-lz4": (basebackup("-Ft -Z server-lz4"), none, none),
+        "raw read: cat data files on db1": (raw, none, none),
+        "pgops pgBackRest over TLS (pg_backup_transport)": (
+            pgbackrest(plan=backup.plan(tls_inv, "db1")),
+            lambda: (pgops("deploy", "-i", str(tls_inv)), allow_replication(hs)),
+            lambda: (pgops("deploy"), allow_replication(hs))),
     }
 
 
-def throughput(hs: Hosts, p: backup.Plan, pm: int, rounds: int) -> tuple[dict, bool]:
-    runs = methods(hs, p, pm)
+def throughput(hs: Hosts, p: backup.Plan, pm: int, rounds: int, tls_inv: Path) -> tuple[dict, bool]:
+    runs = methods(hs, p, pm, tls_inv)
     names = list(runs)
     seconds: dict[str, list[float]] = {n: [] for n in names}
     cpu: dict[str, list[float]] = {n: [] for n in names}
@@ -229,11 +250,14 @@ def throughput(hs: Hosts, p: backup.Plan, pm: int, rounds: int) -> tuple[dict, b
     cold = True
     for r in range(rounds):  # interleaved, order rotated: drift hits every method alike
         for name in names[r % len(names):] + names[:r % len(names)]:
+            run, set_up, tear_down = runs[name]
+            set_up()
             cold &= hs.drop_caches("db1", "backup1")
             say(f"round {r + 1}/{rounds}: {name}")
             c0 = hs.cpu_seconds("db1", "backup1")
-            s, w = runs[name]()
+            s, w = run()
             c1 = hs.cpu_seconds("db1", "backup1")
+            tear_down()
             if c0 is not None and c1 is not None:
                 cpu[name].append(c1 - c0)
             seconds[name].append(s)
@@ -407,42 +431,12 @@ def rpo(hs: Hosts, url: str, limits: str, run: int, load: bool, pause: float,
 
 
 # -- the run -------------------------------------------------------------------------------
-TLS_DIR = "/etc/pgbackrest-bench-tls"
-TLS_CONF = f"{TLS_DIR}/pgbackrest.conf"
-
-
-def setup_tls(hs: Hosts) -> None:
-    """pgBackRest's TLS transport for db1's backups, beside pgops's SSH one: a CA and
-    certificates made on backup1, `pgbackrest server` on db1, and on backup1 a copy of pgops's
-    configuration whose db1 section reaches db1 through that server (the row that uses it
-    passes --config; pgops's own configuration is untouched)."""
-    db1 = hs.lab.host("db1").address
-    hs.sh("backup1", f"""set -e; install -d -m 755 {TLS_DIR}; cd {TLS_DIR}
-openssl req -x509 -newkey rsa:2048 -nodes -days 7 -subj /CN=bench-ca -keyout ca.key -out ca.crt 2>/dev/null
-cert() {{ openssl req -newkey rsa:2048 -nodes -subj /CN=$1 -keyout $1.key -out $1.csr 2>/dev/null
-  echo "subjectAltName=$2" > $1.ext
-  openssl x509 -req -in $1.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 7 -extfile $1.ext \\
-    -out $1.crt 2>/dev/null; }}
-cert db1 IP:{db1}; cert backup1 DNS:backup1
-chmod 600 *.key; chown pgbackrest: backup1.key; chmod 644 *.crt""")
-    tls = "".join(f"pg1-host-{k}-file={TLS_DIR}/{v}\n" for k, v in
-                  (("ca", "ca.crt"), ("cert", "backup1.crt"), ("key", "backup1.key")))
-    conf = hs.sh("backup1", "cat /etc/pgbackrest/pgbackrest.conf").replace(
-        "[db1]\n", f"[db1]\npg1-host-type=tls\n{tls}")
-    hs.lab.ssh("backup1", f"umask 022 && cat > {TLS_CONF}", input=conf)
-    for f in ("ca.crt", "db1.crt", "db1.key"):
-        hs.lab.ssh("db1", f"install -d -m 755 {TLS_DIR} && cat > {TLS_DIR}/{f}",
-                   input=hs.sh("backup1", f"cat {TLS_DIR}/{f}"))
-    server = "\n".join(["[global]", "tls-server-address=*", f"tls-server-ca-file={TLS_DIR}/ca.crt",
-                        f"tls-server-cert-file={TLS_DIR}/db1.crt",
-                        f"tls-server-key-file={TLS_DIR}/db1.key", "tls-server-auth=backup1=db1",
-                        "log-level-file=off", ""])
-    hs.lab.ssh("db1", f"cat > {TLS_DIR}/server.conf", input=server)
-    hs.sh("db1", f"chown postgres: {TLS_DIR}/db1.key && chmod 600 {TLS_DIR}/db1.key && "
-                 f"chmod 644 {TLS_DIR}/server.conf && (runuser -u postgres -- setsid pgbackrest "
-                 f"--config={TLS_DIR}/server.conf server </dev/null >/dev/null 2>&1 &) && sleep 1")
-    hs.sh("backup1", f"runuser -u pgbackrest -- pgbackrest --config={TLS_CONF} "
-                     "--config-include-path=/etc/pgbackrest/conf.d --stanza=db1 check >/dev/null")
+def allow_replication(hs: Hosts) -> None:
+    """The bench's hostssl replication line for backup1 on db1, again after a `pgops deploy`
+    (which owns pg_hba.conf and rewrites it)."""
+    line = f"hostssl replication bench_repl {hs.lab.host('backup1').address}/32 scram-sha-256"
+    hs.sh("db1", f"grep -qxF '{line}' {HBA} || {{ echo '{line}' >> {HBA} && runuser -u postgres "
+                 "-- psql -XAtqc 'select pg_reload_conf()' >/dev/null; }")
 
 
 def setup_basebackup(hs: Hosts) -> None:
@@ -452,10 +446,7 @@ def setup_basebackup(hs: Hosts) -> None:
                      "postgresql-client-17 >/dev/null", timeout=900)
     hs.lab.ssh("db1", "cd / && runuser -u postgres -- psql -XAtq -f -",
                input=f"create role bench_repl login replication password '{password}';\n")
-    repo = hs.lab.host("backup1").address
-    hs.sh("db1", f"echo 'hostssl replication bench_repl {repo}/32 scram-sha-256' "
-                 f">> /etc/postgresql/17/main/pg_hba.conf")
-    hs.psql("db1", "select pg_reload_conf()")
+    allow_replication(hs)
     db1 = hs.lab.host("db1").address
     hs.lab.ssh("backup1", "umask 077 && cat > /root/.pgpass",
                input=f"{db1}:5432:replication:bench_repl:{password}\n")
@@ -481,12 +472,13 @@ def main() -> None:
     quiet = lambda m: None  # noqa: E731
     # Never stop the engine: other labs may run on it.
     lab.down(say=quiet, stop_engine=False)
+    tls_inv = None
     try:
         say(f"lab up (db1, db2, backup1; {a.cpus:g} CPUs / 2 GiB each) and deploy")
         pgops("lab", "up", "--hosts", "2", env={**os.environ, "PGOPS_LAB_CPUS": f"{a.cpus:g}"})
         pgops("deploy")
         setup_basebackup(hs)
-        setup_tls(hs)
+        tls_inv = tls_inventory(Path(tempfile.mkdtemp(prefix="pgops-bench-")))
         say(f"seeding {a.tenants} tenants x {a.kb_per_tenant} knowledge-base rows")
         pgops("seed", "--tenants", str(a.tenants), "--kb-per-tenant", str(a.kb_per_tenant))
         kb = hs.psql("db1", "select pg_total_relation_size('knowledge_base'), count(*) "
@@ -503,7 +495,7 @@ def main() -> None:
             init_pgbench(hs, p, scale)
             size = data_bytes(hs)
             if i == len(scales) - 1:
-                thr, cold = throughput(hs, p, pm, a.rounds)
+                thr, cold = throughput(hs, p, pm, a.rounds, tls_inv)
                 full_s = thr[next(iter(thr))][0]
             else:
                 hs.drop_caches("db1", "backup1")
@@ -564,14 +556,17 @@ def main() -> None:
         rate = {n: main_size / MB / thr[n][0] for n in names}
         ours, plain, client, server, raw = (rate[n] for n in (names[0], names[2], names[3], names[4],
                                                               names[5]))
-        best_lz4 = max(client, server)
-        print(f"  pgBackRest / pg_basebackup plain       {ours / plain:6.2f} x")
-        print(f"  pgBackRest / pg_basebackup lz4 (best)  {ours / best_lz4:6.2f} x  "
-              f"({'server' if server >= client else 'client'}-side lz4 was faster)")
-        print(f"  pgBackRest / faster of the two         {ours / max(plain, best_lz4):6.2f} x  (goal >= 1)")
-        print(f"  pgBackRest / raw read                  {ours / raw:6.2f} x")
-        print(f"  pgBackRest over TLS / over SSH         {rate[names[6]] / ours:6.2f} x; "
-              f"/ faster pg_basebackup {rate[names[6]] / max(plain, best_lz4):.2f} x")
+        tls = rate[names[6]]
+        literal, fastest = max(plain, client), max(plain, client, server)
+        print("  ratios (goal >= 1)                        over SSH   over TLS")
+        for label, base in (("/ pg_basebackup plain", plain),
+                            ("/ pg_basebackup --compress=lz4 (client)", client),
+                            ("/ faster of those two (the issue's forms)", literal),
+                            ("/ pg_basebackup server-side lz4", server),
+                            ("/ fastest pg_basebackup form measured", fastest),
+                            ("/ raw read", raw)):
+            print(f"  {label:<42} {ours / base:6.2f} x {tls / base:8.2f} x")
+        print(f"  over TLS / over SSH                        {tls / ours:6.2f} x")
         print()
         rb = rs["restored_bytes"]
         print("restore on db2 into a scratch directory (latest backup)    seconds     MB/s")
@@ -605,6 +600,8 @@ def main() -> None:
         print()
         print(f"bench run time {elapsed / 60:.1f} min")
     finally:
+        if tls_inv:
+            shutil.rmtree(tls_inv.parent, ignore_errors=True)
         if not a.keep:
             lab.down(say=quiet, stop_engine=False)
 

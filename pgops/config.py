@@ -151,6 +151,10 @@ class Settings(_Model):
     pg_cluster: str = "main"
     pg_port: int = Field(5432, ge=1, le=65535)
     pg_listen_addresses: tuple[str, ...] = ("*",)
+    #: Create the cluster with data checksums: PostgreSQL then verifies every page it reads,
+    #: and pgBackRest every page it backs up. A cluster that already exists keeps what it has
+    #: (turning them on needs it stopped: pg_checksums --enable).
+    pg_data_checksums: bool = True
     pg_apt_repository: AptRepository | None = None
     pg_tls_cert_file: Path | None = None
     pg_tls_key_file: Path | None = None

@@ -11,6 +11,10 @@ pg_major = 17
 pg_cluster = "main"
 pg_port = 5432
 pg_listen_addresses = ["*"]
+# Data checksums for the cluster the package creates (PostgreSQL verifies each page it reads,
+# pgBackRest each page it backs up). An existing cluster keeps what it has: turning them on
+# needs it stopped (pg_checksums --enable), which pgops does not do behind your back.
+pg_data_checksums = True
 
 # TLS is always on. With no files given, each host gets its own self-signed certificate
 # (CN = host name, SAN = host name and address). Give both to use your own (local paths):

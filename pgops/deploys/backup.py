@@ -17,7 +17,7 @@ from pyinfra.operations.util import any_changed
 from pgops import backrest, pki, timers
 from pgops.config import LOCAL_REPOSITORY, Settings
 from pgops.errors import ConfigError
-from pgops.facts.system import BadCalendars, HostResources
+from pgops.facts.system import BadCalendars, HasAesInstructions, HostResources
 from pgops.inventory import BACKUP_GROUP, DB_GROUP, all_settings
 from pgops.operations import pgbackrest as ops
 
@@ -65,6 +65,14 @@ def backups() -> None:
             peers = [(mine.pg_backup_host, backrest.REPO_USER, backrest.REPO_HOME,
                       _names(mine.pg_backup_host))]
         ops.trust(name="SSH trust for pgBackRest", user=user, home=home, peers=peers)
+    aes = not is_local and host.get_fact(HasAesInstructions)
+    if aes:
+        files.put(name="pgBackRest's SSH prefers AES-GCM (CPU has AES instructions)",
+                  src=StringIO(backrest.ssh_client_conf(user, [n for p in peers for n in p[3]])),
+                  dest=backrest.SSH_CLIENT_CONF, mode="644")
+    else:
+        files.file(name="No pgBackRest SSH cipher preference", path=backrest.SSH_CLIENT_CONF,
+                   present=False)
 
     if is_repo:
         db_cpus = {n: host.inventory.get_host(n).get_fact(HostResources).cpus for n in served}

@@ -18,6 +18,8 @@ from pgops.operations import postgres, tls
 
 PGDG_LIST = "/etc/apt/sources.list.d/pgops-postgresql.list"
 PGDG_KEY = "/usr/share/keyrings/pgops-postgresql.asc"
+#: postgresql-common reads this when the package creates the cluster (pg_createcluster).
+CREATECLUSTER_CONF = "/etc/postgresql-common/createcluster.d/50-pgops-server.conf"
 
 
 def packages(s: Settings) -> list[str]:
@@ -54,6 +56,15 @@ def install(s: Settings) -> None:
             src=StringIO(f"deb [signed-by={PGDG_KEY}] {repo.url} {repo.suite} {repo.components}\n"),
             dest=PGDG_LIST,
         )
+    # Before the package: installing it creates the cluster.
+    if s.pg_data_checksums:
+        files.put(name="New clusters get data checksums",
+                  src=StringIO("# Managed by pgops (pg_data_checksums).\n"
+                               "initdb_options = '--data-checksums'\n"),
+                  dest=CREATECLUSTER_CONF, create_remote_dir=True, mode="644")
+    else:
+        files.file(name="New clusters without data checksums", path=CREATECLUSTER_CONF,
+                   present=False)
     wanted = packages(s)
     installed = host.get_fact(DebPackages) or {}
     if any(p not in installed for p in wanted):

@@ -81,6 +81,17 @@ class HostResources(FactBase):
         return Resources(memory_bytes=mem, cpus=cpus, rotational=rotational, shm_bytes=shm)
 
 
+class HasAesInstructions(FactBase):
+    """Whether the CPU has AES instructions (x86 `aes` flag, arm64 `aes` feature), which make
+    AES-GCM cheaper than chacha20-poly1305."""
+
+    def command(self):
+        return "grep -m1 -E '^(flags|Features)' /proc/cpuinfo || true"
+
+    def process(self, output) -> bool:
+        return any("aes" in line.partition(":")[2].split() for line in output)
+
+
 class BadCalendars(FactBase):
     """The systemd OnCalendar= expressions this host's systemd refuses."""
 

@@ -53,6 +53,21 @@ def test_deploy_created_the_stanzas_and_archiving_works(lab, first_deploy):
         assert state["failed"] == 0
 
 
+def test_pgbackrest_ssh_prefers_aes_gcm_where_the_cpu_has_aes(lab, first_deploy):
+    """The repository host's connections to db1 and db1's to it negotiate AES-GCM (when this
+    machine's CPU has AES instructions); root's SSH keeps OpenSSH's defaults."""
+    aes = " aes " in lab.ssh("backup1", "grep -m1 '^flags' /proc/cpuinfo").stdout + " "
+    want = "aes128-gcm@openssh.com" if aes else "chacha20-poly1305@openssh.com"
+    db1, repo = lab.host("db1").address, lab.host("backup1").address
+    for h, user, peer in (("backup1", "pgbackrest", f"postgres@{db1}"),
+                          ("db1", "postgres", f"pgbackrest@{repo}")):
+        r = lab.ssh(h, f"cd / && runuser -u {user} -- ssh -v -o BatchMode=yes {peer} "
+                       "pgbackrest version 2>&1", check=False)
+        assert "pgBackRest" in r.stdout and f"client->server cipher: {want}" in r.stdout, r.stdout
+    root = lab.ssh("backup1", f"ssh -G {db1} | grep '^ciphers '").stdout
+    assert not root.split()[1].startswith("aes128-gcm"), root
+
+
 def test_archive_timeout_switches_wal_from_the_start_after_a_restart(lab, first_deploy):
     """Without pgops's drop-in, PostgreSQL 17 switches no WAL for archive_timeout until the
     first timed checkpoint after a start (checkpoint_timeout, 300 s here)."""

@@ -39,6 +39,8 @@ def test_postgres_runs_under_systemd_and_listens(lab, first_deploy):
         assert lab.ssh(h, "systemctl is-enabled postgresql").stdout.strip() == "enabled"
         listening = lab.ssh(h, "ss -Hltn 'sport = :5432'").stdout
         assert "0.0.0.0:5432" in listening or "*:5432" in listening
+        checksums = lab.ssh(h, "cd / && runuser -u postgres -- psql -XAtc 'show data_checksums'")
+        assert checksums.stdout.strip() == "on"  # pg_data_checksums, the default
 
 
 def test_pgvector_usable_over_tls(lab, first_deploy, secrets):

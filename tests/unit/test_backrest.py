@@ -158,3 +158,12 @@ def test_pki_issues_once_and_reissues_when_names_change(tmp_path):
     cert = x509.load_pem_x509_certificate(moved["cert"].encode())
     assert cert.subject.rfc4514_string() == "CN=db1"
     assert "10.0.0.99" in str(cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value)
+
+
+def test_ssh_client_conf_prefers_aes_gcm_for_the_pgbackrest_user_and_its_peers_only():
+    text = backrest.ssh_client_conf("pgbackrest", ["db1", "10.0.0.11", "db1"])
+    match, ciphers = [line.strip() for line in text.splitlines() if not line.startswith("#")]
+    assert match == "Match localuser pgbackrest host 10.0.0.11,db1"
+    assert ciphers.split(" ", 1) == ["Ciphers", backrest.SSH_CIPHERS]
+    assert backrest.SSH_CIPHERS.startswith("aes128-gcm@openssh.com,")
+    assert backrest.SSH_CIPHERS.endswith(",chacha20-poly1305@openssh.com")  # the fallback

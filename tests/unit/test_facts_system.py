@@ -104,3 +104,12 @@ def test_memtotal_script_output_parses_with_mawk(tmp_path):
     ).stdout
     assert re.match(r"^memtotal \S+$", out.strip()), out
     assert process([out.strip(), "nproc 2"]).memory_bytes == 24684092 * 1024
+
+
+def test_aes_instructions_from_x86_flags_or_arm64_features():
+    from pgops.facts.system import HasAesInstructions
+    fact = HasAesInstructions()
+    assert fact.process(["flags\t\t: fpu vme sse2 aes avx2"]) is True
+    assert fact.process(["Features\t: fp asimd aes pmull sha1"]) is True
+    assert fact.process(["flags\t\t: fpu vme sse2 avx2 vaes_not"]) is False
+    assert fact.process([]) is False
