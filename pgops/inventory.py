@@ -92,6 +92,16 @@ def validate_inventory(inventory: Inventory, inventory_file: str) -> dict[str, S
                 f"of group {BACKUP_GROUP} (have: {', '.join(sorted(backup_hosts)) or 'none'}) nor "
                 f"{LOCAL_REPOSITORY!r}"
             )
+    # One CA per repository host: it trusts, and gets its certificate from, a single tls_dir.
+    cas: dict[str, dict[str, list[str]]] = {}
+    for name, s in out.items():
+        if s.pg_backup_transport == "tls":
+            cas.setdefault(str(s.pg_backup_host), {}).setdefault(str(s.tls_dir), []).append(name)
+    for repo, dirs in sorted(cas.items()):
+        if len(dirs) > 1:
+            which = "; ".join(f"{', '.join(sorted(n))}: {d}" for d, n in sorted(dirs.items()))
+            problems.append(f"{inventory_file}: pg_backup_tls_dir: the TLS database hosts of {repo} "
+                            f"must share one CA directory (have {which})")
     if not out and not problems:
         problems.append(
             f"{inventory_file}: no hosts in group {DB_GROUP} (a group is a list of host names "
