@@ -177,12 +177,15 @@ def _print_status(inventory: Path, as_json: bool, thresholds: dict | None = None
         click.echo(json.dumps(rows, indent=2, default=str))
     else:
         t = Table(title=f"pgops status ({_display(inventory)})")
-        for col in ("host", "address", "postgres", "pgvector", "databases", "roles", "tls"):
+        for col in ("host", "address", "postgres", "pgvector", "databases", "roles", "tls",
+                    "checksums"):
             t.add_column(col)
+        onoff = {True: "on", False: "off", None: "-"}
         for r in rows:
             t.add_row(r["host"], r["address"], r.get("postgres") or "down",
                       r.get("pgvector") or "-", ", ".join(r.get("databases", [])),
-                      ", ".join(r.get("roles", [])), "on" if r.get("tls") else "off")
+                      ", ".join(r.get("roles", [])), "on" if r.get("tls") else "off",
+                      onoff[r.get("checksums")])
         console.print(t)
         backed = [r for r in rows if "backup" in r]
         if backed:

@@ -75,6 +75,8 @@ def server_status(inventory_path: Path, thresholds: dict | None = None) -> list[
                     "databases": sorted(d for d in dbs if d != "postgres"),
                     "roles": sorted(r for r in roles if r != "postgres"),
                     "tls": server["settings"]["ssl"]["setting"] == "on",
+                    # pg_data_checksums applies to new clusters only: show the ones without.
+                    "checksums": server["settings"]["data_checksums"]["setting"] == "on",
                     "started": server["start_time"],
                     "role": "replica" if server["settings"].get("in_hot_standby", {}).get("setting") == "on"
                             else "primary",

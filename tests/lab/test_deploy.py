@@ -25,7 +25,7 @@ def test_first_deploy_changes_then_second_changes_nothing(first_deploy):
 
 def test_pgops_up_ends_with_the_status_table(first_deploy):
     table = first_deploy.stdout
-    for col in ("host", "address", "postgres", "pgvector", "databases", "roles", "tls"):
+    for col in ("host", "address", "postgres", "pgvector", "databases", "roles", "tls", "checksums"):
         assert col in table
     for host in ("db1", "db2"):
         row = next(line for line in table.splitlines() if f" {host} " in line)
@@ -86,6 +86,6 @@ def test_status_json(lab, first_deploy):
     rows = json.loads(pgops("status", "--json").stdout)
     assert {r["host"] for r in rows} == {"db1", "db2"}
     for r in rows:
-        assert r["up"] and r["tls"] and r["pgvector"] == "0.8.0"
+        assert r["up"] and r["tls"] and r["checksums"] and r["pgvector"] == "0.8.0"
         assert r["postgres"].startswith("17.")
         assert "app" in r["databases"] and {"app", "migrator"} <= set(r["roles"])
