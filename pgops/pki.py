@@ -69,29 +69,33 @@ def _ca(directory: Path) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
     return key, cert
 
 
+def _reusable(key_file: Path, cert_file: Path, wanted: list[str], ca: x509.Certificate) -> bool:
+    """A host's key and certificate exist, name exactly `wanted` and come from this CA."""
+    if not (key_file.exists() and cert_file.exists()):
+        return False
+    cert = x509.load_pem_x509_certificate(cert_file.read_bytes())
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    have = sorted([str(v) for v in san.get_values_for_type(x509.DNSName)]
+                  + [str(v) for v in san.get_values_for_type(x509.IPAddress)])
+    return have == wanted and cert.issuer == ca.subject
+
+
 def host_files(directory: Path, host: str, names: list[str]) -> dict[str, str]:
     """PEM texts for one host: ca.crt, its certificate and its key (made on first use)."""
     ca_key, ca_cert = _ca(directory)
     key_file, cert_file = directory / f"{host}.key", directory / f"{host}.crt"
     wanted = sorted(set(names))
-    if key_file.exists() and cert_file.exists():
-        cert = x509.load_pem_x509_certificate(cert_file.read_bytes())
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        have = sorted([str(v) for v in san.get_values_for_type(x509.DNSName)]
-                      + [str(v) for v in san.get_values_for_type(x509.IPAddress)])
-        if have == wanted and cert.issuer == ca_cert.subject:
-            return {"ca": ca_cert.public_bytes(serialization.Encoding.PEM).decode(),
-                    "cert": cert_file.read_text(), "key": key_file.read_text()}
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(_name(host)).issuer_name(ca_cert.subject)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=VALID_DAYS))
-            .add_extension(x509.SubjectAlternativeName(_alt(wanted)), critical=False)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .sign(ca_key, hashes.SHA256()))
-    _write(key_file, _key_pem(key), private=True)
-    _write(cert_file, cert.public_bytes(serialization.Encoding.PEM), private=False)
+    if not _reusable(key_file, cert_file, wanted, ca_cert):
+        key = ec.generate_private_key(ec.SECP256R1())
+        now = datetime.datetime.now(datetime.UTC)
+        cert = (x509.CertificateBuilder().subject_name(_name(host)).issuer_name(ca_cert.subject)
+                .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                .not_valid_before(now - datetime.timedelta(days=1))
+                .not_valid_after(now + datetime.timedelta(days=VALID_DAYS))
+                .add_extension(x509.SubjectAlternativeName(_alt(wanted)), critical=False)
+                .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+                .sign(ca_key, hashes.SHA256()))
+        _write(key_file, _key_pem(key), private=True)
+        _write(cert_file, cert.public_bytes(serialization.Encoding.PEM), private=False)
     return {"ca": ca_cert.public_bytes(serialization.Encoding.PEM).decode(),
             "cert": cert_file.read_text(), "key": key_file.read_text()}

@@ -65,8 +65,7 @@ def backups() -> None:
             peers = [(mine.pg_backup_host, backrest.REPO_USER, backrest.REPO_HOME,
                       _names(mine.pg_backup_host))]
         ops.trust(name="SSH trust for pgBackRest", user=user, home=home, peers=peers)
-    aes = not is_local and host.get_fact(HasAesInstructions)
-    if aes:
+    if not is_local and host.get_fact(HasAesInstructions):  # peers: set above when not local
         files.put(name="pgBackRest's SSH prefers AES-GCM (CPU has AES instructions)",
                   src=StringIO(backrest.ssh_client_conf(user, [n for p in peers for n in p[3]])),
                   dest=backrest.SSH_CLIENT_CONF, mode="644")

@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from pgops.facts.system import HasAesInstructions
 from tests.lab.conftest import pgops
 from tests.lab.test_restore import drop
 
@@ -56,7 +57,8 @@ def test_deploy_created_the_stanzas_and_archiving_works(lab, first_deploy):
 def test_pgbackrest_ssh_prefers_aes_gcm_where_the_cpu_has_aes(lab, first_deploy):
     """The repository host's connections to db1 and db1's to it negotiate AES-GCM (when this
     machine's CPU has AES instructions); root's SSH keeps OpenSSH's defaults."""
-    aes = " aes " in lab.ssh("backup1", "grep -m1 '^flags' /proc/cpuinfo").stdout + " "
+    fact = HasAesInstructions()
+    aes = fact.process(lab.ssh("backup1", fact.command()).stdout.splitlines())
     want = "aes128-gcm@openssh.com" if aes else "chacha20-poly1305@openssh.com"
     db1, repo = lab.host("db1").address, lab.host("backup1").address
     for h, user, peer in (("backup1", "pgbackrest", f"postgres@{db1}"),
