@@ -7,7 +7,7 @@
 from pyinfra import host
 
 from pgops.deploys import app_schema, backups, postgres_access, postgres_server
-from pgops.inventory import DB_GROUP, all_settings, settings_for
+from pgops.settings.inventory import DB_GROUP, all_settings, settings_for
 
 all_settings()  # validates every host of the inventory before any operation is planned
 

@@ -71,9 +71,10 @@ sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
 
-from pgops import backup, restore  # noqa: E402
+from pgops.backup import repository as backup  # noqa: E402
+from pgops.backup import restore  # noqa: E402
+from pgops.client.targets import inventory_target  # noqa: E402
 from pgops.lab import Lab  # noqa: E402
-from pgops.targets import inventory_target  # noqa: E402
 
 PGOPS = str(Path(sys.executable).parent / "pgops")
 INVENTORY = ROOT / "inventory" / "lab.py"
@@ -174,7 +175,7 @@ def data_bytes(hs: Hosts, host: str = "db1", path: str = PGDATA) -> int:
                            "| awk '{s += $1} END {printf \"%.0f\", s}'"))
 
 
-def init_pgbench(hs: Hosts, p: backup.Plan, scale: int) -> None:
+def init_pgbench(hs: Hosts, p: backup.Backups, scale: int) -> None:
     hs.sh("db1", f"runuser -u postgres -- sh -c 'dropdb --if-exists bench && createdb bench && "
                  f"{BIN}/pgbench -i -q -s {scale} bench' >/dev/null 2>&1", timeout=3600)
     hs.psql("db1", "checkpoint")
@@ -196,20 +197,20 @@ def tls_inventory(directory: Path) -> Path:
     return path
 
 
-def methods(hs: Hosts, p: backup.Plan, pm: int, tls_inv: Path) -> dict:
+def methods(hs: Hosts, p: backup.Backups, pm: int, tls_inv: Path) -> dict:
     """name -> (run, set-up, tear-down): run returns (seconds, bytes written); the set-up and
     tear-down are not timed."""
     db1 = hs.lab.host("db1").address
 
-    def pgbackrest(extra: str = "", plan: backup.Plan = p):
+    def pgbackrest(extra: str = "", b: backup.Backups = p):
         def run() -> tuple[float, int]:
             t0 = time.monotonic()
             if extra:
-                backup.pgbackrest(plan, "db1", f"--type=full {extra} backup")
+                backup.pgbackrest(b, "db1", f"--type=full {extra} backup")
                 seconds = time.monotonic() - t0
             else:  # pgops's own call, as `pgops backup --type full` runs it
-                seconds = backup.take(plan, "db1", "full")["seconds"]
-            return seconds, backup.info(plan, "db1")["backups"][-1]["repo_size"]
+                seconds = backup.take(b, "db1", "full")["seconds"]
+            return seconds, backup.info(b, "db1")["backups"][-1]["repo_size"]
         return run
 
     def basebackup(options: str):
@@ -235,13 +236,13 @@ def methods(hs: Hosts, p: backup.Plan, pm: int, tls_inv: Path) -> dict:
         "pg_basebackup -Ft -Z server-lz4": (basebackup("-Ft -Z server-lz4"), none, none),
         "raw read: cat data files on db1": (raw, none, none),
         "pgops pgBackRest over TLS (pg_backup_transport)": (
-            pgbackrest(plan=backup.plan(tls_inv, "db1")),
+            pgbackrest(b=backup.connect(tls_inv, "db1")),
             lambda: (pgops("deploy", "-i", str(tls_inv)), allow_replication(hs)),
             lambda: (pgops("deploy"), allow_replication(hs))),
     }
 
 
-def throughput(hs: Hosts, p: backup.Plan, pm: int, rounds: int, tls_inv: Path) -> tuple[dict, bool]:
+def throughput(hs: Hosts, p: backup.Backups, pm: int, rounds: int, tls_inv: Path) -> tuple[dict, bool]:
     runs = methods(hs, p, pm, tls_inv)
     names = list(runs)
     seconds: dict[str, list[float]] = {n: [] for n in names}
@@ -267,7 +268,7 @@ def throughput(hs: Hosts, p: backup.Plan, pm: int, rounds: int, tls_inv: Path) -
 
 
 # -- restores ------------------------------------------------------------------------------
-def restores(hs: Hosts, p: backup.Plan) -> dict:
+def restores(hs: Hosts, p: backup.Backups) -> dict:
     """Restore the latest backup into a scratch directory on db2, then delta restores."""
     cmd = (f"runuser -u postgres -- pgbackrest --stanza=db1 --pg1-path={SCRATCH} "
            "--archive-mode=off")
@@ -289,7 +290,7 @@ def restores(hs: Hosts, p: backup.Plan) -> dict:
 
 
 # -- PITR RTO ------------------------------------------------------------------------------
-def pitr(hs: Hosts, p: backup.Plan, seconds: int) -> dict:
+def pitr(hs: Hosts, p: backup.Backups, seconds: int) -> dict:
     """A fixed pgbench load after the full backup, then restore to its end onto db2."""
     lsn = hs.psql("db1", "select pg_current_wal_lsn()")
     hs.sh("db1", f"runuser -u postgres -- {BIN}/pgbench -n -c 2 -j 2 -R 100 -T {seconds} bench "
@@ -483,7 +484,7 @@ def main() -> None:
         pgops("seed", "--tenants", str(a.tenants), "--kb-per-tenant", str(a.kb_per_tenant))
         kb = hs.psql("db1", "select pg_total_relation_size('knowledge_base'), count(*) "
                             "from knowledge_base", db="app").split("|")
-        p = backup.plan(INVENTORY, "db1")
+        p = backup.connect(INVENTORY, "db1")
         conf = hs.sh("backup1", "grep -E '^(process-max|compress-type|repo1-cipher-type)=' "
                                 "/etc/pgbackrest/pgbackrest.conf")
         repo_conf = dict(line.split("=", 1) for line in conf.split())

@@ -24,9 +24,9 @@ sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
 
-from pgops.migrate import MIGRATIONS_DIR, Migrator  # noqa: E402
-from pgops.seed import TOPICS, WORDS, embed, seed, vector_literal  # noqa: E402
-from pgops.targets import inventory_target  # noqa: E402
+from pgops.client.targets import inventory_target  # noqa: E402
+from pgops.schema.migrate import MIGRATIONS_DIR, Migrator  # noqa: E402
+from pgops.schema.seed import TOPICS, WORDS, embed, seed, vector_literal  # noqa: E402
 
 PGOPS = str(Path(sys.executable).parent / "pgops")
 

@@ -1,4 +1,16 @@
-"""The one small exception tree: every error a user sees names the check and the fix."""
+"""The one small exception tree: every error a user sees names the check and the fix.
+
+    PgopsError                 exit code 2 from the CLI
+    ├── ConfigError            inventory or settings invalid (every problem at once)
+    ├── LabError               the disposable lab is missing or broken
+    ├── UnreachableHostError   a host cannot be reached over SSH; nothing was changed
+    ├── CommandFailed          a command on a host failed (its stderr in the message)
+    ├── BackupError            backup, restore or drill refused or failed
+    ├── MigrationFileError     a migration file is malformed
+    ├── MigrationError         applying or checking migrations failed
+    ├── DbUnavailable          the database did not answer within the retry budget
+    └── DumpError              a logical dump or load was refused or failed
+"""
 
 try:
     from pyinfra.api.exceptions import PyinfraError
@@ -26,3 +38,27 @@ class LabError(PgopsError):
 
 class UnreachableHostError(PgopsError):
     """A host cannot be reached over SSH; nothing was changed on any host."""
+
+
+class CommandFailed(PgopsError):
+    """A command run on a host (outside a deploy) exited non-zero."""
+
+
+class BackupError(PgopsError):
+    """A backup, restore or drill was refused (bad target, no backup) or failed."""
+
+
+class MigrationFileError(PgopsError):
+    """A migration file is malformed: its name, directives or up/down parts."""
+
+
+class MigrationError(PgopsError):
+    """Migrations could not be applied, rolled back or checked (drift, order, locks)."""
+
+
+class DbUnavailable(PgopsError):
+    """The database did not answer within the retry budget."""
+
+
+class DumpError(PgopsError):
+    """A logical dump or load was refused or failed."""

@@ -16,6 +16,7 @@ from typing import IO
 import schedule
 from tenacity import Retrying, stop_after_attempt, wait_exponential
 
+from pgops.backup.rules import JOBS
 from pgops.errors import PgopsError
 
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -88,28 +89,29 @@ class Runner:
             time.sleep(tick)
 
 
-JOB_NAMES = ("full", "diff", "incr", "drill", "status", "dump")
+#: The jobs: the repository jobs (backup.rules.JOBS), and logical dumps.
+JOB_NAMES = (*JOBS, "dump")
 
 
-def pgops_jobs(inventory, intervals: dict[str, str], names: tuple[str, ...] = JOB_NAMES[:5],
+def pgops_jobs(inventory, intervals: dict[str, str], names: tuple[str, ...] = JOBS,
                keep: int = 7, dump_target=None) -> list[Job]:
     """The operator's jobs on an inventory: backups of each type, drills, status checks; and
     logical dumps into backups/ keeping the newest `keep` (of `dump_target`, a DSN Target, when
     given: the dev stack's backup service; else of the inventory's first database host)."""
     if set(names) - {"dump"}:  # these need pyinfra; the dev image schedules dumps without it
-        from pgops import backup as b
-        from pgops import drill as d
+        from pgops.backup import drill as d
+        from pgops.backup import repository
         from pgops.status import server_status
 
     def backups(kind: str) -> Callable[[], object]:
         def run() -> object:
-            p = b.plan(inventory)
-            return [b.take(p, db, kind) for db in p.stanzas]
+            b = repository.connect(inventory)
+            return [repository.take(b, db, kind) for db in b.stanzas]
         return run
 
     def drills() -> object:
-        p = b.plan(inventory)
-        results = [d.drill(p, db) for db in p.stanzas]
+        b = repository.connect(inventory)
+        results = [d.drill(b, db) for db in b.stanzas]
         failed = [r for r in results if not r["ok"]]
         if failed:
             raise PgopsError(f"drill failed: {failed[0].get('error') or failed[0].get('amcheck')}")
@@ -124,7 +126,7 @@ def pgops_jobs(inventory, intervals: dict[str, str], names: tuple[str, ...] = JO
         return {"hosts": len(rows), "healthy": True}
 
     def dumps() -> object:
-        from pgops import dump, dump_dsn
+        from pgops.client import dump, dump_dsn
 
         if dump_target is not None:
             r = dump_dsn.dump(dump_target, keep=keep)

@@ -1,6 +1,6 @@
 """Shared test setup: lab tests run against one disposable lab (`test`) for the session."""
 
-# pyinfra's CLI package (which pgops.inventory uses to load inventories like pyinfra does)
+# pyinfra's CLI package (which pgops.settings.inventory uses to load inventories like pyinfra does)
 # patches the process with gevent when first imported. Patch here, first, so threads and
 # sockets in every test are patched consistently rather than halfway through the run.
 from gevent import monkey

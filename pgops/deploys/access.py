@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pyinfra.api import deploy
 
-from pgops.config import Settings
 from pgops.operations import postgres
-from pgops.operations.postgres import AS_POSTGRES
+from pgops.server.psql import AS_POSTGRES
+from pgops.settings import Settings
 
 
 @deploy("Roles, databases and extensions")

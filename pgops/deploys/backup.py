@@ -14,12 +14,12 @@ from pyinfra.facts.files import File, FindFiles
 from pyinfra.operations import apt, files, server, systemd
 from pyinfra.operations.util import any_changed
 
-from pgops import backrest, pki, timers
-from pgops.config import LOCAL_REPOSITORY, Settings
+from pgops.backup import backrest, pki, timers
 from pgops.errors import ConfigError
 from pgops.facts.system import BadCalendars, HasAesInstructions, HostResources
-from pgops.inventory import BACKUP_GROUP, DB_GROUP, all_settings
 from pgops.operations import pgbackrest as ops
+from pgops.settings import LOCAL_REPOSITORY, Settings
+from pgops.settings.inventory import BACKUP_GROUP, DB_GROUP, all_settings
 
 PG_HOME = "/var/lib/postgresql"
 
@@ -60,14 +60,13 @@ def backups() -> None:
     if not is_local:
         ops.ssh_key(name="SSH key for pgBackRest", user=user, home=home)
         if is_repo:
-            peers = [(n, "postgres", PG_HOME, _names(n)) for n in sorted(served)]
+            peers = [(n, PG_HOME, _names(n)) for n in sorted(served)]
         else:
-            peers = [(mine.pg_backup_host, backrest.REPO_USER, backrest.REPO_HOME,
-                      _names(mine.pg_backup_host))]
+            peers = [(mine.pg_backup_host, backrest.REPO_HOME, _names(mine.pg_backup_host))]
         ops.trust(name="SSH trust for pgBackRest", user=user, home=home, peers=peers)
     if not is_local and host.get_fact(HasAesInstructions):  # peers: set above when not local
         files.put(name="pgBackRest's SSH prefers AES-GCM (CPU has AES instructions)",
-                  src=StringIO(backrest.ssh_client_conf(user, [n for p in peers for n in p[3]])),
+                  src=StringIO(backrest.ssh_client_conf(user, [n for p in peers for n in p[2]])),
                   dest=backrest.SSH_CLIENT_CONF, mode="644")
     else:
         files.file(name="No pgBackRest SSH cipher preference", path=backrest.SSH_CLIENT_CONF,
@@ -180,6 +179,7 @@ def _timers(wanted: dict[str, dict[str, str]], user: str, drill_majors: list[int
                        path=f"{timers.UNIT_DIR}/{timers.service_name(job)}", present=False)
     if not jobs:
         files.file(name="pgops-repo-job removed (no timers)", path=timers.SCRIPT, present=False)
+        files.file(name="pgops-repo-job's rules removed (no timers)", path=timers.RULES, present=False)
         return
     if drill_majors and install_binaries:
         # Drills restore on this host: PostgreSQL binaries, but no cluster of its own.
@@ -194,7 +194,9 @@ def _timers(wanted: dict[str, dict[str, str]], user: str, drill_majors: list[int
                      no_recommends=True)
     script = files.put(name="pgops-repo-job (the timers' job runner)", src=str(timers.SCRIPT_SOURCE),
                        dest=timers.SCRIPT, create_remote_dir=True, mode="755")
-    units = [script]
+    rules = files.put(name="pgops-repo-job's rules (shared with pgops status)",
+                      src=str(timers.RULES_SOURCE), dest=timers.RULES, mode="644")
+    units = [script, rules]
     for job in sorted(jobs):
         units.append(files.put(name=f"Service {timers.service_name(job)}",
                                src=StringIO(timers.service(job, user)),

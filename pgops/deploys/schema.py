@@ -5,8 +5,8 @@ from __future__ import annotations
 from pyinfra import host
 from pyinfra.api import deploy
 
-from pgops.config import Settings
 from pgops.operations import schema
+from pgops.settings import Settings
 
 
 @deploy("Application schema")

@@ -10,11 +10,11 @@ from pyinfra.facts.deb import DebPackages
 from pyinfra.facts.server import LinuxDistribution
 from pyinfra.operations import apt, files, systemd
 
-from pgops import pgconf
-from pgops.config import DISTRO_MAJORS, Settings
 from pgops.errors import ConfigError
 from pgops.facts.system import HostResources
 from pgops.operations import postgres, tls
+from pgops.server import pgconf
+from pgops.settings import DISTRO_MAJORS, Settings
 
 PGDG_LIST = "/etc/apt/sources.list.d/pgops-postgresql.list"
 PGDG_KEY = "/usr/share/keyrings/pgops-postgresql.asc"

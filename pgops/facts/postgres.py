@@ -8,17 +8,15 @@ only the salt/iteration part and a sha256 of the verifier (see pgops.scram.match
 from __future__ import annotations
 
 import json
-import shlex
 
 from pyinfra.api import FactBase
+
+from pgops.server import psql
 
 
 def _psql(port: int, sql: str, database: str = "postgres") -> str:
     # Always exit 0: "server down" is a state to report (None), not a failure.
-    return (
-        f"cd / && (psql -XAtq -v ON_ERROR_STOP=1 -p {int(port)} -d {shlex.quote(database)} "
-        f"-c {shlex.quote(sql)} 2>/dev/null || echo null)"
-    )
+    return f"cd / && ({psql.shell(sql, port, database, as_postgres=False)} 2>/dev/null || echo null)"
 
 
 class _JsonFact(FactBase):
@@ -87,15 +85,6 @@ class PgExtensions(_JsonFact):
     def command(self, database, port=5432):
         return _psql(port, self.SQL, database)
 
-
-class PgHbaErrors(_JsonFact):
-    """Errors pg_hba_file_rules reports for the pg_hba.conf on disk (empty list: valid)."""
-
-    SQL = """select coalesce(json_agg(format('line %s: %s', line_number, error)), '[]')
-             from pg_hba_file_rules where error is not null"""
-
-    def command(self, port=5432):
-        return _psql(port, self.SQL)
 
 
 class PgArchiver(_JsonFact):

@@ -8,7 +8,7 @@ import shlex
 
 from pyinfra.api import FactBase
 
-from pgops.tuning import Resources
+from pgops.server.tuning import Resources
 
 _SCRIPT = r"""
 echo "memtotal $(awk '/^MemTotal:/{printf "%.0f\n", $2 * 1024}' /proc/meminfo)"

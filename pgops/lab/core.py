@@ -251,7 +251,7 @@ class Lab:
 
     def ensure_secrets(self, names: list[str]) -> Path:
         """Random passwords for the lab's roles, generated once into a gitignored file."""
-        from pgops.config import read_secrets_file
+        from pgops.settings import read_secrets_file
 
         existing = read_secrets_file(self.secrets_file) if self.secrets_file.exists() else {}
         for n in names:

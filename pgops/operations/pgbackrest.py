@@ -10,7 +10,7 @@ from pyinfra.api import FactBase, OperationError, operation
 from pyinfra.facts.files import File, FileContents
 from pyinfra.operations import files
 
-from pgops import backrest
+from pgops.backup import backrest
 from pgops.facts.pgbackrest import PgbackrestInfo
 
 
@@ -58,16 +58,16 @@ def _peer_file(peer_name: str, path: str) -> str:
 
 
 @operation()
-def trust(user: str, home: str, peers: list[tuple[str, str, str, list[str]]]):
+def trust(user: str, home: str, peers: list[tuple[str, str, list[str]]]):
     """Let each peer's `peer_user` run pgbackrest (and only pgbackrest) as `user` here, and
     know each peer's host key, so SSH with strict host key checking works both ways.
 
-    + peers: (inventory host name, peer user, peer home, names the peer is reached by)
+    + peers: (inventory host name, the peer user's home, names the peer is reached by)
 
     pgops owns `user`'s authorized_keys and known_hosts: other lines there are replaced.
     """
     keys, known = [], []
-    for name, _peer_user, peer_home, names in peers:
+    for name, peer_home, names in peers:
         keys.append(backrest.authorized_key(_peer_file(name, f"{peer_home}/.ssh/id_ed25519.pub")))
         for key in host.inventory.get_host(name).get_fact(SshHostKeys) or []:
             known.append(backrest.known_host(names, key))

@@ -16,12 +16,11 @@ from pyinfra.api.hiddenvalue import HiddenValue
 from pyinfra.facts.files import FileContents
 from pyinfra.operations import files
 
-from pgops import scram
-from pgops.config import Database, Role
 from pgops.facts.postgres import PgDatabases, PgExtensions, PgRoles, PgServer
-from pgops.pgconf import changed_keys, parse_conf
-
-AS_POSTGRES = {"_sudo": True, "_sudo_user": "postgres"}
+from pgops.server import psql, scram
+from pgops.server.pgconf import changed_keys, parse_conf
+from pgops.server.psql import AS_POSTGRES
+from pgops.settings import Database, Role
 
 
 def quote_ident(name: str) -> str:
@@ -32,12 +31,11 @@ def quote_literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def psql(sql: str | StringCommand, port: int, database: str = "postgres") -> StringCommand:
-    """A psql invocation that stops on the first error; `sql` may hold HiddenValue parts."""
-    return StringCommand(
-        "cd / &&", "psql", "-XAtq", "-v", "ON_ERROR_STOP=1", "-p", str(int(port)),
-        "-d", QuoteString(database), "-c", QuoteString(sql),
-    )
+def psql_command(sql: str | StringCommand, port: int, database: str = "postgres") -> StringCommand:
+    """psql as pgops runs it (server.psql), for pyinfra to run with `_sudo_user="postgres"`;
+    `sql` may hold HiddenValue parts, which pyinfra masks in its output."""
+    return StringCommand("cd / &&", *psql.options(port), "-d", QuoteString(database), "-c",
+                         QuoteString(sql))
 
 
 # -- settings ------------------------------------------------------------------------------
@@ -95,8 +93,8 @@ def hba_file(path: str, content: str, port: int, service: str):
     prev = f"{path}.pgops-prev"
     yield from files.put._inner(src=StringIO(content), dest=new, user="postgres",
                                 group="postgres", mode="640")
-    check = (f"runuser -u postgres -- psql -XAtq -p {port} -c \"select format('line %s: %s', "
-             "line_number, error) from pg_hba_file_rules where error is not null\"")
+    check = psql.shell("select format('line %s: %s', line_number, error) "
+                       "from pg_hba_file_rules where error is not null", port)
     q = shlex.quote
     yield (
         f"set -e; cp -p {q(path)} {q(prev)}; mv {q(new)} {q(path)}; cd /; "
@@ -159,7 +157,7 @@ def role(role: Role, password: str | None, port: int = 5432):
         host.noop(f"role {role.name} is current")
         return
     for stmt in stmts:
-        yield psql(stmt, port)
+        yield psql_command(stmt, port)
 
 
 @operation()
@@ -173,7 +171,7 @@ def database(db: Database, port: int = 5432):
     current = dbs.get(db.name)
     name = quote_ident(db.name)
     if current is None:
-        yield psql(
+        yield psql_command(
             f"CREATE DATABASE {name} OWNER {quote_ident(db.owner)} ENCODING "
             f"{quote_literal(db.encoding)} LOCALE {quote_literal(db.locale)} TEMPLATE template0",
             port,
@@ -186,7 +184,7 @@ def database(db: Database, port: int = 5432):
             "re-create a database: dump, drop and let deploy create it, or fix the config."
         )
     if current["owner"] != db.owner:
-        yield psql(f"ALTER DATABASE {name} OWNER TO {quote_ident(db.owner)}", port)
+        yield psql_command(f"ALTER DATABASE {name} OWNER TO {quote_ident(db.owner)}", port)
         return
     host.noop(f"database {db.name} is current")
 
@@ -199,6 +197,6 @@ def extension(database: str, extension_name: str, port: int = 5432):
     if extension_name in installed:
         host.noop(f"extension {extension_name} {installed[extension_name]} is in {database}")
         return
-    yield psql(f"CREATE EXTENSION IF NOT EXISTS {quote_ident(extension_name)}", port, database)
+    yield psql_command(f"CREATE EXTENSION IF NOT EXISTS {quote_ident(extension_name)}", port, database)
 
 

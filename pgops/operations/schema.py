@@ -6,8 +6,8 @@ from __future__ import annotations
 from pyinfra import host, logger
 from pyinfra.api import FunctionCommand, operation
 
-from pgops.config import Settings
-from pgops.migrate import MIGRATIONS_DIR, Migrator
+from pgops.schema.migrate import MIGRATIONS_DIR, Migrator
+from pgops.settings import Settings
 
 
 def _url(s: Settings, address: str) -> str:

@@ -16,8 +16,8 @@ import psycopg
 import pytest
 
 from pgops import PROJECT_ROOT
-from pgops.config import read_secrets_file
 from pgops.lab import Lab
+from pgops.settings import read_secrets_file
 
 BIN = Path(sys.executable).parent
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from pgops.migrate import MIGRATIONS_DIR, MigrationError, Migrator, Options
-from pgops.sqlfile import MigrationFileError
-from pgops.targets import inventory_target
+from pgops.client.targets import inventory_target
+from pgops.schema.migrate import MIGRATIONS_DIR, MigrationError, Migrator, Options
+from pgops.schema.sqlfile import MigrationFileError
 from tests.lab.conftest import pgops
 
 SCRATCH = "scratch"

@@ -12,8 +12,8 @@ import time
 import psycopg
 import pytest
 
-from pgops.restore import iso
-from pgops.targets import inventory_target
+from pgops.backup.restore import iso
+from pgops.client.targets import inventory_target
 from tests.lab.conftest import pgops
 
 PSQL = "cd / && runuser -u postgres -- psql -XAtq"

@@ -11,8 +11,8 @@ import psycopg
 import pytest
 from psycopg_pool import PoolTimeout
 
-from pgops.db import DbSettings, DbUnavailable, check_connection, make_pool
-from pgops.targets import inventory_target
+from pgops.client.db import DbSettings, DbUnavailable, check_connection, make_pool
+from pgops.client.targets import inventory_target
 from tests.lab.conftest import pgops
 
 TENANT_TABLES = ["users", "widget_config", "widget_styles", "tags", "audit_events",
@@ -117,7 +117,7 @@ def test_widget_flow_crud_within_a_tenant(seeded):
 
 
 def test_knowledge_base_nearest_neighbours(seeded):
-    from pgops.seed import embed, vector_literal
+    from pgops.schema.seed import embed, vector_literal
 
     a = tenant_ids()[0]
     with psycopg.connect(url("app")) as c:

@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from pgops.backrest import TLS_SERVICE
+from pgops.backup.backrest import TLS_SERVICE
 from tests.lab.conftest import pgops, results, variant_inventory
 from tests.lab.test_restore import Writer, archive_all, drop, fresh_probe_table, restores_exactly
 

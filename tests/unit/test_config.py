@@ -7,8 +7,8 @@ import runpy
 import pytest
 
 from pgops import PROJECT_ROOT
-from pgops.config import SUPPORTED_MAJORS, load_settings, read_secrets_file, reference_problems
 from pgops.errors import ConfigError
+from pgops.settings import SUPPORTED_MAJORS, load_settings, read_secrets_file, reference_problems
 
 SECRETS = {"PGOPS_ROLE_MIGRATOR_PASSWORD": "m-secret", "PGOPS_ROLE_APP_PASSWORD": "a-secret"}
 

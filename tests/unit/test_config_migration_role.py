@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pgops.config import load_settings, reference_problems
 from pgops.errors import ConfigError
+from pgops.settings import load_settings, reference_problems
 
 
 def data(**over) -> dict:

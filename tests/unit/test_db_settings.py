@@ -5,9 +5,9 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from pgops.db import DbSettings, read_env_file, redact
+from pgops.client.db import DbSettings, read_env_file, redact
+from pgops.client.targets import Target
 from pgops.errors import ConfigError
-from pgops.targets import Target
 
 FILE_URL = "postgresql://file_user@file-host:5432/file_db"
 ENV_URL = "postgresql://env_user@env-host:5432/env_db"

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from pgops.dump_dsn import DumpError, client
+from pgops.client.dump_dsn import DumpError, client
 
 
 def tools(root, *majors):
@@ -37,7 +37,9 @@ def test_dev_image_commands_need_no_pyinfra():
     code = (
         "import sys; sys.modules['pyinfra'] = None\n"  # any pyinfra import now fails
         "from click.testing import CliRunner\n"
-        "from pgops import cli, dump_dsn, migrate, seed, targets\n"
+        "from pgops import cli\n"
+        "from pgops.client import dump_dsn, targets\n"
+        "from pgops.schema import migrate, seed\n"
         "from pgops.schedule import pgops_jobs\n"
         "[job] = pgops_jobs(None, {'dump': '1h'}, ('dump',), 3, targets.Target('', 'x'))\n"
         "assert job.name == 'dump' and job.every_s == 3600\n"

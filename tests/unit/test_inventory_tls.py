@@ -2,8 +2,8 @@
 
 import pytest
 
-from pgops.config import ConfigError
-from pgops.inventory import load_inventory, validate_inventory
+from pgops.errors import ConfigError
+from pgops.settings.inventory import load_inventory, validate_inventory
 
 INVENTORY = '''
 _data = {{"pg_roles": [{{"name": "o", "password": False}}], "pg_backup_host": "backup1",

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
-from pgops.config import Settings
-from pgops.pgconf import HEADER, changed_keys, parse_conf, paths, quote, render_conf, render_hba, settings
-from pgops.tuning import GB, MB, Resources, tune
+from pgops.server.pgconf import (
+    HEADER,
+    changed_keys,
+    parse_conf,
+    paths,
+    quote,
+    render_conf,
+    render_hba,
+    settings,
+)
+from pgops.server.tuning import GB, MB, Resources, tune
+from pgops.settings import Settings
 
 RES = Resources(memory_bytes=2 * GB, cpus=2, rotational=False, shm_bytes=64 * MB)
 

@@ -1,7 +1,6 @@
 """The RPO estimate: old archives of an idle database are not an RPO."""
 
-from pgops.backup import rpo_estimate, unarchived_bytes
-from pgops.restore import recovery_limits
+from pgops.backup.rules import recovery_limits, rpo_estimate, unarchived_bytes
 
 SEG = 16 * 1024 * 1024
 

@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from pgops.scram import matches, verifier
+from pgops.server.scram import matches, verifier
 
 RFC_SALT = base64.b64decode("W22ZaJ0SNY7soEsUEjb6gQ==")
 FORMAT = re.compile(r"^SCRAM-SHA-256\$(\d+):([A-Za-z0-9+/=]+)\$([A-Za-z0-9+/=]+):([A-Za-z0-9+/=]+)$")

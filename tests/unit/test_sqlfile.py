@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pgops.migrate import MIGRATIONS_DIR
-from pgops.sqlfile import MigrationFileError, Statement, line_of, load_dir, parse, split_statements
+from pgops.schema.migrate import MIGRATIONS_DIR
+from pgops.schema.sqlfile import MigrationFileError, Statement, line_of, load_dir, parse, split_statements
 
 
 def sqls(text: str) -> list[str]:

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from pgops import PROJECT_ROOT
-from pgops.migrate import MIGRATIONS_DIR
+from pgops.schema.migrate import MIGRATIONS_DIR
 
 SQUAWK = shutil.which("squawk", path=str(Path(sys.executable).parent)) or "squawk"
 

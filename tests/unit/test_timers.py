@@ -1,12 +1,16 @@
 """Timer units for the repository host, and the settings that shape them and retention."""
 
-import importlib.machinery
-import importlib.util
+import importlib
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
-from pgops import timers
-from pgops.config import BackupTimers, ConfigError, load_settings
+from pgops.backup import timers
+from pgops.errors import ConfigError
+from pgops.settings import BackupTimers, load_settings
 
 
 def settings(**over):
@@ -55,11 +59,7 @@ def test_retention_must_keep_at_least_one_backup(value):
 
 
 def _job_module():
-    loader = importlib.machinery.SourceFileLoader("pgops_repo_job", str(timers.SCRIPT_SOURCE))
-    spec = importlib.util.spec_from_loader("pgops_repo_job", loader)
-    mod = importlib.util.module_from_spec(spec)
-    loader.exec_module(mod)
-    return mod
+    return importlib.import_module("pgops.backup.repo_job")
 
 
 def test_the_job_runner_refuses_bad_arguments(capsys):
@@ -67,3 +67,25 @@ def test_the_job_runner_refuses_bad_arguments(capsys):
     assert job.main(["pgops-repo-job", "vacuum", "db1"]) == 2
     assert job.main(["pgops-repo-job", "full"]) == 2
     assert "usage: pgops-repo-job" in capsys.readouterr().err
+
+
+def test_the_job_runner_as_installed_imports_only_the_standard_library(tmp_path):
+    """Laid out as `pgops deploy` installs it (the runner and rules.py side by side), with no
+    site-packages (-S) nor PYTHON* variables (-E): it runs, and every module it loaded is the
+    standard library's."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    script = lib / Path(timers.SCRIPT).name
+    shutil.copy(timers.SCRIPT_SOURCE, script)
+    shutil.copy(timers.RULES_SOURCE, lib / Path(timers.RULES).name)
+    r = subprocess.run([sys.executable, "-E", "-S", str(script), "vacuum", "db1"],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "usage: pgops-repo-job full|diff|incr|drill|status" in r.stderr
+    probe = (f"import runpy, sys; sys.path.insert(0, {str(lib)!r}); sys.argv = ['x'];\n"
+             f"runpy.run_path({str(script)!r}, run_name='not_main')\n"
+             "extra = sorted(m for m in sys.modules if m.split('.')[0] not in sys.stdlib_module_names\n"
+             "               and m not in ('rules', '__main__'))\n"
+             "print(extra)")
+    out = subprocess.run([sys.executable, "-I", "-S", "-c", probe], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

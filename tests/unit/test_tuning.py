@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from pgops.config import Tuning
-from pgops.tuning import GB, MB, Resources, tune
+from pgops.server.tuning import GB, MB, Resources, tune
+from pgops.settings import Tuning
 
 SIZE = re.compile(r"^\d+(kB|MB|GB)$")
 

@@ -1,0 +1,210 @@
+"""pgBackRest configuration rendered from flat mappings of its own option names (pure).
+
+Repository-host mode: backups run on the repository host over SSH to each database host;
+each database host pushes WAL to the repository asynchronously. One stanza per database
+host, named after it. The encryption passphrase lives only on the repository host, in a
+file of its own. Local mode (pg_backup_host = "local"): the database host keeps the
+repository itself (its disk, or S3), and so holds the passphrase.
+"""
+
+from __future__ import annotations
+
+import re
+
+from pgops.backup.rules import REPO_HOME
+from pgops.settings import S3_KEY, S3_KEY_SECRET, Settings, SettingValue
+
+REPO_USER = "pgbackrest"
+CONF = "/etc/pgbackrest/pgbackrest.conf"
+CONF_DIR = "/etc/pgbackrest/conf.d"
+SECRETS_CONF = f"{CONF_DIR}/secrets.conf"
+#: Where an earlier pgops kept the passphrase (removed on deploy).
+OLD_CIPHER_CONF = f"{CONF_DIR}/cipher.conf"
+LEGACY_CONF = "/etc/pgbackrest.conf"
+SPOOL = "/var/spool/pgbackrest"
+#: pg_backup_transport = "tls": the CA, this host's certificate and key (from pgops.pki).
+TLS_DIR = "/etc/pgbackrest/tls"
+TLS_FILES = {"ca": f"{TLS_DIR}/ca.crt", "cert": f"{TLS_DIR}/host.crt", "key": f"{TLS_DIR}/host.key"}
+#: The systemd unit that runs `pgbackrest server` (pgBackRest's default port, 8432).
+TLS_SERVICE = "pgops-pgbackrest-server.service"
+LOG = "/var/log/pgbackrest"
+#: OpenSSH client settings for pgBackRest's connections (Debian's ssh_config includes these).
+SSH_CLIENT_CONF = "/etc/ssh/ssh_config.d/pgops-pgbackrest.conf"
+#: AES-GCM first: with the CPU's AES instructions it costs a fraction of OpenSSH's default
+#: chacha20-poly1305, which stays as the fallback for a peer without AES-GCM.
+SSH_CIPHERS = "aes128-gcm@openssh.com,aes256-gcm@openssh.com,chacha20-poly1305@openssh.com"
+DIRS = (REPO_HOME, SPOOL, LOG)
+
+#: pgops's defaults for the repository host's [global]; `pgbackrest` in the inventory wins.
+REPO_DEFAULTS: dict[str, SettingValue] = {
+    "repo1-path": REPO_HOME,
+    "repo1-cipher-type": "aes-256-cbc",
+    "repo1-retention-full": 2,
+    "repo1-retention-diff": 7,
+    "repo1-bundle": True,
+    # Block incremental: an incremental stores the changed blocks, not whole changed files
+    # (bench/backup.py: 30 s of pgbench made a file-level incremental 95% of the database).
+    "repo1-block": True,
+    "compress-type": "lz4",
+    "start-fast": True,
+    "delta": True,
+    "log-level-console": "info",
+    "log-level-file": "detail",
+}
+
+
+def stanza(db_host: str) -> str:
+    return db_host
+
+
+def archive_command(db_host: str) -> str:
+    return f"pgbackrest --stanza={stanza(db_host)} archive-push %p"
+
+
+def _tls_server(auth: dict[str, list[str]]) -> dict[str, SettingValue | list[str]]:
+    """The TLS server's options: which client CN (inventory name) may use which stanzas."""
+    return {"tls-server-address": "*", "tls-server-ca-file": TLS_FILES["ca"],
+            "tls-server-cert-file": TLS_FILES["cert"], "tls-server-key-file": TLS_FILES["key"],
+            "tls-server-auth": [f"{cn}={','.join(st)}" for cn, st in sorted(auth.items())]}
+
+
+def _tls_client(prefix: str) -> dict[str, SettingValue]:
+    return {f"{prefix}-host-type": "tls", f"{prefix}-host-ca-file": TLS_FILES["ca"],
+            f"{prefix}-host-cert-file": TLS_FILES["cert"], f"{prefix}-host-key-file": TLS_FILES["key"]}
+
+
+def _value(v: SettingValue) -> str:
+    if isinstance(v, bool):
+        return "y" if v else "n"
+    return str(v)
+
+
+def render(sections: dict[str, dict[str, SettingValue | list[str]]]) -> str:
+    out = ["# Managed by pgops: edits here are overwritten on the next deploy.\n"]
+    for name, options in sections.items():
+        out.append(f"\n[{name}]\n")
+        for k, v in options.items():  # a list: the option once per value (tls-server-auth)
+            out.extend(f"{k}={_value(x)}\n" for x in (v if isinstance(v, list) else [v]))
+    return "".join(out)
+
+
+def repos(options: dict[str, SettingValue]) -> list[int]:
+    """The repository indexes a host's options use (repo1 always: pgops's default)."""
+    found = {int(m[1]) for k in options if (m := re.match(r"^repo(\d+)-", k))}
+    return sorted(found | {1})
+
+
+def is_s3(options: dict[str, SettingValue], n: int) -> bool:
+    return options.get(f"repo{n}-type") == "s3" and options.get(f"repo{n}-s3-key-type",
+                                                                "shared") == "shared"
+
+
+def _repository_options(s: Settings) -> dict[str, SettingValue]:
+    """A host's own `pgbackrest` options, every extra repository encrypted like repo1."""
+    extra = {f"repo{n}-cipher-type": "aes-256-cbc" for n in repos(s.pgbackrest) if n > 1}
+    return {**extra, **s.pgbackrest}
+
+
+def _pg1(s: Settings) -> dict[str, SettingValue]:
+    return {"pg1-path": f"/var/lib/postgresql/{s.pg_major}/{s.pg_cluster}", "pg1-port": s.pg_port}
+
+
+def backup_process_max(db_cpus: int) -> int:
+    """Processes for a backup from the repository host: pgBackRest compresses, checksums and
+    encrypts where it reads, on the database host, so half that host's cores (at least 2 where
+    it has them), the rest left to PostgreSQL."""
+    return max(1, min(db_cpus, max(2, db_cpus // 2)))
+
+
+def repo_conf(dbs: dict[str, tuple[str, Settings]], process_max: int,
+              db_cpus: dict[str, int] | None = None) -> str:
+    """The repository host's file: [global] with pgops's defaults, and one section per
+    database host with its own `pgbackrest` options (pgBackRest reads repository options per
+    stanza, so one database host can keep its repository in S3 and another on disk), plus a
+    `[host:backup]` section sizing backups to that host's cores unless its options set
+    process-max.
+
+    + dbs: db host name -> (address the repository reaches it at, its settings)
+    + process_max: the repository host's own commands (restores in drills, expire)
+    + db_cpus: db host name -> its cores
+    """
+    sections: dict[str, dict[str, SettingValue]] = {
+        "global": {**REPO_DEFAULTS, "process-max": process_max}}
+    tls = sorted(n for n, (_, s) in dbs.items() if s.pg_backup_transport == "tls")
+    if tls:  # a TLS database host may restore any stanza here (--onto), as over SSH
+        sections["global"].update(_tls_server({n: sorted(map(stanza, dbs)) for n in tls}))
+    for name, (address, s) in sorted(dbs.items()):
+        sections[stanza(name)] = {**_repository_options(s), "pg1-host": address,
+                                  "pg1-host-user": "postgres", **_pg1(s)}
+        if s.pg_backup_transport == "tls":
+            sections[stanza(name)].update(_tls_client("pg1"))
+        if db_cpus and name in db_cpus and "process-max" not in s.pgbackrest:
+            sections[f"{stanza(name)}:backup"] = {"process-max": backup_process_max(db_cpus[name])}
+    return render(sections)
+
+
+def db_conf(name: str, s: Settings, repo_address: str, process_max: int) -> str:
+    """A database host's file: where the repository is, and asynchronous WAL archiving."""
+    return render({
+        "global": {
+            "repo1-host": repo_address,
+            "repo1-host-user": REPO_USER,
+            "archive-async": True,
+            "spool-path": SPOOL,
+            "process-max": process_max,
+            "compress-type": s.pgbackrest.get("compress-type", REPO_DEFAULTS["compress-type"]),
+            "log-level-console": "info",
+            "log-level-file": "detail",
+            **(_tls_client("repo1") | _tls_server({s.pg_backup_host: [stanza(name)]})
+               if s.pg_backup_transport == "tls" else {}),
+        },
+        stanza(name): _pg1(s),
+    })
+
+
+def local_conf(name: str, s: Settings, process_max: int) -> str:
+    """A database host that keeps its own repository (pg_backup_host = "local"): pgops's
+    repository defaults, asynchronous archiving, and its `pgbackrest` options in its stanza."""
+    return render({
+        "global": {**REPO_DEFAULTS, "process-max": process_max, "archive-async": True,
+                   "spool-path": SPOOL},
+        stanza(name): {**_repository_options(s), **_pg1(s)},
+    })
+
+
+def secrets_conf(dbs: dict[str, Settings]) -> str:
+    """The repository host's secrets file: the cipher passphrase (one for every repository)
+    and, per stanza, the keys of its S3 repositories. Only the repository host holds it."""
+    first = next(iter(dbs.values()))
+    sections: dict[str, dict[str, SettingValue]] = {"global": {"repo1-cipher-pass": first.cipher_pass}}
+    for name, s in sorted(dbs.items()):
+        sec: dict[str, SettingValue] = {}
+        for n in repos(s.pgbackrest):
+            if n > 1:
+                sec[f"repo{n}-cipher-pass"] = s.cipher_pass
+            if is_s3(s.pgbackrest, n):
+                sec[f"repo{n}-s3-key"] = s.secrets[S3_KEY].get_secret_value()
+                sec[f"repo{n}-s3-key-secret"] = s.secrets[S3_KEY_SECRET].get_secret_value()
+        if sec:
+            sections[stanza(name)] = sec
+    return render(sections)
+
+
+def authorized_key(public_key: str) -> str:
+    """An authorized_keys line that lets the peer run pgbackrest and nothing else."""
+    forced = 'command="/usr/bin/pgbackrest ${SSH_ORIGINAL_COMMAND#* }"'
+    return f"{forced},no-agent-forwarding,no-X11-forwarding,no-port-forwarding {public_key.strip()}"
+
+
+def ssh_client_conf(user: str, peers: list[str]) -> str:
+    """ssh_config lines that make `user`'s connections to pgBackRest's peers (names and
+    addresses) prefer AES-GCM; other users' and other hosts' connections are untouched."""
+    return ("# Managed by pgops: pgBackRest's SSH connections prefer AES-GCM (this host's CPU\n"
+            "# has AES instructions; bench/backup.py measured the cipher's CPU).\n"
+            f"Match localuser {user} host {','.join(sorted(set(peers)))}\n"
+            f"    Ciphers {SSH_CIPHERS}\n")
+
+
+def known_host(names: list[str], host_key: str) -> str:
+    keytype, key = host_key.split()[:2]
+    return f"{','.join(names)} {keytype} {key}"

@@ -1,0 +1,313 @@
+"""Point-in-time restore with pgBackRest, safe by default: beside the live cluster (a new
+Debian cluster on a free port, on the same host or `--onto` another), promoted explicitly,
+never archiving into the production repository, verified; or in place with `--yes`.
+
+Planning is fetch (`plan`: window, liveness, a free port) then decide (`check`, `build`: pure).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import shlex
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+from pgops.backup import backrest, rules
+from pgops.backup.repository import Backups, info
+from pgops.errors import BackupError, CommandFailed
+from pgops.remote import address, run, try_run
+from pgops.server import psql
+from pgops.server.cluster import Cluster
+from pgops.settings import LOCAL_REPOSITORY, Settings
+
+RESTORE_MBPS = 250  # planning estimate (bench/backup.py measured 230-460 MB/s); real time is measured
+LATEST = "latest"  # --to latest: everything the archive holds (end of the WAL stream)
+
+
+@dataclass
+class RestorePlan:
+    source: str  # database host whose stanza is restored
+    target_host: str  # where the restored cluster runs
+    target_time: float  # epoch seconds
+    in_place: bool
+    backup: dict
+    window: dict
+    cluster: str
+    port: int
+    data_directory: str
+    estimate_s: float
+    steps: list[str] = field(default_factory=list)
+    archive_first: bool = False
+    to_end: bool = False  # --to latest: recover to the end of the archive, then promote
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @property
+    def upto(self) -> str:
+        """Where recovery stops, in words."""
+        return "the end of the archive" if self.to_end else iso(self.target_time)
+
+
+def parse_time(text: str) -> float:
+    """ISO 8601 (a time without an offset is UTC) or epoch seconds."""
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        return float(text)
+    try:
+        t = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise BackupError(f"--to {text!r}: not a time (use ISO 8601, e.g. 2026-11-23T14:05:00Z)") from None
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=dt.UTC)
+    return t.timestamp()
+
+
+def iso(epoch: float) -> str:
+    return dt.datetime.fromtimestamp(epoch, dt.UTC).isoformat(timespec="microseconds")
+
+
+def backrest_time(epoch: float) -> str:
+    """pgBackRest's --target format: `YYYY-MM-DD HH:MM:SS.mmm+00` (milliseconds, truncated)."""
+    return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + "+00"
+
+
+def _free_port(b: Backups, host: str, start: int = 5433) -> int:
+    used = {int(x) for x in re.findall(r"^\S+\s+\S+\s+(\d+)", run(b.db(host), "pg_lsclusters -h"),
+                                        re.MULTILINE)}
+    port = start
+    while port in used:
+        port += 1
+    return port
+
+
+def archive_past(b: Backups, db: str, timeout: float = 60) -> None:
+    """Make the archive reach past now: a commit, a WAL switch, and wait until that segment
+    is archived. Recovery to a time stops only at a commit after it, so without this a target
+    after the last archived commit fails ('recovery ended before ... target was reached')."""
+    s = b.settings[db]
+    h = b.db(db)
+    count = psql.shell("select archived_count from pg_stat_archiver", s.pg_port)
+    before = int(run(h, count).strip())
+    # Two transactions: the commit must land in the segment that the switch then closes.
+    run(h, psql.shell("select txid_current()", s.pg_port) + " -c 'select pg_switch_wal()'")
+    deadline = time.monotonic() + timeout
+    while int(run(h, count).strip()) <= before:
+        if time.monotonic() > deadline:
+            raise BackupError(f"{db}: the WAL switch was not archived within {timeout:.0f} s "
+                              "(is the repository host reachable? see `pgops status`)")
+        time.sleep(0.3)
+
+
+def primary_up(b: Backups, db: str) -> bool:
+    if not b.db(db).connected:
+        return False
+    return try_run(b.db(db), psql.shell("select 1", b.settings[db].pg_port))[0]
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A restore request that passed every check: what to restore, and to when."""
+
+    target: float
+    window: dict
+    backup: dict
+    to_end: bool
+    archive_first: bool
+
+
+def check(db: str, to: str, st: dict, live: bool, now: float, settings: dict[str, Settings],
+          stanzas: dict[str, str], onto: str | None = None, in_place: bool = False) -> Checked:
+    """Refuse what cannot or must not be restored (pure): a time outside the recoverable
+    window, --onto a host of another repository, --in-place with --onto. While the source's
+    primary is up (`live`), the window reaches to now (execute archives past the target)."""
+    to_end = to.strip().lower() == LATEST
+    target = now if to_end else parse_time(to)
+    w = dict(st["window"])
+    if not w["earliest"]:
+        raise BackupError(f"{db} has no backup to restore from (run `pgops backup`)")
+    if live:
+        w["latest"] = max(w["latest"], now)
+    if to_end:
+        target = w["latest"]
+    if not (w["earliest"] <= target <= w["latest"]):
+        raise BackupError(f"{iso(target)} is outside the recoverable window of {db}: "
+                          f"{iso(w['earliest'])} .. {iso(w['latest'])}")
+    if in_place and onto:
+        raise BackupError("--in-place restores over the source's own cluster; it excludes --onto")
+    if onto and onto not in settings:
+        raise BackupError(f"--onto {onto}: not a database host of the inventory")
+    if onto and stanzas[db] == LOCAL_REPOSITORY:
+        raise BackupError(f"--onto {onto}: {db} keeps its repository locally; restore it beside "
+                          "on its own host")
+    if onto and settings[onto].pg_backup_host != stanzas[db]:
+        raise BackupError(f"--onto {onto}: it does not use {stanzas[db]}, the repository of {db}")
+    backup = [x for x in st["backups"] if not x["error"] and x["stop"] <= target][-1]
+    archive_first = live and (to_end or target > st["window"]["latest"])
+    return Checked(target, w, backup, to_end, archive_first)
+
+
+def build(db: str, c: Checked, s: Settings, target_host: str, in_place: bool, port: int,
+          stamp: str) -> RestorePlan:
+    """The plan for a checked request (pure): cluster, port, data directory, estimate, steps."""
+    cluster = s.pg_cluster if in_place else f"restore_{stamp}"
+    port = s.pg_port if in_place else port
+    where = Cluster(s.pg_major, cluster)
+    estimate = c.backup["size"] / (RESTORE_MBPS * 1024 * 1024) + 5 + (c.target - c.backup["stop"]) / 600
+    rp = RestorePlan(db, target_host, c.target, in_place, c.backup, c.window, cluster, port,
+                     where.data, round(estimate, 1), archive_first=c.archive_first, to_end=c.to_end)
+    rp.steps = ([f"commit and switch WAL on {db}, so the archive reaches past the target"]
+                if c.archive_first else [])
+    if in_place:
+        rp.steps += [f"stop {where.service} on {db}",
+                     f"delta restore of backup {c.backup['label']} + WAL to {rp.upto} over {where.data}",
+                     "start it: recovery replays WAL to the target, then promotes to a new timeline",
+                     "archiving continues into the same stanza on the new timeline"]
+    else:
+        rp.steps += [f"create cluster {s.pg_major}/{cluster} on {target_host}, port {port}",
+                     f"restore backup {c.backup['label']} + WAL up to {rp.upto} into {where.data} "
+                     "(archive_mode off: the copy never archives into the repository)",
+                     "start it, replay to the target, promote; verify schema version and row counts"]
+    return rp
+
+
+def plan(b: Backups, db: str, to: str, onto: str | None = None, in_place: bool = False) -> RestorePlan:
+    """What a restore would do: fetch the window and the source's liveness, then decide."""
+    target_host = onto or db
+    _reachable(b, db, target_host, in_place)
+    c = check(db, to, info(b, db), primary_up(b, db), time.time(), b.settings, b.stanzas, onto,
+              in_place)
+    port = b.settings[db].pg_port if in_place else _free_port(b, target_host)
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d%H%M%S")
+    return build(db, c, b.settings[db], target_host, in_place, port, stamp)
+
+
+def _reachable(b: Backups, db: str, target_host: str, in_place: bool) -> None:
+    """The repository and the target must answer; the source need not (it may be the
+    reason for the restore)."""
+    repo = b.repo(db)
+    if not repo.connected:
+        raise BackupError(f"{repo.name}, the repository of {db}, is unreachable: nothing to "
+                          "restore from (nothing was changed)")
+    if not b.db(target_host).connected:
+        hint = ("; restore onto another database host with --onto HOST"
+                if target_host == db and not in_place and not b.is_local(db) else "")
+        raise BackupError(f"{target_host} is unreachable (nothing was changed){hint}")
+
+
+def _start(h, c: Cluster) -> None:
+    """Start a cluster; on failure show its log, where Postgres says why (systemd does not)."""
+    try:
+        run(h, f"systemctl start {c.service}")
+    except CommandFailed:
+        log = run(h, f"tail -n 8 {c.log} || true")
+        raise BackupError(f"{h.name}: cluster {c.major}/{c.name} failed to start; its log ends with:\n"
+                          f"{log}") from None
+
+
+def cleanup(b: Backups, rp: RestorePlan) -> None:
+    """Remove a copy made beside the live cluster (never the live one)."""
+    if rp.in_place or not rp.cluster.startswith("restore_"):
+        return
+    major = b.settings[rp.source].pg_major
+    run(b.db(rp.target_host), f"pg_dropcluster {major} {rp.cluster} --stop 2>/dev/null || true")
+
+
+def _wait_promoted(b: Backups, host: str, port: int, c: Cluster, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    h = b.db(host)
+    while True:
+        ok, out = try_run(h, psql.shell("select pg_is_in_recovery()", port))
+        if ok and out.strip() == "f":
+            return
+        if time.monotonic() > deadline:
+            log = run(h, f"tail -n 20 {c.log} || true")
+            raise BackupError(f"{host}: cluster {c.name} did not finish recovery within "
+                              f"{timeout:.0f} s; its log ends with:\n{log}")
+        time.sleep(0.5)
+
+
+def verify(b: Backups, host: str, port: int, database: str | None) -> dict:
+    """Connects, reads the schema version and exact row counts of every table."""
+    h = b.db(host)
+    out: dict = {"connected": True}
+    if not database:
+        return out
+
+    def query(sql: str) -> str:
+        return run(h, psql.shell(sql, port, database))
+
+    q = ("select coalesce((select max(version) from pgops.schema_history), 0)"
+         if "pgops" in query("select nspname from pg_namespace") else "select 0")
+    out["schema_version"] = int(query(q).strip() or 0)
+    tables = query("select quote_ident(schemaname)||'.'||quote_ident(tablename) "
+                   "from pg_tables where schemaname = 'public' order by 1").split()
+    counts = {}
+    if tables:
+        union = " union all ".join(f"select '{t}', count(*) from {t}" for t in tables)
+        for line in query(union).splitlines():
+            name, n = line.split("|")
+            counts[name] = int(n)
+    out["row_counts"] = counts
+    return out
+
+
+def _restore_command(rp: RestorePlan) -> str:
+    """pgBackRest restore of the plan's stanza into its data directory. --to latest has no
+    target: recovery replays all archived WAL, then promotes."""
+    target = shlex.quote(backrest_time(rp.target_time))
+    return (f"pgbackrest --stanza={backrest.stanza(rp.source)} --pg1-path={rp.data_directory} "
+            "--target-timeline=current "
+            + ("--type=default" if rp.to_end else f"--type=time --target={target} --target-action=promote"))
+
+
+def execute(b: Backups, rp: RestorePlan, say: Callable[[str], None] = lambda m: None,
+            timeout: float = 600) -> dict:
+    s = b.settings[rp.source]
+    h = b.db(rp.target_host)
+    c = Cluster(s.pg_major, rp.cluster)
+    common = _restore_command(rp)
+    t0 = time.monotonic()
+    if rp.archive_first:
+        say(f"switching WAL on {rp.source} so the archive reaches past the target")
+        archive_past(b, rp.source)
+    if rp.in_place:
+        say(f"stopping {c.service} on {rp.target_host}")
+        run(h, f"systemctl stop {c.service}")
+        say("delta restore over the live data directory")
+        run(h, f"runuser -u postgres -- {common} --delta restore", timeout=7200)
+    else:
+        say(f"creating cluster {rp.cluster} on {rp.target_host}:{rp.port}")
+        run(h, f"pg_createcluster {s.pg_major} {rp.cluster} --port {rp.port} >/dev/null && "
+               f"pg_ctlcluster {s.pg_major} {rp.cluster} stop 2>/dev/null; "
+               # pgBackRest refuses a non-empty directory; this one was created just now.
+               f"find {rp.data_directory} -mindepth 1 -delete")
+        say(f"restoring backup {rp.backup['label']} and WAL to {rp.upto}")
+        run(h, f"runuser -u postgres -- {common} --archive-mode=off restore", timeout=7200)
+        # Recovery refuses to run with lower limits than the source had (pg_control records them).
+        limits = rules.recovery_limits_conf(run(h, f"{c.bin('pg_controldata')} {rp.data_directory}"))
+        run(h, f"printf '%s' {shlex.quote(limits)} > {c.conf_d}/50-pgops-restore.conf")
+    say("starting: recovery to the target time, then promotion")
+    _start(h, c)
+    _wait_promoted(b, rp.target_host, rp.port, c, timeout)
+    seconds = time.monotonic() - t0
+    result = {
+        "host": rp.target_host,
+        "address": address(h),
+        "port": rp.port,
+        "cluster": f"{s.pg_major}/{rp.cluster}",
+        "data_directory": rp.data_directory,
+        "target_time": iso(rp.target_time),
+        "backup": rp.backup["label"],
+        "in_place": rp.in_place,
+        "seconds": round(seconds, 2),
+        "verify": verify(b, rp.target_host, rp.port, s.pg_app_database),
+    }
+    if not rp.in_place:
+        result["switch_over"] = (
+            f"the restored copy runs on {result['address']}:{rp.port} (cluster {s.pg_major}/{rp.cluster}); "
+            f"point applications at it, or restore in place with `pgops restore --to '{iso(rp.target_time)}' "
+            f"--host {rp.source} --in-place --yes`; remove it with "
+            f"`pg_dropcluster {s.pg_major} {rp.cluster} --stop` on {rp.target_host}")
+    return result

@@ -1,0 +1,106 @@
+"""`pgops deploy`, `pgops status` and `pgops up` (the main job on the lab)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from pgops import PROJECT_ROOT
+from pgops.backup.rules import Thresholds
+from pgops.cli import render
+from pgops.cli.backup import first_backups
+from pgops.cli.common import display, err, inventory_option, inventory_path
+from pgops.cli.lab import backup_option, hosts_option, lab_up_and_secrets
+from pgops.errors import PgopsError
+
+
+def run_deploy(inventory: Path, limit: str | None, dry: bool) -> int:
+    """Validate every host and check SSH before pyinfra runs deploy.py; pyinfra's exit code."""
+    from pgops.remote import check_reachable
+    from pgops.settings.inventory import INVENTORY_NAME_ENV, load_inventory, validate_inventory
+
+    inv = load_inventory(inventory)
+    settings = validate_inventory(inv, display(inventory))
+    if limit and limit not in {h.name for h in inv}:
+        raise PgopsError(f"--limit {limit}: no such host in {display(inventory)}")
+    # A limited run still reads its backup repository host (SSH trust spans both).
+    wanted = {limit, getattr(settings.get(limit), "pg_backup_host", None)} if limit else None
+    check_reachable([h for h in inv if wanted is None or h.name in wanted])
+    pyinfra = Path(sys.executable).parent / "pyinfra"
+    cmd = [str(pyinfra), str(inventory), "deploy.py"]
+    cmd += ["--dry"] if dry else ["-y"]
+    if limit:
+        cmd += ["--limit", limit]
+    t0 = time.monotonic()
+    env = {**os.environ, INVENTORY_NAME_ENV: display(inventory)}
+    rc = subprocess.run(cmd, cwd=PROJECT_ROOT, env=env).returncode
+    err.print(f"deploy {'plan' if dry else 'run'} finished in {time.monotonic() - t0:.1f} s "
+              f"(exit {rc})")
+    return rc
+
+
+@click.command()
+@inventory_option
+@click.option("--limit", help="Only this host.")
+@click.option("--dry", is_flag=True, help="Show the plan (what would change) and change nothing.")
+def deploy(inventory: Path | None, limit: str | None, dry: bool) -> None:
+    """Deploy Postgres + pgvector to the inventory's database hosts (default: the lab)."""
+    sys.exit(run_deploy(inventory_path(inventory), limit, dry))
+
+
+def print_status(inventory: Path, as_json: bool, thresholds=None, metrics_file: Path | None = None) -> int:
+    """Print the status (table or JSON), write the metrics; 1 when down or alerting."""
+    from pgops.metrics import prometheus
+    from pgops.status import server_status
+
+    rows = server_status(inventory, thresholds)
+    if metrics_file:
+        tmp = metrics_file.with_suffix(".tmp")
+        tmp.write_text(prometheus(rows))
+        tmp.replace(metrics_file)  # atomic for the textfile collector
+    if as_json:
+        render.print_json(rows)
+    else:
+        render.status(rows, display(inventory))
+    healthy = all(r["up"] for r in rows) and not any(r.get("backup", {}).get("alerts") for r in rows)
+    return 0 if healthy else 1
+
+
+_DEFAULT = Thresholds()
+
+
+@click.command()
+@inventory_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--max-full-age", default=_DEFAULT.max_full_age_h, show_default=True,
+              help="Hours before a full backup is overdue.")
+@click.option("--max-backup-age", default=_DEFAULT.max_backup_age_h, show_default=True,
+              help="Hours before any backup is overdue.")
+@click.option("--max-rpo", default=_DEFAULT.max_rpo_s, show_default=True,
+              help="Seconds since the last archived WAL.")
+@click.option("--metrics-file", type=click.Path(path_type=Path),
+              help="Also write Prometheus textfile metrics here.")
+def status(inventory, as_json, max_full_age, max_backup_age, max_rpo, metrics_file) -> None:
+    """Per host: versions, databases, roles, TLS; backups, WAL archiving, RPO, last drill.
+    Exits 1 when a server is down or a backup threshold is passed (for cron alerts)."""
+    thresholds = Thresholds(max_full_age, max_backup_age, max_rpo)
+    sys.exit(print_status(inventory_path(inventory), as_json, thresholds, metrics_file))
+
+
+@click.command()
+@hosts_option
+@backup_option
+def up(hosts: int, backup: bool) -> None:
+    """The main job on the lab: boot it, deploy to it, show its status."""
+    lab_up_and_secrets(hosts, backup)
+    inventory = inventory_path(None)
+    rc = run_deploy(inventory, None, False)
+    if rc:
+        sys.exit(rc)
+    first_backups(inventory)
+    sys.exit(print_status(inventory, False))

@@ -1,0 +1,116 @@
+"""Every table and human-readable figure the CLI prints, in one place (JSON is printed as is)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import click
+from rich.table import Table
+
+from pgops.cli.common import console
+
+
+def print_json(data) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+def age(seconds) -> str:
+    if seconds is None:
+        return "never"
+    seconds = float(seconds)
+    for unit, n in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= n:
+            return f"{seconds / n:.1f}{unit}"
+    return f"{seconds:.0f}s"
+
+
+def when(epoch) -> str:
+    if epoch is None:
+        return "-"
+    return dt.datetime.fromtimestamp(float(epoch), dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def size(n) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def changed(r: dict) -> str:
+    """A full backup copies all the data; a diff or incr only what changed since its base."""
+    if r["type"] == "full":
+        return f"{size(r['size'])} of data"
+    return f"{size(r['delta'])} changed of {size(r['size'])}"
+
+
+def _table(title: str, columns, rows, show_header: bool = True) -> None:
+    t = Table(title=title, show_header=show_header)
+    for col in columns:
+        t.add_column(col)
+    for row in rows:
+        t.add_row(*row)
+    console.print(t)
+
+
+def lab_status(st: dict) -> None:
+    _table(f"lab {st['lab']} (engine {st['engine']}, network {st['network']}, "
+           f"{st['firewall_rules']} firewall rules)",
+           ("name", "address", "state", "ssh_user", "ssh_key"),
+           [(h["name"], h["address"] or "-", h["state"], h["ssh_user"], h["ssh_key"]) for h in st["hosts"]])
+
+
+_ONOFF = {True: "on", False: "off", None: "-"}
+
+
+def _server_row(r: dict) -> tuple:
+    return (r["host"], r["address"], r.get("postgres") or "down", r.get("pgvector") or "-",
+            ", ".join(r.get("databases", [])), ", ".join(r.get("roles", [])),
+            "on" if r.get("tls") else "off", _ONOFF[r.get("checksums")])
+
+
+def _backup_row(r: dict) -> tuple:
+    x = r["backup"]
+    ages = x.get("backup_age_s") or {}
+    drill = x.get("last_drill") or {}
+    drilled = f"{'ok' if drill.get('ok') else 'FAILED'} {drill.get('rto_s')} s" if drill else "-"
+    return (r["host"], age(ages.get("full")), age(ages.get("diff")), age(ages.get("incr")),
+            age(x.get("last_archived_age_s")), str(x.get("archiver_failed_count", "-")),
+            size(x.get("repo_size_bytes", 0)), drilled, "; ".join(x.get("alerts", [])) or "none")
+
+
+def status(rows: list[dict], where: str) -> None:
+    _table(f"pgops status ({where})",
+           ("host", "address", "postgres", "pgvector", "databases", "roles", "tls", "checksums"),
+           [_server_row(r) for r in rows])
+    backed = [r for r in rows if "backup" in r]
+    if backed:
+        _table("backups", ("host", "full", "diff", "incr", "last WAL archived", "archive failures",
+                           "repository", "last drill", "alerts"),
+               [_backup_row(r) for r in backed])
+
+
+def backup_list(st: dict) -> None:
+    w = st["window"]
+    _table(f"{st['host']} -> {st['repository']} (stanza {st['stanza']}, {st['status']}); "
+           f"recoverable {when(w['earliest'])} .. {when(w['latest'])}",
+           ("label", "type", "start", "stop", "size", "repo", "wal"),
+           [(x["label"], x["type"], when(x["start"]), when(x["stop"]), size(x["size"]),
+             size(x["repo_size"]), f"{x['wal_start']} .. {x['wal_stop']}") for x in st["backups"]])
+
+
+def migrations(st: dict, label: str) -> None:
+    _table(f"migrations on {label}: at {st['current']}, latest {st['latest']}",
+           ("version", "name", "state", "sha256", "applied_at", "applied_by"),
+           [(f"{r['version']:04d}", r["name"], r["state"], (r["sha256"] or "")[:12],
+             r["applied_at"] or "-", r["applied_by"] or "-") for r in st["migrations"]])
+
+
+def health(report: dict, label: str) -> None:
+    keys = ("healthy", "latency_ms", "server_version", "pgvector", "schema_version", "database",
+            "user", "pool", "error")
+    _table(f"health of {label}", (), [
+        (k, json.dumps(report[k]) if isinstance(report[k], dict) else str(report[k]))
+        for k in keys if k in report], show_header=False)

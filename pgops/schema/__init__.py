@@ -1,0 +1,1 @@
+"""The application schema: migration files, the migration engine and the sample data."""

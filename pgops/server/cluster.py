@@ -1,0 +1,50 @@
+"""Where a Debian PostgreSQL cluster keeps its files, binaries and service (postgresql-common's
+layout: /etc/postgresql/MAJOR/NAME, /var/lib/postgresql/MAJOR/NAME, postgresql@MAJOR-NAME)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+PG_HOME = "/var/lib/postgresql"
+
+
+@dataclass(frozen=True)
+class Cluster:
+    major: int
+    name: str = "main"
+
+    @property
+    def etc(self) -> str:
+        return f"/etc/postgresql/{self.major}/{self.name}"
+
+    @property
+    def conf_d(self) -> str:
+        return f"{self.etc}/conf.d"
+
+    @property
+    def hba(self) -> str:
+        return f"{self.etc}/pg_hba.conf"
+
+    @property
+    def data(self) -> str:
+        return f"{PG_HOME}/{self.major}/{self.name}"
+
+    @property
+    def service(self) -> str:
+        return f"postgresql@{self.major}-{self.name}"
+
+    @property
+    def log(self) -> str:
+        return f"/var/log/postgresql/postgresql-{self.major}-{self.name}.log"
+
+    @property
+    def bindir(self) -> str:
+        return bindir(self.major)
+
+    def bin(self, tool: str) -> str:
+        return f"{self.bindir}/{tool}"
+
+
+def bindir(major: int) -> str:
+    """A major's binaries (pg_dump, pg_controldata, pg_amcheck, ...), shared by its clusters."""
+    return f"/usr/lib/postgresql/{major}/bin"

@@ -1,0 +1,98 @@
+"""Rendering of pgops-owned Postgres files: the conf.d settings file and pg_hba.conf (pure)."""
+
+from __future__ import annotations
+
+import re
+
+from pgops.server.tuning import Resources, tune
+from pgops.backup import backrest
+from pgops.settings import Settings
+
+HEADER = "# Managed by pgops: edits here are overwritten on the next deploy.\n"
+TLS_DIR = "/etc/postgresql/pgops-tls"
+
+
+def paths(s: Settings) -> dict[str, str]:
+    etc = f"/etc/postgresql/{s.pg_major}/{s.pg_cluster}"
+    return {
+        "etc": etc,
+        "conf": f"{etc}/conf.d/50-pgops.conf",
+        "hba": f"{etc}/pg_hba.conf",
+        "data": f"/var/lib/postgresql/{s.pg_major}/{s.pg_cluster}",
+        "service": f"postgresql@{s.pg_major}-{s.pg_cluster}",
+        "cert": f"{TLS_DIR}/server.crt",
+        "key": f"{TLS_DIR}/server.key",
+    }
+
+
+def settings(s: Settings, res: Resources, host: str = "") -> dict[str, str | int | float | bool]:
+    """Every setting pgops writes: base policy, WAL archiving to pgBackRest when the host
+    has a repository, then tuning, then the user's pg_settings."""
+    p = paths(s)
+    base: dict[str, str | int | float | bool] = {
+        "listen_addresses": ",".join(s.pg_listen_addresses),
+        "port": s.pg_port,
+        "ssl": True,
+        "ssl_cert_file": p["cert"],
+        "ssl_key_file": p["key"],
+        "ssl_min_protocol_version": "TLSv1.2",
+        "password_encryption": "scram-sha-256",
+        "wal_level": "replica",
+        "wal_compression": "lz4" if s.pg_major >= 15 else "on",
+        "max_wal_senders": 10,
+        "log_line_prefix": "%m [%p] %q%u@%d ",
+        "log_connections": False,
+        "shared_preload_libraries": "pg_stat_statements",
+    }
+    if s.pg_backup_host:
+        base.update({"archive_mode": True, "archive_command": backrest.archive_command(host),
+                     "archive_timeout": "60s"})
+    return {**base, **tune(res, s.pg_tuning), **s.pg_settings}
+
+
+def quote(v: str | int | float | bool) -> str:
+    if isinstance(v, bool):
+        return "on" if v else "off"
+    if isinstance(v, int | float):
+        return str(v)
+    return "'" + str(v).replace("'", "''") + "'"
+
+
+def render_conf(values: dict[str, str | int | float | bool]) -> str:
+    return HEADER + "".join(f"{k} = {quote(v)}\n" for k, v in sorted(values.items()))
+
+
+def parse_conf(text: str) -> dict[str, str]:
+    """Parse a postgresql.conf-style file into name -> raw value (quotes removed)."""
+    out = {}
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].strip() if not re.search(r"'[^']*#", line) else line.strip()
+        m = re.match(r"^([a-z_][a-z0-9_.]*)\s*=?\s*(.*)$", line)
+        if not m:
+            continue
+        v = m.group(2).strip()
+        if v.startswith("'") and v.endswith("'"):
+            v = v[1:-1].replace("''", "'")
+        out[m.group(1)] = v
+    return out
+
+
+def changed_keys(old: dict[str, str], new: dict[str, str]) -> set[str]:
+    return {k for k in old.keys() | new.keys() if old.get(k) != new.get(k)}
+
+
+def render_hba(s: Settings) -> str:
+    lines = [
+        HEADER,
+        "# TYPE   DATABASE  USER      ADDRESS          METHOD\n",
+        "local    all       postgres                   peer\n",
+        "local    all       all                        peer\n",
+        "hostssl  all       all       127.0.0.1/32     scram-sha-256\n",
+        "hostssl  all       all       ::1/128          scram-sha-256\n",
+    ]
+    for r in s.pg_hba_rules:
+        lines.append(f"hostssl  {r.database:<9} {r.user:<9} {r.address:<16} {r.method}\n")
+    if s.pg_hba_extra:
+        lines.append("# extra lines from pg_hba_extra\n")
+        lines.extend(f"{x.strip()}\n" for x in s.pg_hba_extra)
+    return "".join(lines)

@@ -1,0 +1,24 @@
+"""The one way pgops builds a psql command line: quiet, unaligned, tuples only, no psqlrc,
+stopping on the first error. Callers choose how it runs (pyinfra's sudo, or runuser);
+operations wrap the same options in a pyinfra StringCommand (operations.postgres)."""
+
+from __future__ import annotations
+
+import shlex
+
+#: pyinfra arguments for commands and facts run as the postgres user (peer authentication).
+AS_POSTGRES = {"_sudo": True, "_sudo_user": "postgres"}
+
+
+def options(port: int) -> list[str]:
+    return ["psql", "-XAtq", "-v", "ON_ERROR_STOP=1", "-p", str(int(port))]
+
+
+def argv(sql: str, port: int, database: str = "postgres") -> list[str]:
+    return [*options(port), "-d", database, "-c", sql]
+
+
+def shell(sql: str, port: int, database: str = "postgres", as_postgres: bool = True) -> str:
+    """A shell command line; as_postgres runs it as the postgres user (peer authentication)."""
+    prefix = "runuser -u postgres -- " if as_postgres else ""
+    return prefix + shlex.join(argv(sql, port, database))
