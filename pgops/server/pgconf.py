@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from pgops.server.tuning import Resources, tune
 from pgops.backup import backrest
+from pgops.server.tuning import Resources, tune
 from pgops.settings import Settings
 
 HEADER = "# Managed by pgops: edits here are overwritten on the next deploy.\n"
