@@ -15,6 +15,7 @@ down: bootstrap
 
 lint: bootstrap
 	.venv/bin/ruff check .
+	.venv/bin/mypy
 
 bench: bootstrap
 	.venv/bin/python bench/deploy.py

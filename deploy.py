@@ -7,14 +7,16 @@
 from pyinfra import host
 
 from pgops.deploys import app_schema, backups, postgres_access, postgres_server
-from pgops.settings.inventory import DB_GROUP, all_settings, settings_for
+from pgops.remote import address
+from pgops.settings.inventory import DB_GROUP, all_settings
 
-all_settings()  # validates every host of the inventory before any operation is planned
+dbs = all_settings()  # every database host's settings, validated before any operation is planned
+addresses = {h.name: address(h) for h in host.inventory}  # where hosts reach each other
 
 if DB_GROUP in host.groups:
-    settings = settings_for(host)
-    postgres_server(settings)
+    settings = dbs[host.name]
+    postgres_server(settings, addresses[host.name])
     postgres_access(settings)
-    app_schema(settings)  # "deployed" means a ready database
+    app_schema(settings, addresses[host.name])  # "deployed" means a ready database
 
-backups()  # pgBackRest on database hosts with pg_backup_host and on their repository hosts
+backups(dbs, addresses)  # pgBackRest on database hosts with pg_backup_host and on their repository hosts

@@ -11,7 +11,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, Any
 
 import schedule
 from tenacity import Retrying, stop_after_attempt, wait_exponential
@@ -48,14 +48,16 @@ class Runner:
         self.scheduler = schedule.Scheduler()
         self.running: str | None = None
         for job in jobs:
-            self.scheduler.every(job.every_s).seconds.do(self.run_job, job)
+            # schedule annotates `every` with int, but float seconds work (they go into a timedelta).
+            self.scheduler.every(job.every_s).seconds.do(self.run_job, job)  # type: ignore[arg-type]
 
-    def _log(self, record: dict) -> None:
+    def _log(self, record: dict[str, Any]) -> None:
         self.out.write(json.dumps(record, default=str) + "\n")
         self.out.flush()
 
-    def run_job(self, job: Job) -> dict:
+    def run_job(self, job: Job) -> dict[str, Any]:
         """Run one job with retries; report, never raise (the runner must outlive any job)."""
+        record: dict[str, Any]
         if self.running:  # cannot happen with one thread; kept as the invariant's guard
             record = {"job": job.name, "event": "skipped", "ok": False,
                       "reason": f"{self.running} is running"}
@@ -63,7 +65,7 @@ class Runner:
             return record
         self.running = job.name
         started, attempts = time.time(), 0
-        record: dict = {"job": job.name, "event": "run", "started": started}
+        record = {"job": job.name, "event": "run", "started": started}
         try:
             for attempt in Retrying(stop=stop_after_attempt(job.retries + 1), reraise=True,
                                     wait=wait_exponential(multiplier=self.backoff_base,

@@ -10,8 +10,10 @@ repository itself (its disk, or S3), and so holds the passphrase.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 from pgops.backup.rules import REPO_HOME
+from pgops.server.cluster import Cluster
 from pgops.settings import S3_KEY, S3_KEY_SECRET, Settings, SettingValue
 
 REPO_USER = "pgbackrest"
@@ -34,6 +36,12 @@ SSH_CLIENT_CONF = "/etc/ssh/ssh_config.d/pgops-pgbackrest.conf"
 #: chacha20-poly1305, which stays as the fallback for a peer without AES-GCM.
 SSH_CIPHERS = "aes128-gcm@openssh.com,aes256-gcm@openssh.com,chacha20-poly1305@openssh.com"
 DIRS = (REPO_HOME, SPOOL, LOG)
+
+#: A pgBackRest option's value: an inventory setting's, or a list for an option given once
+#: per value (tls-server-auth).
+OptionValue = SettingValue | list[str]
+#: One pgbackrest.conf section: option name -> value.
+Options = dict[str, OptionValue]
 
 #: pgops's defaults for the repository host's [global]; `pgbackrest` in the inventory wins.
 REPO_DEFAULTS: dict[str, SettingValue] = {
@@ -61,14 +69,14 @@ def archive_command(db_host: str) -> str:
     return f"pgbackrest --stanza={stanza(db_host)} archive-push %p"
 
 
-def _tls_server(auth: dict[str, list[str]]) -> dict[str, SettingValue | list[str]]:
+def _tls_server(auth: dict[str, list[str]]) -> Options:
     """The TLS server's options: which client CN (inventory name) may use which stanzas."""
     return {"tls-server-address": "*", "tls-server-ca-file": TLS_FILES["ca"],
             "tls-server-cert-file": TLS_FILES["cert"], "tls-server-key-file": TLS_FILES["key"],
             "tls-server-auth": [f"{cn}={','.join(st)}" for cn, st in sorted(auth.items())]}
 
 
-def _tls_client(prefix: str) -> dict[str, SettingValue]:
+def _tls_client(prefix: str) -> Options:
     return {f"{prefix}-host-type": "tls", f"{prefix}-host-ca-file": TLS_FILES["ca"],
             f"{prefix}-host-cert-file": TLS_FILES["cert"], f"{prefix}-host-key-file": TLS_FILES["key"]}
 
@@ -79,7 +87,7 @@ def _value(v: SettingValue) -> str:
     return str(v)
 
 
-def render(sections: dict[str, dict[str, SettingValue | list[str]]]) -> str:
+def render(sections: Mapping[str, Options]) -> str:
     out = ["# Managed by pgops: edits here are overwritten on the next deploy.\n"]
     for name, options in sections.items():
         out.append(f"\n[{name}]\n")
@@ -88,25 +96,25 @@ def render(sections: dict[str, dict[str, SettingValue | list[str]]]) -> str:
     return "".join(out)
 
 
-def repos(options: dict[str, SettingValue]) -> list[int]:
+def repos(options: Mapping[str, OptionValue]) -> list[int]:
     """The repository indexes a host's options use (repo1 always: pgops's default)."""
     found = {int(m[1]) for k in options if (m := re.match(r"^repo(\d+)-", k))}
     return sorted(found | {1})
 
 
-def is_s3(options: dict[str, SettingValue], n: int) -> bool:
+def is_s3(options: Mapping[str, OptionValue], n: int) -> bool:
     return options.get(f"repo{n}-type") == "s3" and options.get(f"repo{n}-s3-key-type",
                                                                 "shared") == "shared"
 
 
-def _repository_options(s: Settings) -> dict[str, SettingValue]:
+def _repository_options(s: Settings) -> Options:
     """A host's own `pgbackrest` options, every extra repository encrypted like repo1."""
     extra = {f"repo{n}-cipher-type": "aes-256-cbc" for n in repos(s.pgbackrest) if n > 1}
     return {**extra, **s.pgbackrest}
 
 
-def _pg1(s: Settings) -> dict[str, SettingValue]:
-    return {"pg1-path": f"/var/lib/postgresql/{s.pg_major}/{s.pg_cluster}", "pg1-port": s.pg_port}
+def _pg1(s: Settings) -> Options:
+    return {"pg1-path": Cluster(s.pg_major, s.pg_cluster).data, "pg1-port": s.pg_port}
 
 
 def backup_process_max(db_cpus: int) -> int:
@@ -128,8 +136,7 @@ def repo_conf(dbs: dict[str, tuple[str, Settings]], process_max: int,
     + process_max: the repository host's own commands (restores in drills, expire)
     + db_cpus: db host name -> its cores
     """
-    sections: dict[str, dict[str, SettingValue]] = {
-        "global": {**REPO_DEFAULTS, "process-max": process_max}}
+    sections: dict[str, Options] = {"global": {**REPO_DEFAULTS, "process-max": process_max}}
     tls = sorted(n for n, (_, s) in dbs.items() if s.pg_backup_transport == "tls")
     if tls:  # a TLS database host may restore any stanza here (--onto), as over SSH
         sections["global"].update(_tls_server({n: sorted(map(stanza, dbs)) for n in tls}))
@@ -155,11 +162,20 @@ def db_conf(name: str, s: Settings, repo_address: str, process_max: int) -> str:
             "compress-type": s.pgbackrest.get("compress-type", REPO_DEFAULTS["compress-type"]),
             "log-level-console": "info",
             "log-level-file": "detail",
-            **(_tls_client("repo1") | _tls_server({s.pg_backup_host: [stanza(name)]})
-               if s.pg_backup_transport == "tls" else {}),
+            **_db_tls(name, s),
         },
         stanza(name): _pg1(s),
     })
+
+
+def _db_tls(name: str, s: Settings) -> Options:
+    """A TLS database host's options: a client of the repository host's TLS server, and a
+    server that lets the repository host (by its certificate's CN) use its stanza."""
+    if s.pg_backup_transport != "tls":
+        return {}
+    if s.pg_backup_host is None:  # load_settings refuses this; a hand-built Settings may not
+        raise ValueError(f"{name}: pg_backup_transport 'tls' needs a repository host in pg_backup_host")
+    return _tls_client("repo1") | _tls_server({s.pg_backup_host: [stanza(name)]})
 
 
 def local_conf(name: str, s: Settings, process_max: int) -> str:
@@ -176,9 +192,9 @@ def secrets_conf(dbs: dict[str, Settings]) -> str:
     """The repository host's secrets file: the cipher passphrase (one for every repository)
     and, per stanza, the keys of its S3 repositories. Only the repository host holds it."""
     first = next(iter(dbs.values()))
-    sections: dict[str, dict[str, SettingValue]] = {"global": {"repo1-cipher-pass": first.cipher_pass}}
+    sections: dict[str, Options] = {"global": {"repo1-cipher-pass": first.cipher_pass}}
     for name, s in sorted(dbs.items()):
-        sec: dict[str, SettingValue] = {}
+        sec: Options = {}
         for n in repos(s.pgbackrest):
             if n > 1:
                 sec[f"repo{n}-cipher-pass"] = s.cipher_pass

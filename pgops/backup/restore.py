@@ -134,18 +134,26 @@ def check(db: str, to: str, st: dict, live: bool, now: float, settings: dict[str
     if not (w["earliest"] <= target <= w["latest"]):
         raise BackupError(f"{iso(target)} is outside the recoverable window of {db}: "
                           f"{iso(w['earliest'])} .. {iso(w['latest'])}")
-    if in_place and onto:
-        raise BackupError("--in-place restores over the source's own cluster; it excludes --onto")
-    if onto and onto not in settings:
-        raise BackupError(f"--onto {onto}: not a database host of the inventory")
-    if onto and stanzas[db] == LOCAL_REPOSITORY:
-        raise BackupError(f"--onto {onto}: {db} keeps its repository locally; restore it beside "
-                          "on its own host")
-    if onto and settings[onto].pg_backup_host != stanzas[db]:
-        raise BackupError(f"--onto {onto}: it does not use {stanzas[db]}, the repository of {db}")
+    _check_destination(db, onto, in_place, settings, stanzas)
     backup = [x for x in st["backups"] if not x["error"] and x["stop"] <= target][-1]
     archive_first = live and (to_end or target > st["window"]["latest"])
     return Checked(target, w, backup, to_end, archive_first)
+
+
+def _check_destination(db: str, onto: str | None, in_place: bool, settings: dict[str, Settings],
+                       stanzas: dict[str, str]) -> None:
+    """--onto must name a database host of the same repository; --in-place excludes it."""
+    if in_place and onto:
+        raise BackupError("--in-place restores over the source's own cluster; it excludes --onto")
+    if not onto:
+        return
+    if onto not in settings:
+        raise BackupError(f"--onto {onto}: not a database host of the inventory")
+    if stanzas[db] == LOCAL_REPOSITORY:
+        raise BackupError(f"--onto {onto}: {db} keeps its repository locally; restore it beside "
+                          "on its own host")
+    if settings[onto].pg_backup_host != stanzas[db]:
+        raise BackupError(f"--onto {onto}: it does not use {stanzas[db]}, the repository of {db}")
 
 
 def build(db: str, c: Checked, s: Settings, target_host: str, in_place: bool, port: int,

@@ -11,17 +11,27 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import psycopg
 from psycopg_pool import ConnectionPool
 from pydantic import BaseModel, Field, ValidationError
-from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+from tenacity import (
+    RetryCallState,
+    RetryError,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+)
 
 from pgops.errors import ConfigError, DbUnavailable
 
 Environment = Literal["dev", "test", "staging", "production"]
+#: Called before each retry with the number of the attempt that failed and its error.
+OnRetry = Callable[[int, BaseException | None], object]
 
 
 class DbSettings(BaseModel):
@@ -79,7 +89,7 @@ class DbSettings(BaseModel):
                                f"(sslmode={_sslmode(s.url)} in DATABASE_URL)"])
         return s
 
-    def check(self, on_retry=None) -> dict:
+    def check(self, on_retry: OnRetry | None = None) -> dict[str, Any]:
         """check_connection with this configuration's retry budget and connect timeout."""
         return check_connection(self.url, self.retry_attempts, self.retry_max_wait,
                                 self.connect_timeout, on_retry)
@@ -87,9 +97,10 @@ class DbSettings(BaseModel):
 
 def _sslmode(url: str) -> str | None:
     try:
-        return psycopg.conninfo.conninfo_to_dict(url).get("sslmode")
+        mode = psycopg.conninfo.conninfo_to_dict(url).get("sslmode")
     except psycopg.ProgrammingError:
         return None
+    return None if mode is None else str(mode)  # parsed from a string: str already
 
 
 def read_env_file(path: str | Path) -> dict[str, str]:
@@ -113,28 +124,34 @@ def redact(url: str) -> str:
     return " ".join(f"{k}={v}" for k, v in info.items())
 
 
-def connect(url: str, connect_timeout: int = 10, **kw) -> psycopg.Connection:
+def connect(url: str, connect_timeout: int = 10, **kw: Any) -> psycopg.Connection:
     return psycopg.connect(url, connect_timeout=connect_timeout, **kw)
 
 
 def check_connection(url: str, attempts: int = 5, max_wait: float = 8.0,
-                     connect_timeout: int = 10, on_retry=None) -> dict:
+                     connect_timeout: int = 10, on_retry: OnRetry | None = None) -> dict[str, Any]:
     """Connect and run `select 1`, retrying with exponential backoff (0.5 s doubling, capped
     at `max_wait`) up to `attempts` times. Returns latency and server facts; raises
     DbUnavailable with the last error when every attempt failed."""
-    def attempt() -> dict:
+    def attempt() -> dict[str, Any]:
         t0 = time.perf_counter()
         with connect(url, connect_timeout) as conn:
             conn.execute("select 1")
             latency = (time.perf_counter() - t0) * 1000
-            version = conn.execute("show server_version").fetchone()[0]
-            return {"latency_ms": round(latency, 2), "server_version": version}
+            row = conn.execute("show server_version").fetchone()
+            assert row is not None  # show returns one row
+            return {"latency_ms": round(latency, 2), "server_version": row[0]}
+
+    def before_sleep(rs: RetryCallState) -> None:
+        assert rs.outcome is not None  # tenacity calls before_sleep after a failed attempt
+        if on_retry:
+            on_retry(rs.attempt_number, rs.outcome.exception())
 
     retrying = Retrying(
         stop=stop_after_attempt(attempts),
         wait=wait_exponential(multiplier=0.5, max=max_wait),
         retry=retry_if_exception_type(psycopg.OperationalError),
-        before_sleep=(lambda rs: on_retry(rs.attempt_number, rs.outcome.exception())) if on_retry else None,
+        before_sleep=before_sleep if on_retry else None,
         reraise=False,
     )
     try:
@@ -147,7 +164,7 @@ def check_connection(url: str, attempts: int = 5, max_wait: float = 8.0,
         ) from None
 
 
-def make_pool(s: DbSettings, open: bool = True, **kw) -> ConnectionPool:
+def make_pool(s: DbSettings, open: bool = True, **kw: Any) -> ConnectionPool:
     """A pool sized and timed from settings; `pool.connection()` raises PoolTimeout after
     `pool_timeout` seconds when every connection is busy."""
     return ConnectionPool(
@@ -157,7 +174,7 @@ def make_pool(s: DbSettings, open: bool = True, **kw) -> ConnectionPool:
     )
 
 
-def pool_stats(pool: ConnectionPool) -> dict:
+def pool_stats(pool: ConnectionPool) -> dict[str, int]:
     stats = pool.get_stats()
     return {k: stats.get(k, 0) for k in ("pool_min", "pool_max", "pool_size", "pool_available",
                                           "requests_waiting", "requests_num", "requests_errors",

@@ -14,6 +14,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -80,7 +81,7 @@ def dump(target: Target, database: str | None = None, keep: int = 7,
     """pg_dump -Fc of the target's database (or `database` on the same server) into
     `directory` as <host>__<db>__<UTC time>.dump, keeping the newest `keep` of that host and
     database. A failed or interrupted dump leaves no .dump file behind."""
-    kw = {"dbname": database} if database else {}
+    kw: dict[str, Any] = {"dbname": database} if database else {}
     with psycopg.connect(target.url, connect_timeout=10, **kw) as conn:
         s = _probe(conn)
     pg_dump = client("pg_dump", s.major, f"{COMPOSE} dump")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
@@ -14,16 +15,19 @@ from pgops.client.db import DbSettings, check_connection, make_pool, pool_stats,
 from pgops.errors import PgopsError
 
 
-def _facts(conn: psycopg.Connection) -> dict:
+def _facts(conn: psycopg.Connection) -> dict[str, Any]:
     row = conn.execute(
         "select current_setting('server_version'), "
         "(select extversion from pg_extension where extname = 'vector'), "
         "to_regclass('pgops.schema_history') is not null, current_database(), current_user"
     ).fetchone()
+    assert row is not None  # a select without from returns one row
     version = None
     if row[2]:
         try:
-            version = conn.execute("select coalesce(max(version), 0) from pgops.schema_history").fetchone()[0]
+            top = conn.execute("select coalesce(max(version), 0) from pgops.schema_history").fetchone()
+            assert top is not None  # an aggregate without group by returns one row
+            version = top[0]
         except psycopg.errors.InsufficientPrivilege:
             conn.rollback()
             version = "no access"
@@ -31,9 +35,9 @@ def _facts(conn: psycopg.Connection) -> dict:
             "database": row[3], "user": row[4]}
 
 
-def check(url: str, attempts: int = 1, pool: ConnectionPool | None = None) -> dict:
+def check(url: str, attempts: int = 1, pool: ConnectionPool | None = None) -> dict[str, Any]:
     """One health report. `healthy` is False (with `error`) instead of raising."""
-    report: dict = {"target": redact(url), "healthy": False, "checked_at": time.time()}
+    report: dict[str, Any] = {"target": redact(url), "healthy": False, "checked_at": time.time()}
     try:
         report.update(check_connection(url, attempts=attempts, max_wait=2.0, connect_timeout=5))
         own = pool is None
@@ -57,7 +61,7 @@ def serve(url: str, port: int, bind: str = "127.0.0.1", pool_max: int = 4) -> No
     pool.open(wait=False)
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 - http.server's name
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
             if self.path.rstrip("/") != "/health/db":
                 self.send_error(404, "try /health/db")
                 return
@@ -69,7 +73,8 @@ def serve(url: str, port: int, bind: str = "127.0.0.1", pool_max: int = 4) -> No
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, fmt, *args):  # one line per request, no query strings with secrets
+        # One line per request, no query strings with secrets.
+        def log_message(self, fmt: str, *args: Any) -> None:
             print(f"health: {self.address_string()} {fmt % args}", flush=True)
 
     server = ThreadingHTTPServer((bind, port), Handler)

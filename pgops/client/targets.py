@@ -1,16 +1,22 @@
-"""Which database a command acts on: a DSN (-d, DATABASE_URL, PG* variables) or an inventory
-host's application database (default: the lab's first database host)."""
+"""Which database a command acts on: a DSN (-d, DATABASE_URL, PG* variables) or an inventory host."""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psycopg
 
 from pgops.client.db import redact
 from pgops.errors import PgopsError
+
+if TYPE_CHECKING:
+    from pyinfra.api import Inventory
+    from pyinfra.api.host import Host
+
+    from pgops.settings import Role, Settings
 
 
 @dataclass(frozen=True)
@@ -23,7 +29,7 @@ class Target:
         the environment (pgcli, psql), so it never shows on a command line."""
         info = psycopg.conninfo.conninfo_to_dict(self.url)
         password = info.pop("password", None)
-        return psycopg.conninfo.make_conninfo(**info), password
+        return psycopg.conninfo.make_conninfo("", **info), None if password is None else str(password)
 
 
 def resolve(dsn: str | None = None, inventory: Path | None = None, host: str | None = None,
@@ -54,28 +60,43 @@ def dsn_target(dsn: str | None = None) -> Target | None:
 
 def inventory_target(inventory: Path | None, host: str | None, user: str,
                      database: str | None) -> Target:
-    from pgops.settings.inventory import DB_GROUP, default_inventory, load_inventory, validate_inventory
+    """`user` on `database` (default: pg_app_database) of an inventory's database host (default:
+    its first), over TLS; the role's password comes from its secret, like a deploy's."""
+    from pgops.settings.inventory import default_inventory, load_inventory, validate_inventory
 
     path = inventory or default_inventory()
     inv = load_inventory(path)
     settings = validate_inventory(inv, str(path))
+    h = _database_host(inv, host, path)
+    s = settings[h.name]
+    role = _role(s, user, f"{path} [{h.name}]")
+    dbname = database or s.pg_app_database
+    if not dbname:
+        raise PgopsError(f"{path} [{h.name}]: no database given and pg_app_database is not set")
+    address = h.data.get("ssh_hostname") or h.name
+    params: dict[str, str | int] = {"host": address, "port": s.pg_port, "dbname": dbname, "user": user,
+                                    "sslmode": "require", "application_name": "pgops"}
+    if role.login and role.password:
+        params["password"] = s.password(role)
+    url = psycopg.conninfo.make_conninfo("", **params)
+    return Target(url, f"{h.name} ({address}:{s.pg_port}) database {dbname} as {user}")
+
+
+def _database_host(inv: Inventory, host: str | None, path: Path) -> Host:
+    """The database host named `host`, else the inventory's first: a typo must not pick another."""
+    from pgops.settings.inventory import DB_GROUP
+
     hosts = [h for h in inv if DB_GROUP in h.groups]
     if host:
         hosts = [h for h in hosts if h.name == host]
         if not hosts:
             raise PgopsError(f"no database host {host!r} in {path}")
-    h = hosts[0]
-    s = settings[h.name]
+    return hosts[0]
+
+
+def _role(s: Settings, user: str, where: str) -> Role:
+    """`user` as a role of pg_roles: pgops connects only as roles it manages (and knows secrets of)."""
     role = next((r for r in s.pg_roles if r.name == user), None)
     if role is None:
-        raise PgopsError(f"role {user!r} is not in pg_roles of {path} [{h.name}]")
-    dbname = database or s.pg_app_database
-    if not dbname:
-        raise PgopsError(f"{path} [{h.name}]: no database given and pg_app_database is not set")
-    address = h.data.get("ssh_hostname") or h.name
-    params = {"host": address, "port": s.pg_port, "dbname": dbname, "user": user,
-              "sslmode": "require", "application_name": "pgops"}
-    if role.login and role.password:
-        params["password"] = s.password(role)
-    url = psycopg.conninfo.make_conninfo(**params)
-    return Target(url, f"{h.name} ({address}:{s.pg_port}) database {dbname} as {user}")
+        raise PgopsError(f"role {user!r} is not in pg_roles of {where}")
+    return role

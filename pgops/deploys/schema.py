@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pyinfra import host
 from pyinfra.api import deploy
 
 from pgops.operations import schema
@@ -10,8 +9,8 @@ from pgops.settings import Settings
 
 
 @deploy("Application schema")
-def app_schema(s: Settings) -> None:
+def app_schema(s: Settings, address: str) -> None:
+    """+ address: where this machine reaches the host (its ssh_hostname, else its name)."""
     if not s.pg_app_database:
         return
-    schema.migrated(name=f"Migrations applied to {s.pg_app_database}", settings=s,
-                    address=host.data.get("ssh_hostname") or host.name)
+    schema.migrated(name=f"Migrations applied to {s.pg_app_database}", settings=s, address=address)

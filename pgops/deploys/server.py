@@ -76,9 +76,9 @@ def install(s: Settings) -> None:
 
 
 @deploy("Configure PostgreSQL")
-def configure(s: Settings) -> None:
+def configure(s: Settings, address: str) -> None:
+    """+ address: where clients reach this host (its certificate names it when self-signed)."""
     p = pgconf.paths(s)
-    address = host.data.get("ssh_hostname") or host.name
     if s.pg_tls_cert_file and s.pg_tls_key_file:
         files.directory(name="TLS directory", path=pgconf.TLS_DIR, mode="755")
         files.put(name="TLS certificate", src=str(s.pg_tls_cert_file), dest=p["cert"],
@@ -122,6 +122,7 @@ def _archive_timeout_awake(s: Settings, service: str) -> None:
     systemd.daemon_reload(name="systemd reloaded (drop-in changed)", _if=changed.did_change)
 
 
-def postgres_server(s: Settings) -> None:
-    install(s)
-    configure(s)
+def postgres_server(s: Settings, address: str) -> None:
+    """+ address: where clients reach this host (its ssh_hostname, else its inventory name)."""
+    install(s=s)  # keywords: pyinfra types a deploy's positional slots as its global arguments
+    configure(s=s, address=address)

@@ -8,6 +8,7 @@ only the salt/iteration part and a sha256 of the verifier (see pgops.scram.match
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from pyinfra.api import FactBase
 
@@ -19,10 +20,11 @@ def _psql(port: int, sql: str, database: str = "postgres") -> str:
     return f"cd / && ({psql.shell(sql, port, database, as_postgres=False)} 2>/dev/null || echo null)"
 
 
-class _JsonFact(FactBase):
-    requires_command = "psql"
+class _JsonFact(FactBase[Any]):
+    def requires_command(self, *args: Any, **kwargs: Any) -> str:
+        return "psql"
 
-    def process(self, output):
+    def process(self, output: list[str]) -> Any:
         text = "\n".join(output).strip()
         return json.loads(text) if text else None
 
@@ -40,7 +42,7 @@ class PgServer(_JsonFact):
                     'pending_restart', pending_restart)) from pg_settings))
     """
 
-    def command(self, port=5432):
+    def command(self, port: int = 5432) -> str:
         return _psql(port, self.SQL)
 
 
@@ -61,7 +63,7 @@ class PgRoles(_JsonFact):
     from pg_authid r where r.rolname !~ '^pg_'
     """
 
-    def command(self, port=5432):
+    def command(self, port: int = 5432) -> str:
         return _psql(port, self.SQL)
 
 
@@ -73,7 +75,7 @@ class PgDatabases(_JsonFact):
     from pg_database d where not d.datistemplate
     """
 
-    def command(self, port=5432):
+    def command(self, port: int = 5432) -> str:
         return _psql(port, self.SQL)
 
 
@@ -82,7 +84,7 @@ class PgExtensions(_JsonFact):
 
     SQL = "select coalesce(json_object_agg(extname, extversion), '{}') from pg_extension"
 
-    def command(self, database, port=5432):
+    def command(self, database: str, port: int = 5432) -> str:
         return _psql(port, self.SQL, database)
 
 
@@ -103,5 +105,5 @@ class PgArchiver(_JsonFact):
       from pg_stat_archiver) a
     """
 
-    def command(self, port=5432):
+    def command(self, port: int = 5432) -> str:
         return _psql(port, self.SQL)

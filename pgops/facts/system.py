@@ -47,38 +47,48 @@ class HostResources(FactBase):
         return _SCRIPT
 
     def process(self, output) -> Resources:
+        pairs = [(key, value.strip()) for key, _, value in (line.partition(" ") for line in output)]
         mem = cpus = shm = 0
-        mem_limits: list[int] = []
-        cpu_limits: list[float] = []
         rotational = False
-        quota = None
-        for line in output:
-            key, _, value = line.partition(" ")
-            value = value.strip()
+        for key, value in pairs:
             if key == "memtotal":
                 mem = int(value)
             elif key == "nproc":
                 cpus = int(value)
             elif key == "shm" and value.isdigit():
                 shm = int(value)
-            elif key in ("memory.limit_in_bytes", "memory.max") and value.isdigit():
-                mem_limits.append(int(value))
-            elif key == "cpu.cfs_quota_us":
-                quota = int(value)
-            elif key == "cpu.cfs_period_us" and quota is not None:
-                if quota > 0:
-                    cpu_limits.append(quota / int(value))
-                quota = None
-            elif key == "cpu.max":
-                q, _, period = value.partition(" ")
-                if q != "max":
-                    cpu_limits.append(int(q) / int(period or 100000))
             elif key == "rotational":
                 rotational = value == "1"
-        mem = min([mem, *mem_limits])
+        mem = min([mem, *_memory_limits(pairs)])
+        cpu_limits = _cpu_limits(pairs)
         if cpu_limits:
             cpus = min(cpus, max(1, math.ceil(min(cpu_limits))))
         return Resources(memory_bytes=mem, cpus=cpus, rotational=rotational, shm_bytes=shm)
+
+
+def _memory_limits(pairs: list[tuple[str, str]]) -> list[int]:
+    """Every cgroup memory limit found, v1 and v2 (`max` and non-numbers: no limit)."""
+    return [int(value) for key, value in pairs
+            if key in ("memory.limit_in_bytes", "memory.max") and value.isdigit()]
+
+
+def _cpu_limits(pairs: list[tuple[str, str]]) -> list[float]:
+    """Cores allowed by every cgroup CPU quota found: v1 cfs quota/period pairs (quota -1:
+    no limit) and v2 cpu.max lines ("max": no limit; the period defaults to 100000)."""
+    limits: list[float] = []
+    quota = None
+    for key, value in pairs:
+        if key == "cpu.cfs_quota_us":
+            quota = int(value)
+        elif key == "cpu.cfs_period_us" and quota is not None:
+            if quota > 0:
+                limits.append(quota / int(value))
+            quota = None
+        elif key == "cpu.max":
+            q, _, period = value.partition(" ")
+            if q != "max":
+                limits.append(int(q) / int(period or 100000))
+    return limits
 
 
 class HasAesInstructions(FactBase):

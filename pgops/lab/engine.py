@@ -9,20 +9,21 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
+import docker.client
 from docker.errors import DockerException
 
-import docker
 from pgops.errors import LabError
 
 ENGINE_DIR = Path(os.environ.get("PGOPS_ENGINE_DIR", "/var/lib/pgops/dockerd"))
 DAEMON_CONFIG = {"storage-driver": "overlay2", "ip6tables": False, "iptables": True}
 
 
-def client(timeout: int = 300) -> docker.DockerClient:
+def client(timeout: int = 300) -> docker.client.DockerClient:
     """A Docker SDK client for the local engine; raises LabError when no engine answers."""
     try:
-        c = docker.from_env(timeout=timeout)
+        c = docker.client.from_env(timeout=timeout)
         c.ping()
         return c
     except DockerException as e:
@@ -33,7 +34,7 @@ def client(timeout: int = 300) -> docker.DockerClient:
 
 def running() -> bool:
     try:
-        docker.from_env(timeout=5).ping()
+        docker.client.from_env(timeout=5).ping()
         return True
     except DockerException:
         return False
@@ -83,10 +84,12 @@ def ensure_running() -> bool:
 
 def started_by_pgops() -> bool:
     info = _read_pidfile()
-    return bool(info) and _alive(info["pid"])
+    if not info:
+        return False
+    return _alive(info["pid"])
 
 
-def _read_pidfile() -> dict | None:
+def _read_pidfile() -> dict[str, Any] | None:
     try:
         return json.loads(_pidfile().read_text())
     except (FileNotFoundError, ValueError):

@@ -13,9 +13,9 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlparse
 
+import docker.client
 from docker.errors import BuildError, ImageNotFound
 
-import docker
 from pgops import PROJECT_ROOT
 from pgops.errors import LabError
 
@@ -61,7 +61,7 @@ def _dockerfile_hash(base: str) -> str:
     return h.hexdigest()[:12]
 
 
-def _has(client: docker.DockerClient, tag: str) -> bool:
+def _has(client: docker.client.DockerClient, tag: str) -> bool:
     try:
         client.images.get(tag)
         return True
@@ -69,7 +69,7 @@ def _has(client: docker.DockerClient, tag: str) -> bool:
         return False
 
 
-def ensure_base(client: docker.DockerClient, say: Callable[[str], None]) -> str:
+def ensure_base(client: docker.client.DockerClient, say: Callable[[str], None]) -> str:
     """Build (once per machine and recipe) the Debian 13 base image with debootstrap."""
     tag = f"pgops-base:{SUITE}-{_recipe_hash()}"
     if _has(client, tag):
@@ -104,7 +104,7 @@ def ensure_base(client: docker.DockerClient, say: Callable[[str], None]) -> str:
     return tag
 
 
-def ensure_host_image(client: docker.DockerClient, say: Callable[[str], None]) -> str:
+def ensure_host_image(client: docker.client.DockerClient, say: Callable[[str], None]) -> str:
     """The lab-host image (systemd as PID 1, sshd with per-host keys) on the local base."""
     base = ensure_base(client, say)
     tag = f"pgops-lab-host:{_dockerfile_hash(base)}"

@@ -39,6 +39,27 @@ def psql_command(sql: str | StringCommand, port: int, database: str = "postgres"
 
 
 # -- settings ------------------------------------------------------------------------------
+def settings_action(changed: set[str], settings: dict | None) -> tuple[str, list[str]]:
+    """How to apply changed settings: ("none" | "start" | "restart" | "reload", the settings
+    behind it), from the server's pg_settings by name (None: the server is not running).
+
+    A stopped server is started (restarted) whatever changed. A running one is restarted
+    when a changed setting has context `postmaster` (a setting pg_settings does not know
+    counts as one) or a restart is already pending, reloaded when something else changed,
+    and left alone when nothing did.
+    """
+    if settings is None:
+        return "start", []
+    pending = sorted(k for k, v in settings.items() if v.get("pending_restart"))
+    restart = sorted(k for k in changed
+                     if (settings.get(k) or {}).get("context", "postmaster") == "postmaster")
+    if restart or pending:
+        return "restart", restart + pending
+    if changed:
+        return "reload", sorted(changed)
+    return "none", []
+
+
 @operation()
 def settings_file(path: str, content: str, port: int, service: str):
     """Write the pgops settings file and apply it: reload when every changed setting allows
@@ -52,30 +73,20 @@ def settings_file(path: str, content: str, port: int, service: str):
     """
     current = host.get_fact(FileContents, path=path)
     old = parse_conf("\n".join(current)) if current else {}
-    new = parse_conf(content)
-    changed = changed_keys(old, new)
+    changed = changed_keys(old, parse_conf(content))
     server = host.get_fact(PgServer, port=port, **AS_POSTGRES)
-    pending = sorted(k for k, v in ((server or {}).get("settings") or {}).items()
-                     if v.get("pending_restart"))
-    if not changed and not pending and server:
+    action, keys = settings_action(changed, None if server is None else server["settings"])
+    if action == "none":
         host.noop(f"settings in {path} are current")
         return
     if changed:
         yield from files.put._inner(src=StringIO(content), dest=path, user="postgres",
                                     group="postgres", mode="644")
-    if server is None:
-        logger.info(f"{host.print_prefix}{service} is not running: starting it")
-        yield f"systemctl restart {service}"
-        return
-    contexts = {k: (server["settings"].get(k) or {}).get("context", "postmaster")
-                for k in changed}
-    needs_restart = sorted(k for k, c in contexts.items() if c == "postmaster") + pending
-    if needs_restart:
-        logger.info(f"{host.print_prefix}restart needed for: {', '.join(needs_restart)}")
-        yield f"systemctl restart {service}"
-    else:
-        logger.info(f"{host.print_prefix}reload is enough for: {', '.join(sorted(changed))}")
-        yield f"systemctl reload {service}"
+    why = {"start": f"{service} is not running: starting it",
+           "restart": f"restart needed for: {', '.join(keys)}",
+           "reload": f"reload is enough for: {', '.join(keys)}"}[action]
+    logger.info(f"{host.print_prefix}{why}")
+    yield f"systemctl {'reload' if action == 'reload' else 'restart'} {service}"
 
 
 @operation()
@@ -83,24 +94,37 @@ def hba_file(path: str, content: str, port: int, service: str):
     """Replace pg_hba.conf as a whole, check it with pg_hba_file_rules, and reload only if
     Postgres accepts every line; otherwise put the previous file back and fail.
 
-    A rejected file never takes effect: the running server keeps its loaded rules.
+    A rejected file never takes effect: the running server keeps its loaded rules. If the
+    check cannot run (psql fails: server down, connection refused), the previous file is
+    put back too. With no previous file (first deploy) there is nothing to put back: the
+    new file is removed.
     """
     current = host.get_fact(FileContents, path=path)
     if current is not None and "\n".join(current).strip() == content.strip():
         host.noop(f"{path} is current")
         return
-    new = f"{path}.pgops-new"
-    prev = f"{path}.pgops-prev"
-    yield from files.put._inner(src=StringIO(content), dest=new, user="postgres",
+    yield from files.put._inner(src=StringIO(content), dest=f"{path}.pgops-new", user="postgres",
                                 group="postgres", mode="640")
+    yield hba_swap_script(path, port, service)
+
+
+def hba_swap_script(path: str, port: int, service: str) -> str:
+    """The shell that swaps `path`.pgops-new in (backing the current file up to
+    `path`.pgops-prev), checks it with pg_hba_file_rules and reloads, or undoes the swap and
+    exits 1 with a message naming the file."""
     check = psql.shell("select format('line %s: %s', line_number, error) "
                        "from pg_hba_file_rules where error is not null", port)
-    q = shlex.quote
-    yield (
-        f"set -e; cp -p {q(path)} {q(prev)}; mv {q(new)} {q(path)}; cd /; "
-        f"errors=$({check}); "
-        f'if [ -n "$errors" ]; then cp -p {q(prev)} {q(path)}; '
-        f'echo "pg_hba.conf refused, previous file kept: $errors" >&2; exit 1; fi; '
+    p, new, prev = (shlex.quote(f) for f in (path, f"{path}.pgops-new", f"{path}.pgops-prev"))
+    return (
+        f"set -e; cd /; "
+        f"if [ -e {p} ]; then cp -p {p} {prev}; undo() {{ cp -p {prev} {p}; }}; "
+        f'kept="previous file kept"; '
+        f'else undo() {{ rm -f {p}; }}; kept="no previous file, new file removed"; fi; '
+        f"mv {new} {p}; "
+        f"if ! errors=$({check} 2>&1); then undo; "
+        f"printf '%s not checked (psql failed: %s), %s\\n' {p} \"$errors\" \"$kept\" >&2; exit 1; fi; "
+        f"if [ -n \"$errors\" ]; then undo; "
+        f"printf '%s refused, %s: %s\\n' {p} \"$kept\" \"$errors\" >&2; exit 1; fi; "
         f"systemctl reload {service}"
     )
 

@@ -3,6 +3,8 @@ machine, over TLS as the migration role); none pending is a no-op."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from pyinfra import host, logger
 from pyinfra.api import FunctionCommand, operation
 
@@ -14,8 +16,9 @@ def _url(s: Settings, address: str) -> str:
     import psycopg
 
     role = s.role(s.pg_migration_role)
-    params = {"host": address, "port": s.pg_port, "dbname": s.pg_app_database,
-              "user": role.name, "sslmode": "require", "application_name": "pgops deploy"}
+    params: dict[str, Any] = {"host": address, "port": s.pg_port, "dbname": s.pg_app_database,
+                              "user": role.name, "sslmode": "require",
+                              "application_name": "pgops deploy"}
     if role.login and role.password:
         params["password"] = s.password(role)
     return psycopg.conninfo.make_conninfo(**params)

@@ -65,8 +65,9 @@ class Migrator:
                                application_name="pgops migrate")
 
     def _applied(self, conn: psycopg.Connection) -> dict[int, dict]:
-        exists = conn.execute("select to_regclass(%s) is not null", (HISTORY,)).fetchone()[0]
-        if not exists:
+        row = conn.execute("select to_regclass(%s) is not null", (HISTORY,)).fetchone()
+        assert row is not None  # a select without from returns one row
+        if not row[0]:
             return {}
         rows = conn.execute(f"select version, name, sha256, applied_at, duration_ms, applied_by "
                             f"from {HISTORY} order by version").fetchall()
@@ -101,25 +102,8 @@ class Migrator:
     def status(self) -> dict:
         with self._connect() as conn:
             applied = self._applied(conn)
-        rows = []
         files = {m.version: m for m in self.migrations}
-        for v in sorted(set(files) | set(applied)):
-            m, a = files.get(v), applied.get(v)
-            state = "pending"
-            if a and not m:
-                state = "missing"
-            elif a and m and a["sha256"] != m.sha256:
-                state = "drifted"
-            elif a:
-                state = "applied"
-            rows.append({
-                "version": v, "name": (m.name if m else a["name"]), "state": state,
-                "sha256": m.sha256 if m else None,
-                "applied_sha256": a["sha256"] if a else None,
-                "applied_at": a["applied_at"].isoformat() if a else None,
-                "duration_ms": a["duration_ms"] if a else None,
-                "applied_by": a["applied_by"] if a else None,
-            })
+        rows = [_status_row(v, files.get(v), applied.get(v)) for v in sorted(set(files) | set(applied))]
         return {"current": max(applied, default=0), "latest": max(files, default=0),
                 "problems": self._problems(applied), "migrations": rows}
 
@@ -144,7 +128,7 @@ class Migrator:
     def _lock(self, conn: psycopg.Connection) -> None:
         deadline = time.monotonic() + self.options.lock_wait
         announced = False
-        while not conn.execute("select pg_try_advisory_lock(%s)", (LOCK_KEY,)).fetchone()[0]:
+        while not self._try_lock(conn):
             if not announced:
                 self.say("another migration run holds the lock; waiting")
                 announced = True
@@ -160,7 +144,13 @@ class Migrator:
                                      f"{self.options.lock_wait:.0f} s, nothing was applied")
             time.sleep(0.2)
 
-    def _run_statements(self, conn, m: Migration, stmts: list[Statement]) -> None:
+    @staticmethod
+    def _try_lock(conn: psycopg.Connection) -> bool:
+        row = conn.execute("select pg_try_advisory_lock(%s)", (LOCK_KEY,)).fetchone()
+        assert row is not None  # a select without from returns one row
+        return bool(row[0])
+
+    def _run_statements(self, conn: psycopg.Connection, m: Migration, stmts: list[Statement]) -> None:
         for st in stmts:
             try:
                 conn.execute(st.sql)
@@ -176,11 +166,12 @@ class Migrator:
                     f"{self._rel(m.path)}:{line_of(st, pos)}: {msg}{detail}"
                 ) from None
 
-    def _runner(self, conn) -> str:
-        who = conn.execute("select current_user").fetchone()[0]
-        return f"{getpass.getuser()}@{socket.gethostname()} as {who}"
+    def _runner(self, conn: psycopg.Connection) -> str:
+        row = conn.execute("select current_user").fetchone()
+        assert row is not None  # a select without from returns one row
+        return f"{getpass.getuser()}@{socket.gethostname()} as {row[0]}"
 
-    def _set_timeouts(self, conn, local: bool) -> None:
+    def _set_timeouts(self, conn: psycopg.Connection, local: bool) -> None:
         scope = "set local" if local else "set"
         conn.execute(sql.SQL(scope + " lock_timeout = {}").format(self.options.lock_timeout))
         conn.execute(sql.SQL(scope + " statement_timeout = {}").format(self.options.statement_timeout))
@@ -213,7 +204,7 @@ class Migrator:
                 conn.execute("select pg_advisory_unlock(%s)", (LOCK_KEY,))
         return done
 
-    def _record(self, conn, m: Migration, t0: float, by: str) -> None:
+    def _record(self, conn: psycopg.Connection, m: Migration, t0: float, by: str) -> None:
         conn.execute(f"insert into {HISTORY} (version, name, sha256, duration_ms, applied_by) "
                      f"values (%s, %s, %s, %s, %s)",
                      (m.version, m.name, m.sha256, int((time.monotonic() - t0) * 1000), by))
@@ -271,3 +262,22 @@ class Migrator:
                 return marked
             finally:
                 conn.execute("select pg_advisory_unlock(%s)", (LOCK_KEY,))
+
+
+def _status_row(version: int, m: Migration | None, a: dict | None) -> dict:
+    """One version as `migrate status` shows it: its file (m), its history row (a), or both."""
+    if a is None:
+        state = "pending"
+    elif m is None:
+        state = "missing"
+    else:
+        state = "drifted" if a["sha256"] != m.sha256 else "applied"
+    name = m.name if m is not None else a["name"] if a is not None else ""
+    return {
+        "version": version, "name": name, "state": state,
+        "sha256": m.sha256 if m else None,
+        "applied_sha256": a["sha256"] if a else None,
+        "applied_at": a["applied_at"].isoformat() if a else None,
+        "duration_ms": a["duration_ms"] if a else None,
+        "applied_by": a["applied_by"] if a else None,
+    }

@@ -44,54 +44,78 @@ class Migration:
 
 
 def split_statements(sql: str, first_line: int = 1) -> list[Statement]:
-    """Split on top-level semicolons; comments-only chunks are dropped."""
+    """Split on top-level semicolons; comments-only chunks are dropped.
+
+    A scanner: a semicolon ends a statement; a comment, quoted string or identifier, or
+    dollar-quoted body is skipped as a whole (`_token_end`), so semicolons inside do not count.
+    """
     out: list[Statement] = []
-    i, n, start = 0, len(sql), 0
-    while i < n:
-        c = sql[i]
-        if c == "-" and sql.startswith("--", i):
-            j = sql.find("\n", i)
-            i = n if j < 0 else j + 1
-            continue
-        if c == "/" and sql.startswith("/*", i):
-            depth, i = 1, i + 2
-            while i < n and depth:
-                if sql.startswith("/*", i):
-                    depth, i = depth + 1, i + 2
-                elif sql.startswith("*/", i):
-                    depth, i = depth - 1, i + 2
-                else:
-                    i += 1
-            continue
-        if c in ("'", '"'):
-            # E'...' strings take backslash escapes; standard strings do not.
-            escapes = c == "'" and i > 0 and sql[i - 1] in "eE" and (i < 2 or not sql[i - 2].isalnum())
-            i += 1
-            while i < n:
-                if escapes and sql[i] == "\\":
-                    i += 2
-                    continue
-                if sql[i] == c:
-                    if i + 1 < n and sql[i + 1] == c:  # doubled quote
-                        i += 2
-                        continue
-                    break
-                i += 1
-            i += 1
-            continue
-        if c == "$":
-            m = re.match(r"\$([A-Za-z_][A-Za-z0-9_]*)?\$", sql[i:])
-            if m:
-                tag = m.group(0)
-                end = sql.find(tag, i + len(tag))
-                i = n if end < 0 else end + len(tag)
-                continue
-        if c == ";":
+    i = start = 0
+    while i < len(sql):
+        if sql[i] == ";":
             _add(out, sql, start, i, first_line)
-            start = i + 1
-        i += 1
-    _add(out, sql, start, n, first_line)
+            i = start = i + 1
+        else:
+            i = _token_end(sql, i)
+    _add(out, sql, start, len(sql), first_line)
     return out
+
+
+def _token_end(sql: str, i: int) -> int:
+    """Index just past the token at `i`: a comment, a quoted string or identifier, a
+    dollar-quoted body, or else the one character."""
+    if sql.startswith("--", i):
+        return _line_comment_end(sql, i)
+    if sql.startswith("/*", i):
+        return _block_comment_end(sql, i)
+    if sql[i] in ("'", '"'):
+        return _quoted_end(sql, i)
+    if sql[i] == "$":
+        return _dollar_quoted_end(sql, i)
+    return i + 1
+
+
+def _line_comment_end(sql: str, i: int) -> int:
+    """Index just past the `--` comment at `i` and its newline (or the end of `sql`)."""
+    nl = sql.find("\n", i)
+    return len(sql) if nl < 0 else nl + 1
+
+
+def _quoted_end(sql: str, i: int) -> int:
+    """Index just past the '...' string or "..." identifier at `i` (or the end of `sql` if
+    unterminated). A doubled quote is part of it; E'...' strings also take backslash
+    escapes, standard strings do not."""
+    quote = sql[i]
+    escapes = quote == "'" and _is_escape_string(sql, i)
+    i += 1
+    while i < len(sql):
+        if escapes and sql[i] == "\\":
+            i += 2
+        elif sql[i] != quote:
+            i += 1
+        elif sql.startswith(quote, i + 1):  # doubled quote
+            i += 2
+        else:
+            return i + 1
+    return len(sql)
+
+
+def _is_escape_string(sql: str, i: int) -> bool:
+    """Whether the quote at `i` opens an E'...' string: an `E` that starts a word before it."""
+    return i > 0 and sql[i - 1] in "eE" and (i < 2 or not sql[i - 2].isalnum())
+
+
+_DOLLAR_TAG = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)?\$")
+
+
+def _dollar_quoted_end(sql: str, i: int) -> int:
+    """Index just past the $tag$...$tag$ body at `i` (or the end of `sql` if unterminated);
+    a `$` that opens no tag (a parameter such as $1) is one character."""
+    m = _DOLLAR_TAG.match(sql, i)
+    if not m:
+        return i + 1
+    close = sql.find(m.group(0), m.end())
+    return len(sql) if close < 0 else close + len(m.group(0))
 
 
 def _add(out: list[Statement], sql: str, start: int, end: int, first_line: int) -> None:
@@ -104,10 +128,9 @@ def _add(out: list[Statement], sql: str, start: int, end: int, first_line: int) 
     text = chunk[lead:]
     while text.startswith(("--", "/*")):
         if text.startswith("--"):
-            nl = text.find("\n")
-            skip = len(text) if nl < 0 else nl + 1
+            skip = _line_comment_end(text, 0)
         else:
-            skip = _block_comment_end(text)
+            skip = _block_comment_end(text, 0)
         lead += skip
         text = chunk[lead:]
         stripped = text.lstrip()
@@ -117,9 +140,9 @@ def _add(out: list[Statement], sql: str, start: int, end: int, first_line: int) 
     out.append(Statement(chunk[lead:].rstrip(), line))
 
 
-def _block_comment_end(text: str) -> int:
-    """Length of the (nested) /* */ comment at the start of `text`."""
-    depth, i = 0, 0
+def _block_comment_end(text: str, i: int) -> int:
+    """Index just past the (nested) /* */ comment at `i` (or the end of `text` if unterminated)."""
+    depth = 0
     while i < len(text):
         if text.startswith("/*", i):
             depth, i = depth + 1, i + 2
@@ -139,7 +162,7 @@ def _strip_comments(s: str) -> str:
             nl = s.find("\n", i)
             i = len(s) if nl < 0 else nl
         elif s.startswith("/*", i):
-            i += _block_comment_end(s[i:])
+            i = _block_comment_end(s, i)
         else:
             out.append(s[i])
             i += 1

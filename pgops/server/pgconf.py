@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from pgops.backup import backrest
+from pgops.server.cluster import Cluster
 from pgops.server.tuning import Resources, tune
 from pgops.settings import Settings
 
@@ -13,16 +14,10 @@ TLS_DIR = "/etc/postgresql/pgops-tls"
 
 
 def paths(s: Settings) -> dict[str, str]:
-    etc = f"/etc/postgresql/{s.pg_major}/{s.pg_cluster}"
-    return {
-        "etc": etc,
-        "conf": f"{etc}/conf.d/50-pgops.conf",
-        "hba": f"{etc}/pg_hba.conf",
-        "data": f"/var/lib/postgresql/{s.pg_major}/{s.pg_cluster}",
-        "service": f"postgresql@{s.pg_major}-{s.pg_cluster}",
-        "cert": f"{TLS_DIR}/server.crt",
-        "key": f"{TLS_DIR}/server.key",
-    }
+    """The files and service pgops manages for a host's cluster."""
+    c = Cluster(s.pg_major, s.pg_cluster)
+    return {"etc": c.etc, "conf": f"{c.conf_d}/50-pgops.conf", "hba": c.hba, "data": c.data,
+            "service": c.service, "cert": f"{TLS_DIR}/server.crt", "key": f"{TLS_DIR}/server.key"}
 
 
 def settings(s: Settings, res: Resources, host: str = "") -> dict[str, str | int | float | bool]:

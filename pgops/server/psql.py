@@ -5,9 +5,10 @@ operations wrap the same options in a pyinfra StringCommand (operations.postgres
 from __future__ import annotations
 
 import shlex
+from typing import Any
 
 #: pyinfra arguments for commands and facts run as the postgres user (peer authentication).
-AS_POSTGRES = {"_sudo": True, "_sudo_user": "postgres"}
+AS_POSTGRES: dict[str, Any] = {"_sudo": True, "_sudo_user": "postgres"}
 
 
 def options(port: int) -> list[str]:

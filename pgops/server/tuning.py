@@ -42,17 +42,14 @@ def tune(res: Resources, t: Tuning) -> dict[str, str | int | float]:
     mem = res.memory_bytes
     cpus = max(res.cpus, 1)
     conns = t.max_connections
-    shared_buffers = _round_mb(mem / 4 if t.workload != "dw" else mem / 4)
+    shared_buffers = _round_mb(mem / 4)
     effective_cache = _round_mb(mem * 3 / 4)
-    maint = min(mem / 16, 2 * GB, res.shm_bytes / 2 if res.shm_bytes else 2 * GB)
-    if t.workload == "dw":
-        maint = min(mem / 8, 2 * GB, res.shm_bytes / 2 if res.shm_bytes else 2 * GB)
+    maint = min(mem / (8 if t.workload == "dw" else 16), 2 * GB)
+    if res.shm_bytes:
+        maint = min(maint, res.shm_bytes / 2)
     workers_per_gather = max(cpus // 2, 1)
-    parallel_workers = cpus
-    work_mem = (mem - shared_buffers) / (conns * 3) / max(workers_per_gather, 1)
-    if t.workload == "dw":
-        work_mem /= 2
-    elif t.workload == "mixed":
+    work_mem = (mem - shared_buffers) / (conns * 3) / workers_per_gather
+    if t.workload in ("dw", "mixed"):
         work_mem /= 2
     work_mem = max(work_mem, 4 * MB)
     wal_buffers = min(max(shared_buffers * 3 // 100, 32 * KB * 8), 16 * MB)
@@ -76,7 +73,7 @@ def tune(res: Resources, t: Tuning) -> dict[str, str | int | float]:
         "effective_io_concurrency": 200 if ssd else 2,
         "huge_pages": "try" if mem >= 32 * GB else "off",
         "max_worker_processes": max(cpus, 8),
-        "max_parallel_workers": parallel_workers,
+        "max_parallel_workers": cpus,
         "max_parallel_workers_per_gather": workers_per_gather,
         "max_parallel_maintenance_workers": workers_per_gather,
     }

@@ -75,8 +75,8 @@ def host_settings(host: Host, inventory_file: str = "inventory") -> Settings:
     return load_settings(host.name, host.data.dict(), sources=_sources(host, inventory_file))
 
 
-def validate_inventory(inventory: Inventory, inventory_file: str) -> dict[str, Settings]:
-    """Settings for every database host, or one ConfigError with every problem of every host."""
+def _db_host_settings(inventory: Inventory, inventory_file: str) -> tuple[dict[str, Settings], list[str]]:
+    """(settings of the database hosts that load, problems of the rest): no host hides another's."""
     problems: list[str] = []
     out: dict[str, Settings] = {}
     for host in inventory:
@@ -86,24 +86,42 @@ def validate_inventory(inventory: Inventory, inventory_file: str) -> dict[str, S
             out[host.name] = host_settings(host, inventory_file)
         except ConfigError as e:
             problems += e.problems
-    backup_hosts = {h.name for h in inventory if BACKUP_GROUP in h.groups}
-    for name, s in out.items():
-        if s.pg_backup_host not in (None, LOCAL_REPOSITORY, *backup_hosts):
-            problems.append(
-                f"{inventory_file}: host {name}: pg_backup_host: {s.pg_backup_host!r} is not a host "
-                f"of group {BACKUP_GROUP} (have: {', '.join(sorted(backup_hosts)) or 'none'}) nor "
-                f"{LOCAL_REPOSITORY!r}"
-            )
-    # One CA per repository host: it trusts, and gets its certificate from, a single tls_dir.
+    return out, problems
+
+
+def unknown_backup_host_problems(settings: dict[str, Settings], backup_hosts: set[str],
+                                 inventory_file: str) -> list[str]:
+    """pg_backup_host must name a host of the backup group (or local): backups go nowhere else."""
+    return [
+        f"{inventory_file}: host {name}: pg_backup_host: {s.pg_backup_host!r} is not a host "
+        f"of group {BACKUP_GROUP} (have: {', '.join(sorted(backup_hosts)) or 'none'}) nor "
+        f"{LOCAL_REPOSITORY!r}"
+        for name, s in settings.items()
+        if s.pg_backup_host not in (None, LOCAL_REPOSITORY, *backup_hosts)
+    ]
+
+
+def shared_ca_problems(settings: dict[str, Settings], inventory_file: str) -> list[str]:
+    """One CA per repository host: it trusts, and gets its certificate from, a single tls_dir."""
     cas: dict[str, dict[str, list[str]]] = {}
-    for name, s in out.items():
+    for name, s in settings.items():
         if s.pg_backup_transport == "tls":
             cas.setdefault(str(s.pg_backup_host), {}).setdefault(str(s.tls_dir), []).append(name)
+    problems = []
     for repo, dirs in sorted(cas.items()):
         if len(dirs) > 1:
             which = "; ".join(f"{', '.join(sorted(n))}: {d}" for d, n in sorted(dirs.items()))
             problems.append(f"{inventory_file}: pg_backup_tls_dir: the TLS database hosts of {repo} "
                             f"must share one CA directory (have {which})")
+    return problems
+
+
+def validate_inventory(inventory: Inventory, inventory_file: str) -> dict[str, Settings]:
+    """Settings for every database host, or one ConfigError with every problem of every host."""
+    out, problems = _db_host_settings(inventory, inventory_file)
+    backup_hosts = {h.name for h in inventory if BACKUP_GROUP in h.groups}
+    problems += unknown_backup_host_problems(out, backup_hosts, inventory_file)
+    problems += shared_ca_problems(out, inventory_file)
     if not out and not problems:
         problems.append(
             f"{inventory_file}: no hosts in group {DB_GROUP} (a group is a list of host names "
@@ -125,11 +143,6 @@ def all_settings() -> dict[str, Settings]:
         inventory._pgops_settings = cached  # type: ignore[attr-defined]
     return cached
 
-
-def settings_for(host: Host) -> Settings:
-    """Used by deploy.py: validates the whole inventory once (before any operation is
-    planned on any host), then returns this host's settings."""
-    return all_settings()[host.name]
 
 
 def _inventory_name() -> str:

@@ -1,5 +1,4 @@
-"""The typed settings of one database host: pydantic models with field-level validation.
-Cross-field and cross-host checks live in `checks` and `inventory`; loading in `load`."""
+"""The typed settings of one database host: pydantic models with field-level validation."""
 
 from __future__ import annotations
 
@@ -144,6 +143,39 @@ class BackupTimers(_Model):
     status: Calendar | None = "*:0/5"
 
 
+def _check_backrest_option(k: str, value: Any) -> None:
+    """One pgbackrest option: a plain name, no secret, and a retention pgops can honour."""
+    if not re.match(r"^[a-z0-9][a-z0-9-]*$", k):
+        raise ValueError(f"{k!r} is not a pgBackRest option name")
+    if k.endswith("cipher-pass") or re.search(r"-s3-(key|key-secret|token)$", k):
+        raise ValueError(f"{k} is a secret: set it in the environment or secrets file "
+                         f"({BACKUP_SECRET}, {S3_KEY}, {S3_KEY_SECRET}), not in the "
+                         "inventory")
+    if re.fullmatch(r"repo\d+-retention-archive(-type)?", k):
+        raise ValueError(f"{k}: pgops keeps the WAL of every retained backup so that "
+                         "each one can be restored to a point in time; set "
+                         "repo1-retention-full/-diff instead")
+    if re.fullmatch(r"repo\d+-retention-(full|diff)", k) and not _whole_number_at_least_1(value):
+        raise ValueError(f"{k}: {value!r} must be a whole number of at least 1 (the newest "
+                         "backup is never expired)")
+
+
+def _whole_number_at_least_1(value: Any) -> bool:
+    """A retention count: an int (not a bool) of at least 1, so the newest backup always stays."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _check_repository_type(v: dict[str, Any], m: re.Match[str]) -> None:
+    """repoN-type (matched as m) is one pgops deploys, and an s3 one has what S3 needs to connect."""
+    if v[m[0]] not in ("posix", "s3"):
+        raise ValueError(f"{m[0]}: {v[m[0]]!r}: pgops deploys posix and s3 repositories")
+    if v[m[0]] == "s3":
+        missing = [f"repo{m[1]}-s3-{o}" for o in ("bucket", "endpoint", "region")
+                   if f"repo{m[1]}-s3-{o}" not in v]
+        if missing:
+            raise ValueError(f"{m[0]}: s3 needs {', '.join(missing)}")
+
+
 class Settings(_Model):
     """Everything pgops deploys to one database host. Keys are the inventory's names."""
 
@@ -201,29 +233,10 @@ class Settings(_Model):
     @field_validator("pgbackrest")
     @classmethod
     def _backrest_names(cls, v: dict[str, Any]) -> dict[str, Any]:
-        for k in v:
-            if not re.match(r"^[a-z0-9][a-z0-9-]*$", k):
-                raise ValueError(f"{k!r} is not a pgBackRest option name")
-            if k.endswith("cipher-pass") or re.search(r"-s3-(key|key-secret|token)$", k):
-                raise ValueError(f"{k} is a secret: set it in the environment or secrets file "
-                                 f"({BACKUP_SECRET}, {S3_KEY}, {S3_KEY_SECRET}), not in the "
-                                 "inventory")
-            if re.fullmatch(r"repo\d+-retention-archive(-type)?", k):
-                raise ValueError(f"{k}: pgops keeps the WAL of every retained backup so that "
-                                 "each one can be restored to a point in time; set "
-                                 "repo1-retention-full/-diff instead")
-            if re.fullmatch(r"repo\d+-retention-(full|diff)", k) and not (
-                    isinstance(v[k], int) and not isinstance(v[k], bool) and v[k] >= 1):
-                raise ValueError(f"{k}: {v[k]!r} must be a whole number of at least 1 (the newest "
-                                 "backup is never expired)")
+        for k, value in v.items():
+            _check_backrest_option(k, value)
         for m in filter(None, (re.fullmatch(r"repo(\d+)-type", k) for k in v)):
-            if v[m[0]] not in ("posix", "s3"):
-                raise ValueError(f"{m[0]}: {v[m[0]]!r}: pgops deploys posix and s3 repositories")
-            if v[m[0]] == "s3":
-                missing = [f"repo{m[1]}-s3-{o}" for o in ("bucket", "endpoint", "region")
-                           if f"repo{m[1]}-s3-{o}" not in v]
-                if missing:
-                    raise ValueError(f"{m[0]}: s3 needs {', '.join(missing)}")
+            _check_repository_type(v, m)
         return v
 
     @field_validator("pg_settings")

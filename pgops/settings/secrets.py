@@ -1,5 +1,4 @@
-"""Secrets: which ones a configuration needs, their names, and the one dotenv-style parser
-for secrets files, .env files and the lab's generated secrets (standard library only)."""
+"""Secrets: which ones a config needs, their names, and the one dotenv-style parser (stdlib only)."""
 
 from __future__ import annotations
 

@@ -68,7 +68,8 @@ def test_the_cycle_check_finds_a_cycle():
 
 
 LOWER = ("pgops.settings", "pgops.server", "pgops.facts", "pgops.operations", "pgops.errors",
-         "pgops.backup.rules", "pgops.backup.backrest", "pgops.backup.timers", "pgops.backup.pki")
+         "pgops.backup.rules", "pgops.backup.backrest", "pgops.backup.timers", "pgops.backup.pki",
+         "pgops.backup.roles")
 UPPER = ("pgops.cli", "pgops.deploys", "pgops.status", "pgops.schedule", "pgops.remote",
          "pgops.backup.repository", "pgops.backup.restore", "pgops.backup.drill",
          "pgops.backup.health", "pgops.lab")

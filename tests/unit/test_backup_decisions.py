@@ -1,0 +1,188 @@
+"""The backup decisions without a lab: health rules and alerts, the health report, restore
+planning (window, destination, steps) and the Prometheus text."""
+
+from __future__ import annotations
+
+import pytest
+
+from pgops.backup import rules
+from pgops.backup.health import assess
+from pgops.backup.restore import build, check, iso, parse_time
+from pgops.errors import BackupError
+from pgops.metrics import prometheus
+from pgops.settings import load_settings
+
+NOW = 1_800_000_000.0
+H = 3600
+
+
+def backup(kind: str, stop: float, error: bool = False, label: str = "L") -> dict:
+    return {"label": label, "type": kind, "start": stop - 10, "stop": stop, "size": 250 * 2**20,
+            "delta": 1, "repo_size": 100, "wal_start": "A", "wal_stop": "B", "error": error}
+
+
+def test_backup_ages_skip_failed_backups_and_read_both_shapes():
+    flat = [backup("full", NOW - 2 * H), backup("full", NOW - H, error=True), backup("incr", NOW - 60)]
+    assert rules.backup_ages(flat, NOW) == {"full": 2 * H, "diff": None, "incr": 60}
+    raw = [{"type": "full", "timestamp": {"stop": NOW - 5}}]
+    assert rules.backup_ages(raw, NOW) == {"full": 5, "diff": None, "incr": None}
+
+
+@pytest.mark.parametrize(("ages", "rpo", "failing", "drill", "expected"), [
+    ({"full": H, "diff": None, "incr": 60}, 0.0, False, {"ok": True}, []),
+    ({"full": None, "diff": None, "incr": None}, 0.0, False, None,
+     ["no full backup within 192 h", "no backup within 26 h"]),
+    ({"full": 9 * 24 * H, "diff": 27 * H, "incr": None}, 0.0, False, None,
+     ["no full backup within 192 h", "no backup within 26 h"]),
+    ({"full": H, "diff": None, "incr": None}, 601.0, False, None,
+     ["WAL waits to be archived: last archived 601.0 s ago (> 600 s)"]),
+    ({"full": H, "diff": None, "incr": None}, None, True, {"ok": False},
+     ["WAL waits to be archived: last archived None s ago (> 600 s)",
+      "WAL archiving is failing (pg_stat_archiver.last_failed_time is the newest)",
+      "the last restore drill failed"]),
+])
+def test_alerts(ages, rpo, failing, drill, expected):
+    wal_age = rpo
+    assert rules.alerts(ages, rpo, rules.Thresholds(), failing, drill, wal_age_s=wal_age) == expected
+
+
+def test_thresholds_from_the_environment():
+    t = rules.Thresholds.from_env({"PGOPS_MAX_RPO_S": "60", "PGOPS_MAX_FULL_AGE_H": "24"})
+    assert t == rules.Thresholds(max_full_age_h=24.0, max_backup_age_h=26.0, max_rpo_s=60.0)
+
+
+def test_archiving_is_failing_only_when_the_last_failure_is_the_newest():
+    assert rules.archiving_failing({"last_failed_time": "2", "last_archived_time": "1"})
+    assert not rules.archiving_failing({"last_failed_time": "1", "last_archived_time": "2"})
+    assert rules.archiving_failing({"last_failed_time": "1", "last_archived_time": None})
+    assert not rules.archiving_failing({})
+
+
+def test_newest_wal_time_walks_the_newest_archive_id_and_directory():
+    listing = {
+        "archive/db1": {".": {"type": "path"}, "17-1": {"type": "path"}, "17-2": {"type": "path"},
+                        "archive.info": {"type": "file", "time": 1}},
+        "archive/db1/17-2": {".": {"type": "path"}, "0000000100000000": {"type": "path"},
+                             "0000000100000001": {"type": "path"}},
+        "archive/db1/17-2/0000000100000001": {"a.gz": {"type": "file", "time": 10},
+                                              "b.gz": {"type": "file", "time": 30}},
+    }
+    assert rules.newest_wal_time(lambda p: listing[p], "db1") == 30.0
+    assert rules.newest_wal_time(lambda p: {".": {"type": "path"}}, "db1") is None
+
+
+def test_recovery_limits_conf_and_drill_records():
+    control = "max_connections setting:              120\nmax_wal_senders setting: 10\nother: 1\n"
+    assert rules.recovery_limits_conf(control) == "max_connections = 120\nmax_wal_senders = 10\n"
+    entry = rules.new_drill("db1", "latest", "end of archive", at=NOW, where="backup1")
+    assert entry["ok"] is False and entry["cleaned_up"] is False
+    assert rules.last_drill(rules.drill_line(entry)) == entry
+    assert rules.last_drill("\n") is None
+    assert rules.amcheck_result(0, "x") == "ok" and rules.amcheck_result(2, " bad \n") == "bad"
+
+
+def info(backups, archiver=None, earliest=None, latest=None) -> dict:
+    return {"backups": backups, "archiver": archiver or {},
+            "window": {"earliest": earliest, "latest": latest}}
+
+
+def test_the_health_report_of_a_healthy_host():
+    arch = {"last_archived_wal": "000000010000000000000003", "current_wal_bytes": 4 * 16 * 2**20,
+            "wal_segment_bytes": 16 * 2**20, "last_archived_age_s": 5000, "failed_count": 0}
+    st = info([backup("full", NOW - H)], arch, NOW - H, NOW)
+    r = assess(st, {"at": NOW, "ok": True, "rto_s": 9.5, "target_time": "t", "extra": 1},
+               rules.Thresholds(), NOW)
+    assert r["alerts"] == [] and r["rpo_estimate_s"] == 0.0 and r["unarchived_wal_bytes"] == 0
+    assert r["last_drill"] == {"at": NOW, "ok": True, "rto_s": 9.5, "target_time": "t"}
+    assert r["repo_size_bytes"] == 100 and r["backup_age_s"]["full"] == H
+
+
+def test_the_health_report_alerts_when_wal_waits():
+    arch = {"last_archived_wal": "000000010000000000000003", "current_wal_bytes": 5 * 16 * 2**20,
+            "wal_segment_bytes": 16 * 2**20, "last_archived_age_s": 700.04}
+    r = assess(info([backup("full", NOW - H)], arch), None, rules.Thresholds(), NOW)
+    assert r["alerts"] == ["WAL waits to be archived: last archived 700.0 s ago (> 600 s)"]
+
+
+def settings(name: str, **over):
+    data = {"pg_roles": [{"name": "o", "password": False}], "pg_backup_host": "backup1", **over}
+    return load_settings(name, data, environ={"PGOPS_BACKUP_CIPHER_PASS": "x"})
+
+
+SETTINGS = {"db1": settings("db1"), "db2": settings("db2"), "db3": settings("db3", pg_backup_host="local")}
+STANZAS = {n: s.pg_backup_host for n, s in SETTINGS.items()}
+ST = info([backup("full", NOW - 2 * H, label="F"), backup("incr", NOW - H, label="I")],
+          earliest=NOW - 2 * H, latest=NOW - 60)
+
+
+def test_restore_check_picks_the_newest_backup_before_the_target():
+    c = check("db1", iso(NOW - 1800), ST, live=False, now=NOW, settings=SETTINGS, stanzas=STANZAS)
+    assert c.backup["label"] == "I" and not c.archive_first and not c.to_end
+    assert c.target == pytest.approx(NOW - 1800)
+
+
+def test_restore_check_refuses_a_time_outside_the_window_unless_the_primary_is_up():
+    with pytest.raises(BackupError, match="outside the recoverable window of db1"):
+        check("db1", iso(NOW - 30), ST, live=False, now=NOW, settings=SETTINGS, stanzas=STANZAS)
+    c = check("db1", iso(NOW - 30), ST, live=True, now=NOW, settings=SETTINGS, stanzas=STANZAS)
+    assert c.archive_first and c.window["latest"] == NOW
+
+
+def test_restore_to_latest_ends_at_the_archive_or_now():
+    down = check("db1", "latest", ST, live=False, now=NOW, settings=SETTINGS, stanzas=STANZAS)
+    assert down.to_end and down.target == NOW - 60 and not down.archive_first
+    up = check("db1", "LATEST", ST, live=True, now=NOW, settings=SETTINGS, stanzas=STANZAS)
+    assert up.target == NOW and up.archive_first
+
+
+@pytest.mark.parametrize(("db", "onto", "in_place", "message"), [
+    ("db1", "db2", True, "--in-place restores over the source's own cluster; it excludes --onto"),
+    ("db1", "db9", False, "--onto db9: not a database host of the inventory"),
+    ("db3", "db1", False, "--onto db1: db3 keeps its repository locally"),
+    ("db1", "db3", False, "--onto db3: it does not use backup1, the repository of db1"),
+])
+def test_restore_check_refuses_a_wrong_destination(db, onto, in_place, message):
+    with pytest.raises(BackupError, match=message):
+        check(db, iso(NOW - 1800), ST, live=False, now=NOW, settings=SETTINGS, stanzas=STANZAS,
+              onto=onto, in_place=in_place)
+
+
+def test_restore_check_refuses_a_host_without_backups_and_a_bad_time():
+    with pytest.raises(BackupError, match="db1 has no backup to restore from"):
+        check("db1", "latest", info([]), live=True, now=NOW, settings=SETTINGS, stanzas=STANZAS)
+    with pytest.raises(BackupError, match="not a time"):
+        parse_time("yesterday")
+
+
+def test_restore_plans_beside_and_in_place():
+    c = check("db1", iso(NOW - 1800), ST, live=True, now=NOW, settings=SETTINGS, stanzas=STANZAS)
+    beside = build("db1", c, SETTINGS["db1"], "db2", False, 5433, "20270115080000")
+    assert (beside.cluster, beside.port, beside.data_directory) == (
+        "restore_20270115080000", 5433, "/var/lib/postgresql/17/restore_20270115080000")
+    assert beside.steps[0] == "create cluster 17/restore_20270115080000 on db2, port 5433"
+    assert beside.estimate_s == pytest.approx(1 + 5 + 1800 / 600)
+    in_place = build("db1", c, SETTINGS["db1"], "db1", True, 5432, "x")
+    assert (in_place.cluster, in_place.port) == ("main", 5432)
+    assert in_place.steps[0] == "stop postgresql@17-main on db1"
+
+
+def test_prometheus_text():
+    rows = [{"host": "db1", "up": True, "backup": {
+                "backup_age_s": {"full": 10.0, "diff": None, "incr": 5.0}, "last_archived_age_s": 3.0,
+                "rpo_estimate_s": 0.0, "archiver_failed_count": None, "repo_size_bytes": 2048,
+                "alerts": ["x"]}},
+            {"host": "db2", "up": False, "backup": {"alerts": ["backup state unavailable: down"]}},
+            {"host": "db3", "up": True}]
+    text = prometheus(rows)
+    assert text.startswith("# HELP pgops_up 1 if the server answered.\n# TYPE pgops_up gauge\n"
+                           'pgops_up{host="db1"} 1\npgops_up{host="db2"} 0\npgops_up{host="db3"} 1\n')
+    for line in ('pgops_backup_age_seconds{host="db1",type="full"} 10.0',
+                 'pgops_backup_age_seconds{host="db1",type="incr"} 5.0',
+                 'pgops_wal_last_archived_age_seconds{host="db1"} 3.0',
+                 'pgops_rpo_estimate_seconds{host="db1"} 0.0',
+                 'pgops_wal_archive_failed_total{host="db1"} 0',
+                 'pgops_repo_size_bytes{host="db1"} 2048',
+                 'pgops_alerts{host="db1"} 1', 'pgops_alerts{host="db2"} 1'):
+        assert line in text.splitlines()
+    assert 'type="diff"' not in text and 'pgops_repo_size_bytes{host="db2"}' not in text
+    assert text.endswith("\n") and text.count("# TYPE") == 7

@@ -1,0 +1,146 @@
+"""The cross-host checks of settings.inventory (pure, on a settings dict), validate_inventory's
+empty-group message, and inventory_target's choice of host, role and database."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from pgops.client.targets import inventory_target
+from pgops.errors import ConfigError, PgopsError
+from pgops.settings import Settings
+from pgops.settings.inventory import (
+    load_inventory,
+    shared_ca_problems,
+    unknown_backup_host_problems,
+    validate_inventory,
+)
+
+# --- unknown_backup_host_problems ---------------------------------------------------------
+
+
+def test_backup_host_in_the_backup_group_local_or_none_passes():
+    settings = {"db1": Settings(pg_backup_host="backup1"), "db2": Settings(pg_backup_host="local"),
+                "db3": Settings()}
+    assert unknown_backup_host_problems(settings, {"backup1"}, "inv.py") == []
+
+
+def test_unknown_backup_host_names_host_group_and_known_hosts():
+    settings = {"db1": Settings(pg_backup_host="backup9"), "db2": Settings(pg_backup_host="backup1")}
+    assert unknown_backup_host_problems(settings, {"backup2", "backup1"}, "inv.py") == [
+        "inv.py: host db1: pg_backup_host: 'backup9' is not a host of group backup_servers "
+        "(have: backup1, backup2) nor 'local'"
+    ]
+
+
+def test_unknown_backup_host_without_backup_hosts_says_none():
+    [problem] = unknown_backup_host_problems({"db1": Settings(pg_backup_host="b")}, set(), "inv.py")
+    assert "(have: none)" in problem
+
+
+# --- shared_ca_problems -------------------------------------------------------------------
+
+
+def tls(repo: str, ca: Path) -> Settings:
+    return Settings(pg_backup_host=repo, pg_backup_transport="tls", pg_backup_tls_dir=ca)
+
+
+def test_tls_hosts_of_one_repository_host_must_share_a_ca(tmp_path):
+    settings = {"db2": tls("backup1", tmp_path / "b"), "db1": tls("backup1", tmp_path / "a"),
+                "db3": tls("backup1", tmp_path / "a")}
+    assert shared_ca_problems(settings, "inv.py") == [
+        "inv.py: pg_backup_tls_dir: the TLS database hosts of backup1 must share one CA directory "
+        f"(have db1, db3: {tmp_path / 'a'}; db2: {tmp_path / 'b'})"
+    ]
+
+
+def test_each_repository_host_may_have_its_own_ca(tmp_path):
+    settings = {"db1": tls("backup1", tmp_path / "a"), "db2": tls("backup2", tmp_path / "b")}
+    assert shared_ca_problems(settings, "inv.py") == []
+
+
+def test_ssh_hosts_need_no_shared_ca(tmp_path):
+    settings = {"db1": tls("backup1", tmp_path / "a"),
+                "db2": Settings(pg_backup_host="backup1", pg_backup_tls_dir=tmp_path / "b")}
+    assert shared_ca_problems(settings, "inv.py") == []
+
+
+def test_ca_problems_are_sorted_by_repository_host(tmp_path):
+    settings = {"db1": tls("r2", tmp_path / "a"), "db2": tls("r2", tmp_path / "b"),
+                "db3": tls("r1", tmp_path / "a"), "db4": tls("r1", tmp_path / "b")}
+    problems = shared_ca_problems(settings, "inv.py")
+    assert [p.split(" must ")[0][-2:] for p in problems] == ["r1", "r2"]
+
+
+# --- validate_inventory and inventory_target on a real inventory file ---------------------
+
+INVENTORY = '''
+_data = {"pg_roles": [{"name": "app"}, {"name": "grp", "login": False},
+                      {"name": "nopw", "password": False}],
+         "pg_databases": [{"name": "appdb", "owner": "app"}], "pg_app_database": "appdb",
+         "pg_migration_role": "app", "pg_port": 5433}
+db_servers = ([("db1", {"ssh_hostname": "10.0.0.1"}), "db2", ("db3", {"pg_app_database": None})],
+              _data)
+'''
+
+
+@pytest.fixture
+def inventory_file(tmp_path, monkeypatch) -> Path:
+    monkeypatch.setenv("PGOPS_ROLE_APP_PASSWORD", "s3cret")
+    path = tmp_path / "inv.py"
+    path.write_text(INVENTORY)
+    return path
+
+
+def conninfo(url: str) -> dict:
+    return psycopg.conninfo.conninfo_to_dict(url)
+
+
+def test_validate_inventory_without_database_hosts(tmp_path):
+    path = tmp_path / "inv.py"
+    path.write_text("backup_servers = ['backup1']\n")
+    with pytest.raises(ConfigError) as e:
+        validate_inventory(load_inventory(path), "inv.py")
+    assert e.value.problems == [
+        "inv.py: no hosts in group db_servers (a group is a list of host names or (name, data) "
+        "tuples; pyinfra ignores anything else)"
+    ]
+
+
+def test_inventory_target_defaults_to_the_first_database_host(inventory_file):
+    target = inventory_target(inventory_file, None, "app", None)
+    assert conninfo(target.url) == {
+        "host": "10.0.0.1", "port": "5433", "dbname": "appdb", "user": "app", "sslmode": "require",
+        "application_name": "pgops", "password": "s3cret"}
+    assert target.label == "db1 (10.0.0.1:5433) database appdb as app"
+
+
+def test_inventory_target_named_host_database_and_role_without_password(inventory_file):
+    target = inventory_target(inventory_file, "db2", "nopw", "other")
+    assert conninfo(target.url) == {
+        "host": "db2", "port": "5433", "dbname": "other", "user": "nopw", "sslmode": "require",
+        "application_name": "pgops"}
+    assert target.label == "db2 (db2:5433) database other as nopw"
+
+
+def test_inventory_target_group_role_gets_no_password(inventory_file):
+    assert "password" not in conninfo(inventory_target(inventory_file, "db1", "grp", None).url)
+
+
+def test_inventory_target_unknown_host(inventory_file):
+    with pytest.raises(PgopsError, match=f"^no database host 'db9' in {inventory_file}$"):
+        inventory_target(inventory_file, "db9", "app", None)
+
+
+def test_inventory_target_unknown_role(inventory_file):
+    with pytest.raises(PgopsError) as e:
+        inventory_target(inventory_file, "db2", "ghost", None)
+    assert str(e.value) == f"role 'ghost' is not in pg_roles of {inventory_file} [db2]"
+
+
+def test_inventory_target_without_database(inventory_file):
+    with pytest.raises(PgopsError) as e:
+        inventory_target(inventory_file, "db3", "app", None)
+    assert str(e.value) == f"{inventory_file} [db3]: no database given and pg_app_database is not set"
