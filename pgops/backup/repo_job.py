@@ -63,26 +63,26 @@ def newest_wal_time(stanza):
 
 
 def status(stanza, thresholds=None):
-    """Backup ages and the newest archived WAL's age, judged by the rules `pgops status` uses
-    (exit 1 past the thresholds). This host sees no pg_stat_archiver: the WAL at risk is
-    estimated by the newest archived segment's age."""
+    """Backup ages, the newest archived WAL's age and the last drill, judged by the rules
+    `pgops status` uses (exit 1 past the thresholds). This host sees no pg_stat_archiver:
+    when no WAL has been archived within max_wal_age_s, it proves archiving with
+    `pgbackrest check`, and alerts only if that fails."""
     t = thresholds or rules.Thresholds.from_env(os.environ)
     st = info(stanza)
     now = time.time()
     ages = rules.backup_ages(st.get("backup", []), now)
     wal_time = newest_wal_time(stanza)
     wal_age = round(now - wal_time) if wal_time else None
-    problems = []
-    if wal_age is None or wal_age > t.max_rpo_s:
+    alerts = rules.age_alerts(ages, t)
+    if wal_age is None or wal_age > t.max_wal_age_s:
         # An idle database archives nothing (no archive_timeout switch without WAL worth it):
         # prove archiving end to end instead (a WAL switch, archived and found) before alerting.
         try:
             pgbackrest(stanza, "check", timeout=300)
             wal_age = 0
         except RuntimeError as e:
-            problems.append(f"archiving check fails: {e}")
-    last_drill = rules.last_drill(_tail(rules.drill_log(stanza)))
-    alerts = rules.alerts(ages, wal_age, t, last_drill=last_drill, wal_age_s=wal_age) + problems
+            alerts.append(f"no WAL archived within {t.max_wal_age_s} s and check fails: {e}")
+    alerts += rules.drill_alerts(rules.last_drill(_tail(rules.drill_log(stanza))))
     if (st.get("status") or {}).get("code", 1) != 0:
         alerts.append(f"stanza: {(st.get('status') or {}).get('message')}")
     result = {"backup_age_s": ages, "last_wal_age_s": wal_age, "alerts": alerts}

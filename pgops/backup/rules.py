@@ -33,14 +33,19 @@ class Thresholds:
     max_backup_age_h: float = 26.0
     #: Seconds of committed work that may wait to be archived.
     max_rpo_s: float = 600.0
+    #: The repository host, which sees no pg_stat_archiver: seconds without a newly archived
+    #: WAL segment before it proves archiving with `pgbackrest check` (an alert if that fails).
+    max_wal_age_s: int = 3600
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Thresholds:
-        """PGOPS_MAX_FULL_AGE_H, PGOPS_MAX_BACKUP_AGE_H, PGOPS_MAX_RPO_S over the defaults."""
+        """PGOPS_MAX_FULL_AGE_H, PGOPS_MAX_BACKUP_AGE_H, PGOPS_MAX_RPO_S and
+        PGOPS_MAX_WAL_AGE_S over the defaults."""
         d = cls()
         return cls(float(environ.get("PGOPS_MAX_FULL_AGE_H", d.max_full_age_h)),
                    float(environ.get("PGOPS_MAX_BACKUP_AGE_H", d.max_backup_age_h)),
-                   float(environ.get("PGOPS_MAX_RPO_S", d.max_rpo_s)))
+                   float(environ.get("PGOPS_MAX_RPO_S", d.max_rpo_s)),
+                   int(environ.get("PGOPS_MAX_WAL_AGE_S", d.max_wal_age_s)))
 
 
 def backup_ages(backups: Iterable[Mapping], now: float) -> dict[str, float | None]:
@@ -76,10 +81,8 @@ def rpo_estimate(archiver: Mapping) -> float | None:
     return None if age is None else float(age)
 
 
-def alerts(ages: Mapping[str, float | None], rpo_s: float | None, t: Thresholds,
-           archiving_failing: bool = False, last_drill: Mapping | None = None,
-           wal_age_s: float | None = None) -> list[str]:
-    """The alerts of one host's backups; none means healthy."""
+def age_alerts(ages: Mapping[str, float | None], t: Thresholds) -> list[str]:
+    """The alerts of backups too old: no full one, or none at all, within the thresholds."""
     out = []
     full = ages.get("full")
     if full is None or full > t.max_full_age_h * 3600:
@@ -87,13 +90,25 @@ def alerts(ages: Mapping[str, float | None], rpo_s: float | None, t: Thresholds,
     newest = min((a for a in ages.values() if a is not None), default=None)
     if newest is None or newest > t.max_backup_age_h * 3600:
         out.append(f"no backup within {t.max_backup_age_h:.0f} h")
+    return out
+
+
+def drill_alerts(last_drill: Mapping | None) -> list[str]:
+    return ["the last restore drill failed"] if last_drill and not last_drill.get("ok") else []
+
+
+def alerts(ages: Mapping[str, float | None], rpo_s: float | None, t: Thresholds,
+           archiving_failing: bool = False, last_drill: Mapping | None = None,
+           wal_age_s: float | None = None) -> list[str]:
+    """The alerts of one host's backups as `pgops status` sees them (with the database
+    host's pg_stat_archiver); none means healthy. The repository host's job judges WAL
+    without it (max_wal_age_s) and uses the age and drill alerts alone."""
+    out = age_alerts(ages, t)
     if rpo_s is None or rpo_s > t.max_rpo_s:
         out.append(f"WAL waits to be archived: last archived {wal_age_s} s ago (> {t.max_rpo_s:.0f} s)")
     if archiving_failing:
         out.append("WAL archiving is failing (pg_stat_archiver.last_failed_time is the newest)")
-    if last_drill and not last_drill.get("ok"):
-        out.append("the last restore drill failed")
-    return out
+    return out + drill_alerts(last_drill)
 
 
 def archiving_failing(archiver: Mapping) -> bool:

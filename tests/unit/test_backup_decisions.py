@@ -1,11 +1,15 @@
-"""The backup decisions without a lab: health rules and alerts, the health report, restore
-planning (window, destination, steps) and the Prometheus text."""
+"""The backup decisions without a lab: health rules and alerts (also the repository host's
+status job), the health report, restore planning (window, destination, steps) and the
+Prometheus text."""
 
 from __future__ import annotations
 
+import json
+import time
+
 import pytest
 
-from pgops.backup import rules
+from pgops.backup import repo_job, rules
 from pgops.backup.health import assess
 from pgops.backup.restore import build, check, iso, parse_time
 from pgops.errors import BackupError
@@ -47,8 +51,49 @@ def test_alerts(ages, rpo, failing, drill, expected):
 
 
 def test_thresholds_from_the_environment():
-    t = rules.Thresholds.from_env({"PGOPS_MAX_RPO_S": "60", "PGOPS_MAX_FULL_AGE_H": "24"})
-    assert t == rules.Thresholds(max_full_age_h=24.0, max_backup_age_h=26.0, max_rpo_s=60.0)
+    t = rules.Thresholds.from_env({"PGOPS_MAX_RPO_S": "60", "PGOPS_MAX_FULL_AGE_H": "24",
+                                   "PGOPS_MAX_WAL_AGE_S": "7200"})
+    assert t == rules.Thresholds(max_full_age_h=24.0, max_backup_age_h=26.0, max_rpo_s=60.0,
+                                 max_wal_age_s=7200)
+    assert rules.Thresholds.from_env({}).max_wal_age_s == 3600
+
+
+def repo_job_status(monkeypatch, wal_age: float, check_error: str | None) -> tuple[dict, list[str]]:
+    """The repository host's status job on a stanza with a fresh full backup and WAL last
+    archived `wal_age` s ago, where `pgbackrest check` fails with `check_error` (None: passes):
+    (its result, the pgbackrest commands it ran)."""
+    ran: list[str] = []
+    now = time.time()
+
+    def pgbackrest(stanza, *args, timeout=0):
+        ran.append(" ".join(args))
+        if check_error:
+            raise RuntimeError(check_error)
+
+    monkeypatch.setattr(repo_job, "info", lambda stanza: {
+        "backup": [{"type": "full", "timestamp": {"stop": now - H}}], "status": {"code": 0}})
+    monkeypatch.setattr(repo_job, "newest_wal_time", lambda stanza: now - wal_age)
+    monkeypatch.setattr(repo_job, "pgbackrest", pgbackrest)
+    monkeypatch.setattr(repo_job, "_tail", lambda path: "")  # no drill yet
+    try:
+        return repo_job.status("db1", rules.Thresholds()), ran
+    except RuntimeError as e:
+        return json.loads(str(e)), ran
+
+
+def test_the_repository_job_leaves_wal_younger_than_max_wal_age_alone(monkeypatch):
+    result, ran = repo_job_status(monkeypatch, 1800, "unused")  # past max_rpo_s, within max_wal_age_s
+    assert result["alerts"] == [] and result["last_wal_age_s"] == 1800 and ran == []
+
+
+def test_the_repository_job_proves_older_wal_with_check(monkeypatch):
+    result, ran = repo_job_status(monkeypatch, 3601, None)
+    assert ran == ["check"] and result["alerts"] == [] and result["last_wal_age_s"] == 0
+
+
+def test_the_repository_job_alerts_when_wal_is_old_and_check_fails(monkeypatch):
+    result, _ = repo_job_status(monkeypatch, 3601, "archive-push timed out")
+    assert result["alerts"] == ["no WAL archived within 3600 s and check fails: archive-push timed out"]
 
 
 def test_archiving_is_failing_only_when_the_last_failure_is_the_newest():
