@@ -71,7 +71,7 @@ def _sources(host: Host, inventory_file: str) -> dict[str, str]:
     return out
 
 
-def host_settings(host: Host, inventory_file: str = "inventory") -> Settings:
+def host_settings(host: Host, inventory_file: str) -> Settings:
     return load_settings(host.name, host.data.dict(), sources=_sources(host, inventory_file))
 
 
@@ -144,8 +144,9 @@ def all_settings() -> dict[str, Settings]:
     return cached
 
 
-
 def _inventory_name() -> str:
-    """The inventory file as the user named it: `pgops deploy` passes it to pyinfra's process;
-    a plain `pyinfra INVENTORY deploy.py` run has no such word, and says "inventory"."""
-    return os.environ.get(INVENTORY_NAME_ENV, "inventory")
+    """The inventory file as the user named it, for messages and to find its group_data/:
+    `pgops deploy` passes it to pyinfra's process in PGOPS_INVENTORY_NAME. pyinfra does not
+    tell deploy.py which file it loaded, so a plain `pyinfra INVENTORY deploy.py` run should
+    set it too; unset, the default inventory is named (PGOPS_INVENTORY, else inventory/lab.py)."""
+    return os.environ.get(INVENTORY_NAME_ENV) or str(default_inventory())

@@ -1,5 +1,6 @@
 """The cross-host checks of settings.inventory (pure, on a settings dict), validate_inventory's
-empty-group message, and inventory_target's choice of host, role and database."""
+empty-group message, inventory_target's choice of host, role and database, and the inventory's
+name inside pyinfra's process."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ from pgops.client.targets import inventory_target
 from pgops.errors import ConfigError, PgopsError
 from pgops.settings import Settings
 from pgops.settings.inventory import (
+    DEFAULT_INVENTORY,
+    INVENTORY_NAME_ENV,
+    _inventory_name,
     load_inventory,
     shared_ca_problems,
     unknown_backup_host_problems,
@@ -144,3 +148,16 @@ def test_inventory_target_without_database(inventory_file):
     with pytest.raises(PgopsError) as e:
         inventory_target(inventory_file, "db3", "app", None)
     assert str(e.value) == f"{inventory_file} [db3]: no database given and pg_app_database is not set"
+
+
+# --- the inventory's name inside pyinfra's process ---------------------------------------
+
+
+def test_the_inventory_name_is_pgops_deploys_else_the_default_inventory(monkeypatch):
+    monkeypatch.setenv(INVENTORY_NAME_ENV, "inventory/production.py")
+    assert _inventory_name() == "inventory/production.py"
+    monkeypatch.delenv(INVENTORY_NAME_ENV)
+    monkeypatch.delenv("PGOPS_INVENTORY", raising=False)
+    assert _inventory_name() == str(DEFAULT_INVENTORY)
+    monkeypatch.setenv("PGOPS_INVENTORY", "/srv/inv/prod.py")
+    assert _inventory_name() == "/srv/inv/prod.py"
