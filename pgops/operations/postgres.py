@@ -111,18 +111,22 @@ def hba_file(path: str, content: str, port: int, service: str):
 def hba_swap_script(path: str, port: int, service: str) -> str:
     """The shell that swaps `path`.pgops-new in (backing the current file up to
     `path`.pgops-prev), checks it with pg_hba_file_rules and reloads, or undoes the swap and
-    exits 1 with a message naming the file."""
+    exits 1 with a message naming the file. Only the query's rows (stdout) can refuse the
+    file; psql's stderr goes to a temporary file, quoted only when psql itself fails, so a
+    warning there is no refusal."""
     check = psql.shell("select format('line %s: %s', line_number, error) "
                        "from pg_hba_file_rules where error is not null", port)
     p, new, prev = (shlex.quote(f) for f in (path, f"{path}.pgops-new", f"{path}.pgops-prev"))
     return (
         f"set -e; cd /; "
+        "stderr=$(mktemp); trap 'rm -f \"$stderr\"' EXIT; "
         f"if [ -e {p} ]; then cp -p {p} {prev}; undo() {{ cp -p {prev} {p}; }}; "
         f'kept="previous file kept"; '
         f'else undo() {{ rm -f {p}; }}; kept="no previous file, new file removed"; fi; '
         f"mv {new} {p}; "
-        f"if ! errors=$({check} 2>&1); then undo; "
-        f"printf '%s not checked (psql failed: %s), %s\\n' {p} \"$errors\" \"$kept\" >&2; exit 1; fi; "
+        f'if ! errors=$({check} 2>"$stderr"); then undo; '
+        f"printf '%s not checked (psql failed: %s), %s\\n' {p} \"$(cat \"$stderr\")\" \"$kept\" >&2; "
+        f"exit 1; fi; "
         f"if [ -n \"$errors\" ]; then undo; "
         f"printf '%s refused, %s: %s\\n' {p} \"$kept\" \"$errors\" >&2; exit 1; fi; "
         f"systemctl reload {service}"

@@ -1,7 +1,8 @@
 """The shell hba_file generates, run for real with `sh` against fake runuser, psql and
 systemctl on PATH (no Postgres): a refused file or a failing psql puts the previous file
 back (or removes the new one when there was none) and fails with a message naming the file;
-an accepted file stays and the service is reloaded."""
+an accepted file stays and the service is reloaded, whatever psql says on stderr; the
+temporary file holding that stderr is always removed."""
 
 from __future__ import annotations
 
@@ -33,6 +34,8 @@ PSQL = {
     "accepts": "#!/bin/sh\necho \"psql $*\" >> \"$FAKE_LOG\"\nexit 0\n",
     "refuses": "#!/bin/sh\necho \"psql $*\" >> \"$FAKE_LOG\"\n"
                "echo 'line 2: invalid authentication method \"scram-sha-257\"'\nexit 0\n",
+    "warns": "#!/bin/sh\necho \"psql $*\" >> \"$FAKE_LOG\"\n"
+             "echo 'WARNING: could not flush dirty data: Function not implemented' >&2\nexit 0\n",
     "fails": "#!/bin/sh\necho \"psql $*\" >> \"$FAKE_LOG\"\n"
              "echo 'psql: error: connection to server on socket \"/var/run/postgresql/.s.PGSQL.5432\" "
              "failed: No such file or directory' >&2\nexit 2\n",
@@ -75,11 +78,14 @@ def run(tmp_path: Path, psql: str, current: str | None, stale_prev: str | None =
         (bindir / name).chmod(0o755)
     log = tmp_path / "fake.log"
     log.touch()
+    tmp = tmp_path / "tmp"  # mktemp's directory: the script must leave it empty
+    tmp.mkdir()
     proc = subprocess.run(
         ["sh", "-c", script(path, current)], capture_output=True, text=True,
         env={**os.environ, "PATH": f"{bindir}:{os.environ.get('PATH', '/usr/bin:/bin')}",
-             "FAKE_LOG": str(log)},
+             "FAKE_LOG": str(log), "TMPDIR": str(tmp)},
     )
+    assert list(tmp.iterdir()) == [], "psql's stderr file was left behind"
     return proc, path, log.read_text()
 
 
@@ -97,6 +103,14 @@ def test_accepted_file_stays_and_the_service_reloads(tmp_path):
     assert path.read_text() == NEW
     assert Path(f"{path}.pgops-prev").read_text() == OLD
     assert not Path(f"{path}.pgops-new").exists()
+    assert log.splitlines()[-1] == f"systemctl reload {SERVICE}"
+
+
+def test_a_warning_on_psqls_stderr_is_no_refusal(tmp_path):
+    """Only the query's rows refuse a file: a warning psql prints on stderr does not."""
+    proc, path, log = run(tmp_path, "warns", OLD)
+    assert proc.returncode == 0, proc.stderr
+    assert path.read_text() == NEW
     assert log.splitlines()[-1] == f"systemctl reload {SERVICE}"
 
 
