@@ -135,11 +135,13 @@ def _timers(role: roles.BackupRole) -> None:
                   dest=roles.NO_MAIN_CLUSTER_CONF, create_remote_dir=True, mode="644")
         apt.packages(name="PostgreSQL binaries for drills", packages=role.drill_packages,
                      no_recommends=True)
+    # The rules first: an upgrade never runs a new job runner against an old rules.py.
+    rules_file = files.put(name="pgops-repo-job's rules (shared with pgops status)",
+                           src=str(timers.RULES_SOURCE), dest=timers.RULES, create_remote_dir=True,
+                           mode="644")
     script = files.put(name="pgops-repo-job (the timers' job runner)", src=str(timers.SCRIPT_SOURCE),
-                       dest=timers.SCRIPT, create_remote_dir=True, mode="755")
-    rules = files.put(name="pgops-repo-job's rules (shared with pgops status)",
-                      src=str(timers.RULES_SOURCE), dest=timers.RULES, mode="644")
-    units = [script, rules]
+                       dest=timers.SCRIPT, mode="755")
+    units = [rules_file, script]
     for job in role.jobs:
         units.append(files.put(name=f"Service {timers.service_name(job)}",
                                src=StringIO(timers.service(job, role.user)),

@@ -117,7 +117,7 @@ def test_a_local_repository(recorder):
         "Timer pgops-incr@db3.timer stopped (no longer configured)", "Timer pgops-incr@db3.timer removed",
         "Service pgops-incr@.service removed (no timer uses it)",
         "Service pgops-status@.service removed (no timer uses it)",
-        "pgops-repo-job (the timers' job runner)", "pgops-repo-job's rules (shared with pgops status)",
+        "pgops-repo-job's rules (shared with pgops status)", "pgops-repo-job (the timers' job runner)",
         "Service pgops-drill@.service", "Service pgops-full@.service",
         "Timer pgops-full@db3.timer", "Timer pgops-drill@db3.timer", "systemd reloaded (pgops units changed)",
         "Timer pgops-full@db3.timer enabled", "Timer pgops-drill@db3.timer enabled"]
@@ -140,7 +140,7 @@ def test_a_repository_host_serving_a_tls_and_an_ssh_database_host(recorder):
         "Stanza db1", "Stanza db2",
         "Timer pgops-drill@db2.timer stopped (no longer configured)", "Timer pgops-drill@db2.timer removed",
         "No main cluster on the repository host", "PostgreSQL binaries for drills",
-        "pgops-repo-job (the timers' job runner)", "pgops-repo-job's rules (shared with pgops status)",
+        "pgops-repo-job's rules (shared with pgops status)", "pgops-repo-job (the timers' job runner)",
         *[f"Service pgops-{j}@.service" for j in ("diff", "drill", "full", "incr", "status")],
         *enabled, "systemd reloaded (pgops units changed)", *[f"{t} enabled" for t in enabled]]
     drill = next(c for c in recorder.calls if c.name == "PostgreSQL binaries for drills")
