@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from pgops.backup.rules import REPO_HOME
 from pgops.server.cluster import Cluster
 from pgops.settings import S3_KEY, S3_KEY_SECRET, Settings, SettingValue
+from pgops.settings.secrets import shared_key_s3
 
 REPO_USER = "pgbackrest"
 CONF = "/etc/pgbackrest/pgbackrest.conf"
@@ -100,11 +101,6 @@ def repos(options: Mapping[str, OptionValue]) -> list[int]:
     """The repository indexes a host's options use (repo1 always: pgops's default)."""
     found = {int(m[1]) for k in options if (m := re.match(r"^repo(\d+)-", k))}
     return sorted(found | {1})
-
-
-def is_s3(options: Mapping[str, OptionValue], n: int) -> bool:
-    return options.get(f"repo{n}-type") == "s3" and options.get(f"repo{n}-s3-key-type",
-                                                                "shared") == "shared"
 
 
 def _repository_options(s: Settings) -> Options:
@@ -198,7 +194,7 @@ def secrets_conf(dbs: dict[str, Settings]) -> str:
         for n in repos(s.pgbackrest):
             if n > 1:
                 sec[f"repo{n}-cipher-pass"] = s.cipher_pass
-            if is_s3(s.pgbackrest, n):
+            if shared_key_s3(s.pgbackrest, n):
                 sec[f"repo{n}-s3-key"] = s.secrets[S3_KEY].get_secret_value()
                 sec[f"repo{n}-s3-key-secret"] = s.secrets[S3_KEY_SECRET].get_secret_value()
         if sec:

@@ -18,6 +18,7 @@ from pgops.settings.secrets import (
     S3_KEY_SECRET,
     raw_field,
     read_secrets_file,
+    role_secrets,
     secret_names,
 )
 
@@ -161,8 +162,9 @@ def _file_secrets(secrets_file: Any) -> tuple[dict[str, str], list[str]]:
         return {}, [f"pg_secrets_file: cannot read {secrets_file}: {e.strerror}"]
 
 
-def _missing_secret(name: str, secrets_file: Any) -> str:
-    """The problem for an unset secret, naming the setting that needs it and where it was looked for."""
+def _missing_secret(name: str, secrets_file: Any, roles: Mapping[str, str]) -> str:
+    """The problem for an unset secret, naming the setting that needs it and where it was
+    looked for; `roles` is role_secrets of the config (secret name -> role)."""
     where = f" or {secrets_file}" if secrets_file else ""
     if name == BACKUP_SECRET:
         return (f"pg_backup_host: secret {name} (the repository's encryption "
@@ -170,8 +172,7 @@ def _missing_secret(name: str, secrets_file: Any) -> str:
     if name in (S3_KEY, S3_KEY_SECRET):
         return (f"pgbackrest: secret {name} (the S3 repository's access key) is "
                 f"not set (environment{where})")
-    role = name.removeprefix("PGOPS_ROLE_").removesuffix("_PASSWORD").lower()
-    return f"pg_roles[{role}].password: secret {name} is not set (environment{where})"
+    return f"pg_roles[{roles[name]}].password: secret {name} is not set (environment{where})"
 
 
 def _resolve_secrets(raw: dict[str, Any], environ: Mapping[str, str]
@@ -181,12 +182,13 @@ def _resolve_secrets(raw: dict[str, Any], environ: Mapping[str, str]
     secrets_file = raw.get("pg_secrets_file")
     file_secrets, problems = _file_secrets(secrets_file)
     resolved = {}
+    roles = role_secrets(raw)
     for name in secret_names(raw):
         value = environ.get(name) or file_secrets.get(name)
         if value:
             resolved[name] = SecretStr(value)
         else:
-            problems.append(_missing_secret(name, secrets_file))
+            problems.append(_missing_secret(name, secrets_file, roles))
     return resolved, problems
 
 

@@ -16,7 +16,7 @@ from pydantic import (
     field_validator,
 )
 
-from pgops.settings.secrets import BACKUP_SECRET, S3_KEY, S3_KEY_SECRET
+from pgops.settings.secrets import BACKUP_SECRET, S3_KEY, S3_KEY_SECRET, role_secret
 
 #: PostgreSQL majors pgops knows how to deploy (pgvector packages exist for each).
 SUPPORTED_MAJORS = range(13, 19)
@@ -70,7 +70,7 @@ class Role(_Model):
 
     @property
     def secret_name(self) -> str:
-        return f"PGOPS_ROLE_{self.name.upper()}_PASSWORD"
+        return role_secret(self.name)
 
 
 class Database(_Model):

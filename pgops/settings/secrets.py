@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,29 @@ BACKUP_SECRET = "PGOPS_BACKUP_CIPHER_PASS"
 #: Access keys of S3 repositories (repoN-type: s3), kept on the repository host only.
 S3_KEY = "PGOPS_BACKUP_S3_KEY"
 S3_KEY_SECRET = "PGOPS_BACKUP_S3_KEY_SECRET"
+
+
+def shared_key_s3(options: Mapping[str, Any], n: int) -> bool:
+    """Whether repository `n` of pgBackRest options is S3 reached with shared keys, which
+    pgops passes (S3_KEY, S3_KEY_SECRET); `auto` (instance role) and `web-id` need none."""
+    return (options.get(f"repo{n}-type") == "s3"
+            and options.get(f"repo{n}-s3-key-type", "shared") == "shared")
+
+
+def role_secret(role: str) -> str:
+    """The secret holding a role's password (environment or secrets file)."""
+    return f"PGOPS_ROLE_{role.upper()}_PASSWORD"
+
+
+def role_secrets(settings_data: dict[str, Any]) -> dict[str, str]:
+    """secret name -> role, for the roles of raw settings that log in with a password;
+    tolerant of invalid role entries, which field validation reports."""
+    out = {}
+    for r in settings_data.get("pg_roles") or ():
+        name = raw_field(r, "name")
+        if isinstance(name, str) and raw_field(r, "login", True) and raw_field(r, "password", True):
+            out[role_secret(name)] = name
+    return out
 
 
 def raw_field(obj: Any, key: str, default: Any = None) -> Any:
@@ -36,14 +60,8 @@ def secret_names(settings_data: dict[str, Any]) -> list[str]:
     invalid role entries, which field validation reports."""
     out = [BACKUP_SECRET] if settings_data.get("pg_backup_host") else []
     backrest = settings_data.get("pgbackrest") or {}
-    # Keys only for shared-key S3 repositories: `auto` (instance role) and `web-id` need none.
     if out and isinstance(backrest, dict) and any(
-            (m := re.fullmatch(r"repo(\d+)-type", str(k))) and v == "s3"
-            and backrest.get(f"repo{m[1]}-s3-key-type", "shared") == "shared"
-            for k, v in backrest.items()):
+            (m := re.fullmatch(r"repo(\d+)-type", str(k))) and shared_key_s3(backrest, int(m[1]))
+            for k in backrest):
         out += [S3_KEY, S3_KEY_SECRET]
-    for r in settings_data.get("pg_roles") or ():
-        name = raw_field(r, "name")
-        if isinstance(name, str) and raw_field(r, "login", True) and raw_field(r, "password", True):
-            out.append(f"PGOPS_ROLE_{name.upper()}_PASSWORD")
-    return out
+    return out + list(role_secrets(settings_data))
