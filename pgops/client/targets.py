@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import psycopg
 
-from pgops.client.db import redact
+from pgops.client.db import read_env_file, redact
 from pgops.errors import PgopsError
 
 if TYPE_CHECKING:
@@ -46,8 +46,6 @@ def dsn_target(dsn: str | None = None) -> Target | None:
     or .env, else the PG* variables; None when none is set (the caller uses the inventory)."""
     if dsn:
         return Target(dsn, redact(dsn))
-    from pgops.client.db import read_env_file
-
     merged = {**read_env_file(".env"), **os.environ}
     test = (merged.get("PGOPS_ENV") or merged.get("NODE_ENV")) == "test"
     url = merged.get("DATABASE_URL_TEST" if test else "DATABASE_URL")
@@ -62,6 +60,8 @@ def inventory_target(inventory: Path | None, host: str | None, user: str,
                      database: str | None) -> Target:
     """`user` on `database` (default: pg_app_database) of an inventory's database host (default:
     its first), over TLS; the role's password comes from its secret, like a deploy's."""
+    # pyinfra only here: the dev image has none, and reaches its database by DSN.
+    from pgops.remote import address
     from pgops.settings.inventory import default_inventory, load_inventory, validate_inventory
 
     path = inventory or default_inventory()
@@ -73,18 +73,18 @@ def inventory_target(inventory: Path | None, host: str | None, user: str,
     dbname = database or s.pg_app_database
     if not dbname:
         raise PgopsError(f"{path} [{h.name}]: no database given and pg_app_database is not set")
-    address = h.data.get("ssh_hostname") or h.name
-    params: dict[str, str | int] = {"host": address, "port": s.pg_port, "dbname": dbname, "user": user,
+    where = address(h)
+    params: dict[str, str | int] = {"host": where, "port": s.pg_port, "dbname": dbname, "user": user,
                                     "sslmode": "require", "application_name": "pgops"}
     if role.login and role.password:
         params["password"] = s.password(role)
     url = psycopg.conninfo.make_conninfo("", **params)
-    return Target(url, f"{h.name} ({address}:{s.pg_port}) database {dbname} as {user}")
+    return Target(url, f"{h.name} ({where}:{s.pg_port}) database {dbname} as {user}")
 
 
 def _database_host(inv: Inventory, host: str | None, path: Path) -> Host:
     """The database host named `host`, else the inventory's first: a typo must not pick another."""
-    from pgops.settings.inventory import DB_GROUP
+    from pgops.settings.inventory import DB_GROUP  # pyinfra: as in inventory_target
 
     hosts = [h for h in inv if DB_GROUP in h.groups]
     if host:

@@ -9,6 +9,7 @@ import pytest
 import pgops.deploys.backup as backup_deploy
 from pgops.backup import pki, timers
 from pgops.errors import ConfigError
+from pgops.remote import address
 from pgops.settings import load_settings
 from pgops.settings.inventory import BACKUP_GROUP, DB_GROUP
 from tests.operations.deploy_plan import Recorder, Scenario, any_changed, describe, plan
@@ -59,7 +60,7 @@ def deploy(sc: Scenario) -> None:
     """What deploy.py passes: every database host's settings and every host's address."""
     dbs = {n: load_settings(n, h.data, environ=ENV) for n, h in sc.inventory.hosts.items()
            if DB_GROUP in h.groups}
-    addresses = {n: h.data.get("ssh_hostname") or n for n, h in sc.inventory.hosts.items()}
+    addresses = {n: address(h) for n, h in sc.inventory.hosts.items()}
     sc.run(backup_deploy.backups._inner, dbs, addresses)
 
 
