@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from pgops.backup import backrest, timers
-from pgops.server.cluster import PG_HOME
+from pgops.server.cluster import CREATECLUSTER_D, PG_HOME
 from pgops.settings import LOCAL_REPOSITORY, Settings
 from pgops.settings.inventory import BACKUP_GROUP, DB_GROUP
 
@@ -42,7 +42,7 @@ WantedBy=multi-user.target
 
 #: postgresql-common's settings on a repository host that runs drills: PostgreSQL's binaries
 #: without a cluster of its own.
-NO_MAIN_CLUSTER_CONF = "/etc/postgresql-common/createcluster.d/50-pgops-repo-host.conf"
+NO_MAIN_CLUSTER_CONF = f"{CREATECLUSTER_D}/50-pgops-repo-host.conf"
 NO_MAIN_CLUSTER = ("# Managed by pgops: the repository host runs only drill copies.\n"
                    "create_main_cluster = false\n")
 

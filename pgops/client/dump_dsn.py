@@ -22,6 +22,7 @@ from psycopg import sql
 from pgops.client.dump import BACKUPS_DIR, NAME, prune
 from pgops.client.targets import Target
 from pgops.errors import DumpError
+from pgops.server.cluster import PG_LIB
 
 COMPOSE = "docker-compose -f docker-compose.dev.yml exec backup pgops"
 
@@ -46,7 +47,7 @@ def _version(binary: str) -> int | None:
     return int(m[1]) if r.returncode == 0 and m else None
 
 
-def client(tool: str, server_major: int, fix: str, root: Path = Path("/usr/lib/postgresql")) -> str:
+def client(tool: str, server_major: int, fix: str, root: Path = Path(PG_LIB)) -> str:
     """A `tool` (pg_dump, pg_restore) of at least the server's major version: Debian's
     /usr/lib/postgresql/N/bin first (the server's own major preferred), then PATH."""
     found: dict[int, str] = {}

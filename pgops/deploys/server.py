@@ -14,12 +14,13 @@ from pgops.errors import ConfigError
 from pgops.facts.system import HostResources
 from pgops.operations import postgres, tls
 from pgops.server import pgconf
+from pgops.server.cluster import CREATECLUSTER_D
 from pgops.settings import DISTRO_MAJORS, Settings
 
 PGDG_LIST = "/etc/apt/sources.list.d/pgops-postgresql.list"
 PGDG_KEY = "/usr/share/keyrings/pgops-postgresql.asc"
 #: postgresql-common reads this when the package creates the cluster (pg_createcluster).
-CREATECLUSTER_CONF = "/etc/postgresql-common/createcluster.d/50-pgops-server.conf"
+CREATECLUSTER_CONF = f"{CREATECLUSTER_D}/50-pgops-server.conf"
 
 
 def packages(s: Settings) -> list[str]:

@@ -6,6 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 PG_HOME = "/var/lib/postgresql"
+#: A major's binaries live in PG_LIB/MAJOR/bin (see bindir).
+PG_LIB = "/usr/lib/postgresql"
+#: postgresql-common's settings for clusters it creates (pg_createcluster, the package's main).
+CREATECLUSTER_D = "/etc/postgresql-common/createcluster.d"
 
 
 @dataclass(frozen=True)
@@ -47,4 +51,4 @@ class Cluster:
 
 def bindir(major: int) -> str:
     """A major's binaries (pg_dump, pg_controldata, pg_amcheck, ...), shared by its clusters."""
-    return f"/usr/lib/postgresql/{major}/bin"
+    return f"{PG_LIB}/{major}/bin"
