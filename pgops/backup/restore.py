@@ -91,7 +91,7 @@ def archive_past(b: Backups, db: str, timeout: float = 60) -> None:
     count = psql.shell("select archived_count from pg_stat_archiver", s.pg_port)
     before = int(run(h, count).strip())
     # Two transactions: the commit must land in the segment that the switch then closes.
-    run(h, psql.shell("select txid_current()", s.pg_port) + " -c 'select pg_switch_wal()'")
+    run(h, psql.shell(["select txid_current()", "select pg_switch_wal()"], s.pg_port))
     deadline = time.monotonic() + timeout
     while int(run(h, count).strip()) <= before:
         if time.monotonic() > deadline:

@@ -5,6 +5,7 @@ operations wrap the same options in a pyinfra StringCommand (operations.postgres
 from __future__ import annotations
 
 import shlex
+from collections.abc import Sequence
 from typing import Any
 
 #: pyinfra arguments for commands and facts run as the postgres user (peer authentication).
@@ -15,11 +16,15 @@ def options(port: int) -> list[str]:
     return ["psql", "-XAtq", "-v", "ON_ERROR_STOP=1", "-p", str(int(port))]
 
 
-def argv(sql: str, port: int, database: str = "postgres") -> list[str]:
-    return [*options(port), "-d", database, "-c", sql]
+def argv(sql: str | Sequence[str], port: int, database: str = "postgres") -> list[str]:
+    """psql running `sql`; a sequence of statements runs one `-c` each, each in its own
+    transaction."""
+    statements = [sql] if isinstance(sql, str) else sql
+    return [*options(port), "-d", database, *(arg for s in statements for arg in ("-c", s))]
 
 
-def shell(sql: str, port: int, database: str = "postgres", as_postgres: bool = True) -> str:
+def shell(sql: str | Sequence[str], port: int, database: str = "postgres",
+          as_postgres: bool = True) -> str:
     """A shell command line; as_postgres runs it as the postgres user (peer authentication)."""
     prefix = "runuser -u postgres -- " if as_postgres else ""
     return prefix + shlex.join(argv(sql, port, database))
