@@ -17,6 +17,7 @@ import schedule
 from tenacity import Retrying, stop_after_attempt, wait_exponential
 
 from pgops.backup.rules import JOBS
+from pgops.client.dump import KEEP
 from pgops.errors import PgopsError
 
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -96,7 +97,7 @@ JOB_NAMES = (*JOBS, "dump")
 
 
 def pgops_jobs(inventory, intervals: dict[str, str], names: tuple[str, ...] = JOBS,
-               keep: int = 7, dump_target=None) -> list[Job]:
+               keep: int = KEEP, dump_target=None) -> list[Job]:
     """The operator's jobs on an inventory: backups of each type, drills, status checks; and
     logical dumps into backups/ keeping the newest `keep` (of `dump_target`, a DSN Target, when
     given: the dev stack's backup service; else of the inventory's first database host)."""

@@ -8,6 +8,7 @@ import click
 
 from pgops.cli import render
 from pgops.cli.common import dsn_option, err, inventory_option, inventory_path
+from pgops.client.dump import KEEP
 
 
 def dump_target(dsn, inventory, host_name):
@@ -23,7 +24,7 @@ def dump_target(dsn, inventory, host_name):
 @dsn_option
 @click.option("--host", "host_name", help="Database host (default: the first).")
 @click.option("--database", help="Database to dump (default: pg_app_database).")
-@click.option("--keep", default=7, show_default=True, type=click.IntRange(1, 10000),
+@click.option("--keep", default=KEEP, show_default=True, type=click.IntRange(1, 10000),
               help="Dumps of this host and database to keep in backups/.")
 def dump(inventory, dsn, host_name, database, keep) -> None:
     """Logical backup (pg_dump -Fc) of one database into backups/, with retention."""

@@ -11,6 +11,7 @@ from pgops import schedule as sch
 from pgops.backup.rules import JOBS
 from pgops.cli.common import dsn_option, inventory_option, inventory_path
 from pgops.cli.dumps import dump_target
+from pgops.client.dump import KEEP
 from pgops.schedule import JOB_NAMES
 
 
@@ -28,7 +29,7 @@ def schedule_group() -> None:
 @click.option("--status", "status_every", default="1m", show_default=True, help="Status check interval.")
 @click.option("--dump", "dump_every", default="1d", show_default=True,
               help="Logical dump interval (job `dump`: -d, DATABASE_URL or PG*, else the inventory).")
-@click.option("--keep", default=7, show_default=True, type=click.IntRange(1, 10000),
+@click.option("--keep", default=KEEP, show_default=True, type=click.IntRange(1, 10000),
               help="Dumps to keep in backups/ (job `dump`).")
 @dsn_option
 @click.option("--jobs", default=",".join(JOBS), show_default=True,

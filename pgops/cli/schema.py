@@ -10,10 +10,11 @@ import click
 
 from pgops.cli import render
 from pgops.cli.common import err, say, target, target_options
+from pgops.schema import LOCK_WAIT_S
 
 
-def _migrator(t, lock_wait: float = 30.0):
-    from pgops.schema.migrate import Migrator, Options
+def _migrator(t, lock_wait: float = LOCK_WAIT_S):
+    from pgops.schema.migrate import Migrator, Options  # psycopg: only for the commands that connect
 
     return Migrator(t.url, options=Options(lock_wait=lock_wait), say=say("migrate"))
 
@@ -22,7 +23,7 @@ def _migrator(t, lock_wait: float = 30.0):
 @target_options("migrator")
 @click.option("--plan", is_flag=True, help="Print what would run; change nothing.")
 @click.option("--to", "to", type=int, help="Stop after this version.")
-@click.option("--lock-wait", default=30.0, show_default=True, help="Seconds to wait for another run.")
+@click.option("--lock-wait", default=LOCK_WAIT_S, show_default=True, help="Seconds to wait for another run.")
 @click.pass_context
 def migrate(ctx, dsn, inventory, host_name, user, plan, to, lock_wait) -> None:
     """Apply pending SQL migrations from sql/migrations/ (default target: the lab)."""

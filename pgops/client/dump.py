@@ -19,6 +19,8 @@ from pgops.server import psql
 from pgops.server.cluster import bindir
 
 BACKUPS_DIR = Path(os.environ.get("PGOPS_BACKUPS_DIR", PROJECT_ROOT / "backups"))
+#: How many dumps of each host and database are kept (`pgops dump --keep`, the dump job).
+KEEP = 7
 NAME = re.compile(r"^(?P<host>[\w.-]+)__(?P<db>\w+)__(?P<ts>\d{8}T\d{6}Z)\.dump$")
 
 
@@ -30,7 +32,7 @@ def _db_host(state, settings, host_name: str | None):
 
 
 def dump(inventory: Path, host_name: str | None = None, database: str | None = None,
-         keep: int = 7, directory: Path = BACKUPS_DIR) -> dict:
+         keep: int = KEEP, directory: Path = BACKUPS_DIR) -> dict:
     from pyinfra.context import ctx_host  # pyinfra only here: the dev image dumps by DSN
 
     from pgops.remote import connect, run

@@ -19,7 +19,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from pgops.client.dump import BACKUPS_DIR, NAME, prune
+from pgops.client.dump import BACKUPS_DIR, KEEP, NAME, prune
 from pgops.client.targets import Target
 from pgops.errors import DumpError
 from pgops.server.cluster import PG_LIB
@@ -77,7 +77,7 @@ def _env(target: Target) -> tuple[str, dict[str, str]]:
     return conninfo, env
 
 
-def dump(target: Target, database: str | None = None, keep: int = 7,
+def dump(target: Target, database: str | None = None, keep: int = KEEP,
          directory: Path = BACKUPS_DIR) -> dict:
     """pg_dump -Fc of the target's database (or `database` on the same server) into
     `directory` as <host>__<db>__<UTC time>.dump, keeping the newest `keep` of that host and

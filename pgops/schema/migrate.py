@@ -17,6 +17,7 @@ from psycopg import sql
 
 from pgops import PROJECT_ROOT
 from pgops.errors import MigrationError
+from pgops.schema import LOCK_WAIT_S
 from pgops.schema.sqlfile import Migration, Statement, line_of, load_dir
 
 MIGRATIONS_DIR = PROJECT_ROOT / "sql" / "migrations"
@@ -28,7 +29,7 @@ HISTORY = "pgops.schema_history"
 class Options:
     lock_timeout: str = "5s"
     statement_timeout: str = "5min"
-    lock_wait: float = 30.0  # seconds a second runner waits for the advisory lock
+    lock_wait: float = LOCK_WAIT_S  # seconds a second runner waits for the advisory lock
 
 
 def _ddl_history(conn: psycopg.Connection) -> None:
