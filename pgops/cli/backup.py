@@ -12,6 +12,9 @@ from pgops.cli import render
 from pgops.cli.common import err, inventory_option, inventory_path, say
 from pgops.errors import BackupError, PgopsError
 
+# pgops.backup's repository, restore and drill load pyinfra: each command imports them itself,
+# so that the dev image's pgops (no pyinfra) still starts.
+
 
 def first_backups(inventory: Path) -> None:
     """A freshly deployed lab gets its first full backup, so its status starts healthy."""

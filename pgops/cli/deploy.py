@@ -17,10 +17,12 @@ from pgops.cli.backup import first_backups
 from pgops.cli.common import display, err, inventory_option, inventory_path
 from pgops.cli.lab import backup_option, hosts_option, lab_up_and_secrets
 from pgops.errors import PgopsError
+from pgops.metrics import prometheus
 
 
 def run_deploy(inventory: Path, limit: str | None, dry: bool) -> int:
     """Validate every host and check SSH before pyinfra runs deploy.py; pyinfra's exit code."""
+    # pyinfra only where it runs: the dev image's pgops (no pyinfra) loads this module too.
     from pgops.remote import check_reachable
     from pgops.settings.inventory import INVENTORY_NAME_ENV, load_inventory, validate_inventory
 
@@ -55,8 +57,7 @@ def deploy(inventory: Path | None, limit: str | None, dry: bool) -> None:
 
 def print_status(inventory: Path, as_json: bool, thresholds=None, metrics_file: Path | None = None) -> int:
     """Print the status (table or JSON), write the metrics; 1 when down or alerting."""
-    from pgops.metrics import prometheus
-    from pgops.status import server_status
+    from pgops.status import server_status  # pyinfra: as in run_deploy
 
     rows = server_status(inventory, thresholds)
     if metrics_file:

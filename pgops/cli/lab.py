@@ -10,6 +10,9 @@ from pgops import PROJECT_ROOT
 from pgops.cli import render
 from pgops.cli.common import err, say
 
+# The lab (docker) and the inventory (pyinfra) are imported by the commands that use them:
+# the dev image's pgops has neither.
+
 backup_option = click.option("--backup/--no-backup", default=True, show_default=True,
                              help="Also boot backup1, the pgBackRest repository host.")
 hosts_option = click.option("--hosts", default=2, show_default=True, type=click.IntRange(1, 9),

@@ -28,6 +28,7 @@ from tenacity import (
 )
 
 from pgops.errors import ConfigError, DbUnavailable
+from pgops.settings import read_secrets_file
 
 Environment = Literal["dev", "test", "staging", "production"]
 #: Called before each retry with the number of the attempt that failed and its error.
@@ -105,8 +106,6 @@ def _sslmode(url: str) -> str | None:
 
 def read_env_file(path: str | Path) -> dict[str, str]:
     """KEY=VALUE lines of a dotenv file (missing file: empty)."""
-    from pgops.settings import read_secrets_file
-
     try:
         return read_secrets_file(Path(path))
     except FileNotFoundError:

@@ -21,10 +21,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from docker.errors import NotFound
+from docker.types import IPAMConfig, IPAMPool
 
 from pgops import PROJECT_ROOT
 from pgops.errors import LabError
 from pgops.lab import engine, firewall, image
+from pgops.settings import read_secrets_file
 
 LAB_ROOT = Path(os.environ.get("PGOPS_LAB_DIR", PROJECT_ROOT / ".lab"))
 HOST_MEMORY = os.environ.get("PGOPS_LAB_MEMORY", "2g")
@@ -134,8 +136,6 @@ class Lab:
             return
         except NotFound:
             pass
-        from docker.types import IPAMConfig, IPAMPool
-
         gateway = str(self.subnet.network_address + 1)
         client.networks.create(
             self.network,
@@ -251,8 +251,6 @@ class Lab:
 
     def ensure_secrets(self, names: list[str]) -> Path:
         """Random passwords for the lab's roles, generated once into a gitignored file."""
-        from pgops.settings import read_secrets_file
-
         existing = read_secrets_file(self.secrets_file) if self.secrets_file.exists() else {}
         for n in names:
             existing.setdefault(n, secrets.token_urlsafe(24))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import psycopg
 from pyinfra import host, logger
 from pyinfra.api import FunctionCommand, operation
 
@@ -13,8 +14,6 @@ from pgops.settings import Settings
 
 
 def _url(s: Settings, address: str) -> str:
-    import psycopg
-
     role = s.role(s.pg_migration_role)
     params: dict[str, Any] = {"host": address, "port": s.pg_port, "dbname": s.pg_app_database,
                               "user": role.name, "sslmode": "require",
