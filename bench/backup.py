@@ -12,14 +12,14 @@ backup1), measured in one run on the same database and hosts:
   cores;
 - restore time into a scratch directory, delta restore over that unchanged copy, and delta
   restore of a newer backup (after 30 s of pgbench and an incremental) over it;
-- PITR RTO (`pgops.restore`: restore to a time onto db2, replay, promote, connect) for each
-  pgbench scale;
+- PITR RTO (`pgops.backup.restore`: restore to a time onto db2, replay, promote, connect) for
+  each pgbench scale;
 - RPO measured when db1's container is killed (`docker kill`): a client on this machine
   commits numbered rows, the latest recoverable point is restored onto db2 (by hand, as
-  pgBackRest's user guide does: `pgops restore` needs the dead primary, see its row), and
-  the last row the client saw committed is compared with the last row present. Three kills:
-  light load (10 commits/s) on a primary that never crashed, pgbench load, and light load
-  again just after the crash restart; with the archiving settings in force.
+  pgBackRest's user guide does; `pgops restore --plan` with db1 down is checked in a row of
+  its own), and the last row the client saw committed is compared with the last row present.
+  Three kills: light load (10 commits/s) on a primary that never crashed, pgbench load, and
+  light load again just after the crash restart; with the archiving settings in force.
 
 Data: `pgops seed` (the knowledge base, 384-dim embeddings with an HNSW index) plus pgbench
 tables in a `bench` database at each `--scales` value (about 15 MB per unit); throughput,
@@ -581,7 +581,7 @@ def main() -> None:
         print(f"  ratio restore / delta (unchanged, changed)          "
               f"{rs['restore'] / rs['delta_same']:5.2f} x, {rs['restore'] / rs['delta_changed']:5.2f} x")
         print()
-        print(f"PITR onto db2 (pgops.restore: restore + replay + promote + connect), "
+        print(f"PITR onto db2 (pgops.backup.restore: restore + replay + promote + connect), "
               f"after {a.load_seconds} s of pgbench -R 100")
         print("  scale  data MB  full backup s  MB/s  WAL replayed MB  RTO s  plan estimate s")
         for r in rto_rows:

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from pgops.backup import backrest, timers
+from pgops.backup import backrest, rules, timers
 from pgops.server.cluster import CREATECLUSTER_D, PG_HOME
 from pgops.settings import LOCAL_REPOSITORY, Settings
 from pgops.settings.inventory import BACKUP_GROUP, DB_GROUP
@@ -155,7 +155,7 @@ class BackupRole:
 
     @property
     def timer_units(self) -> list[Timer]:
-        """Every timer, by stanza then in the order of timers.JOBS."""
+        """Every timer, by stanza then in the order of rules.JOBS."""
         return [Timer(st, job, calendar) for st, w in sorted(self.timers.items())
                 for job, calendar in w.items()]
 
@@ -204,7 +204,7 @@ def _peers(p: _Part, addresses: Mapping[str, str]) -> tuple[Peer, ...]:
         return tuple(Peer(n, PG_HOME, list(host_names(n, addresses))) for n in sorted(p.served))
     assert p.mine is not None and p.mine.pg_backup_host  # a database host with a repository host
     repo = p.mine.pg_backup_host
-    return (Peer(repo, backrest.REPO_HOME, list(host_names(repo, addresses))),)
+    return (Peer(repo, rules.REPO_HOME, list(host_names(repo, addresses))),)
 
 
 def _config(name: str, p: _Part, addresses: Mapping[str, str],
@@ -255,7 +255,7 @@ def backup_role(name: str, groups: Iterable[str], dbs: Mapping[str, Settings],
     if not (p.db or p.repo):
         return None
     keeps = _keeps(name, p)
-    user, home = (backrest.REPO_USER, backrest.REPO_HOME) if p.repo else ("postgres", PG_HOME)
+    user, home = (backrest.REPO_USER, rules.REPO_HOME) if p.repo else ("postgres", PG_HOME)
     return BackupRole(
         name=name, db=p.db, local=p.local, repo=p.repo, user=user, home=home,
         dirs=backrest.DIRS if p.repo or p.local else (backrest.SPOOL, backrest.LOG),
@@ -273,12 +273,12 @@ def unit_names(paths: Iterable[str] | None) -> set[str]:
 
 def stale_timers(wanted: Mapping[str, Mapping[str, str]], present: set[str]) -> list[str]:
     """Timers present for a stanza here whose job it no longer asks for."""
-    return [timers.timer_name(job, st) for st, w in sorted(wanted.items()) for job in timers.JOBS
+    return [timers.timer_name(job, st) for st, w in sorted(wanted.items()) for job in rules.JOBS
             if job not in w and timers.timer_name(job, st) in present]
 
 
 def stale_services(jobs: Iterable[str], present: set[str]) -> list[str]:
     """Template services present that no timer here uses any more."""
     jobs = set(jobs)
-    return [timers.service_name(job) for job in timers.JOBS
+    return [timers.service_name(job) for job in rules.JOBS
             if job not in jobs and timers.service_name(job) in present]

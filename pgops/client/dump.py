@@ -1,8 +1,8 @@
-"""Logical backups for developers and single-database copies: `pg_dump -Fc` run on the
-database host itself (its pg_dump matches the server), fetched into backups/ with retention;
-and loading a dump into a fresh database. Through a connection string instead of an
-inventory host: pgops.dump_dsn (pyinfra is imported only for inventory hosts, so the dev image
-runs dumps without it)."""
+"""Logical backups of an inventory's database host, for developers and single-database
+copies: `pg_dump -Fc` run on the host itself (its pg_dump matches the server), fetched into
+backups/ and pruned to the newest KEEP; and loading a dump into a fresh database there.
+Through a connection string instead: client.dump_dsn, which shares the file names and the
+pruning (pyinfra is imported only for inventory hosts, so the dev image dumps without it)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,10 @@
-"""Facts about a running PostgreSQL cluster, read as the postgres user with psql.
+"""Facts about a running PostgreSQL cluster: one query each through pgops's psql command
+(server.psql), which pyinfra runs as the postgres user (server.psql.AS_POSTGRES).
 
 Each returns None when the server is not installed or not running, so a first deploy can
 plan against an empty host. Password verifiers never leave the host: the roles fact returns
-only the salt/iteration part and a sha256 of the verifier (see pgops.scram.matches).
+only the SCRAM parameters (iterations, salt) and a sha256 of the verifier (see
+pgops.server.scram.matches).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Disposable lab hosts: Debian 13 containers with systemd and sshd, reached over SSH."""
 
-from pgops.lab.core import Lab, LabHost
+from pgops.lab.core import Lab
 
-__all__ = ["Lab", "LabHost"]
+__all__ = ["Lab"]

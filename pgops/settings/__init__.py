@@ -6,27 +6,17 @@ from pgops.settings.model import (
     DISTRO_MAJORS,
     LOCAL_REPOSITORY,
     SUPPORTED_MAJORS,
-    TCP_METHODS,
-    AptRepository,
     BackupTimers,
     Database,
-    HbaRule,
     Role,
     Settings,
     SettingValue,
     Tuning,
 )
-from pgops.settings.secrets import (
-    BACKUP_SECRET,
-    S3_KEY,
-    S3_KEY_SECRET,
-    read_secrets_file,
-    secret_names,
-)
+from pgops.settings.secrets import S3_KEY, S3_KEY_SECRET, read_secrets_file, secret_names
 
 __all__ = [
-    "AptRepository", "BACKUP_SECRET", "BackupTimers", "DISTRO_MAJORS", "Database", "HbaRule",
-    "LOCAL_REPOSITORY", "Role", "S3_KEY", "S3_KEY_SECRET", "SUPPORTED_MAJORS", "SettingValue",
-    "Settings", "TCP_METHODS", "Tuning", "load_settings", "read_secrets_file", "reference_problems",
-    "secret_names",
+    "BackupTimers", "DISTRO_MAJORS", "Database", "LOCAL_REPOSITORY", "Role", "S3_KEY",
+    "S3_KEY_SECRET", "SUPPORTED_MAJORS", "SettingValue", "Settings", "Tuning", "load_settings",
+    "read_secrets_file", "reference_problems", "secret_names",
 ]

@@ -2,7 +2,7 @@
 
 import pytest
 
-from pgops.backup import backrest
+from pgops.backup import backrest, rules
 from pgops.errors import ConfigError
 from pgops.settings import load_settings
 
@@ -32,7 +32,7 @@ def test_repo_conf_has_defaults_user_overrides_and_a_stanza_per_host():
     g = conf["global"]
     assert g["repo1-cipher-type"] == "aes-256-cbc" and g["process-max"] == "3"
     assert g["repo1-retention-full"] == "2" and g["compress-type"] == "lz4"
-    assert g["start-fast"] == "y" and g["repo1-path"] == backrest.REPO_HOME
+    assert g["start-fast"] == "y" and g["repo1-path"] == rules.REPO_HOME
     assert "repo1-cipher-pass" not in g  # the passphrase has a file of its own
     # Each host's own options go to its stanza: they override [global] for it alone.
     assert conf["db1"] == {"repo1-retention-full": "4", "compress-type": "zst",

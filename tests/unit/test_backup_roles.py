@@ -2,7 +2,8 @@
 
 import pytest
 
-from pgops.backup import backrest, roles, timers
+from pgops.backup import backrest, roles, rules, timers
+from pgops.server.cluster import PG_HOME
 from pgops.settings import load_settings
 from pgops.settings.inventory import BACKUP_GROUP, DB_GROUP
 
@@ -42,9 +43,9 @@ def role(name, groups, dbs=None):
 def test_a_database_host_with_a_repository_host_pushes_wal_to_it_over_ssh():
     r = role("db1", DB)
     assert (r.db, r.local, r.repo) == (True, False, False)
-    assert (r.user, r.home) == ("postgres", roles.PG_HOME)
+    assert (r.user, r.home) == ("postgres", PG_HOME)
     assert r.dirs == (backrest.SPOOL, backrest.LOG)
-    assert r.peers == (roles.Peer("backup1", backrest.REPO_HOME, ["10.0.0.9", "backup1"]),)
+    assert r.peers == (roles.Peer("backup1", rules.REPO_HOME, ["10.0.0.9", "backup1"]),)
     assert r.ssh_names == ["10.0.0.9", "backup1"]
     assert r.config == roles.DbConfig("db1", fleet()["db1"], "10.0.0.9", 2)
     assert "repo1-host=10.0.0.9" in r.config.render()
@@ -67,10 +68,10 @@ def test_a_repository_host_serves_two_database_hosts_one_over_tls_one_over_ssh()
     dbs = fleet()
     r = role("backup1", REPO, dbs)
     assert (r.db, r.local, r.repo) == (False, False, True)
-    assert (r.user, r.home) == (backrest.REPO_USER, backrest.REPO_HOME)
+    assert (r.user, r.home) == (backrest.REPO_USER, rules.REPO_HOME)
     assert r.dirs == backrest.DIRS
-    assert r.peers == (roles.Peer("db1", roles.PG_HOME, ["10.0.0.11", "db1"]),
-                       roles.Peer("db2", roles.PG_HOME, ["db2"]))
+    assert r.peers == (roles.Peer("db1", PG_HOME, ["10.0.0.11", "db1"]),
+                       roles.Peer("db2", PG_HOME, ["db2"]))
     assert r.config == roles.RepoConfig({"db1": ("10.0.0.11", dbs["db1"]), "db2": ("db2", dbs["db2"])},
                                         8, {"db1": 4, "db2": 1})
     conf = r.config.render()
@@ -90,7 +91,7 @@ def test_a_local_repository_keeps_its_secrets_and_stanza_without_ssh():
     dbs = fleet()
     r = role("db3", DB, dbs)
     assert (r.db, r.local, r.repo) == (True, True, False)
-    assert (r.user, r.home) == ("postgres", roles.PG_HOME)
+    assert (r.user, r.home) == ("postgres", PG_HOME)
     assert r.dirs == backrest.DIRS
     assert r.peers == () and r.ssh_names == []
     assert r.config == roles.LocalConfig("db3", dbs["db3"], 2)
@@ -116,7 +117,7 @@ def test_timers_per_stanza_in_stanza_then_job_order():
     assert r.timers == {"db1": timers.wanted(fleet()["db1"].pg_backup_timers),
                         "db2": {"full": "Sun *-*-* 01:00:00", "diff": "Mon..Sat *-*-* 01:00:00",
                                 "incr": "*:0/30", "status": "*:0/5"}}
-    assert r.jobs == sorted(timers.JOBS)
+    assert r.jobs == sorted(rules.JOBS)
     assert [t.unit for t in r.timer_units] == [
         "pgops-full@db1.timer", "pgops-diff@db1.timer", "pgops-incr@db1.timer",
         "pgops-drill@db1.timer", "pgops-status@db1.timer",

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pgops.backup import timers
+from pgops.backup import rules, timers
 from pgops.errors import ConfigError
 from pgops.settings import BackupTimers, load_settings
 
@@ -20,7 +20,7 @@ def settings(**over):
 
 def test_defaults_schedule_every_job_and_null_drops_one():
     assert timers.wanted(None) == {}
-    assert set(timers.wanted(BackupTimers())) == set(timers.JOBS)
+    assert set(timers.wanted(BackupTimers())) == set(rules.JOBS)
     s = settings(pg_backup_timers={"drill": None, "incr": "*:0/30"})
     w = timers.wanted(s.pg_backup_timers)
     assert "drill" not in w and w["incr"] == "*:0/30" and w["full"] == "Sun *-*-* 01:00:00"
