@@ -175,12 +175,12 @@ def data_bytes(hs: Hosts, host: str = "db1", path: str = PGDATA) -> int:
                            "| awk '{s += $1} END {printf \"%.0f\", s}'"))
 
 
-def init_pgbench(hs: Hosts, p: backup.Backups, scale: int) -> None:
+def init_pgbench(hs: Hosts, backups: backup.Backups, scale: int) -> None:
     hs.sh("db1", f"runuser -u postgres -- sh -c 'dropdb --if-exists bench && createdb bench && "
                  f"{BIN}/pgbench -i -q -s {scale} bench' >/dev/null 2>&1", timeout=3600)
     hs.psql("db1", "checkpoint")
     # Start every measurement with the archive caught up (pgbench -i writes GBs of WAL).
-    restore.archive_past(p, "db1", timeout=1800)
+    restore.archive_past(backups, "db1", timeout=1800)
 
 
 # -- full-backup throughput ----------------------------------------------------------------
@@ -197,20 +197,20 @@ def tls_inventory(directory: Path) -> Path:
     return path
 
 
-def methods(hs: Hosts, p: backup.Backups, pm: int, tls_inv: Path) -> dict:
+def methods(hs: Hosts, backups: backup.Backups, pm: int, tls_inv: Path) -> dict:
     """name -> (run, set-up, tear-down): run returns (seconds, bytes written); the set-up and
     tear-down are not timed."""
     db1 = hs.lab.host("db1").address
 
-    def pgbackrest(extra: str = "", b: backup.Backups = p):
+    def pgbackrest(extra: str = "", backups: backup.Backups = backups):
         def run() -> tuple[float, int]:
             t0 = time.monotonic()
             if extra:
-                backup.pgbackrest(b, "db1", f"--type=full {extra} backup")
+                backup.pgbackrest(backups, "db1", f"--type=full {extra} backup")
                 seconds = time.monotonic() - t0
             else:  # pgops's own call, as `pgops backup --type full` runs it
-                seconds = backup.take(b, "db1", "full")["seconds"]
-            return seconds, backup.info(b, "db1")["backups"][-1]["repo_size"]
+                seconds = backup.take(backups, "db1", "full")["seconds"]
+            return seconds, backup.info(backups, "db1")["backups"][-1]["repo_size"]
         return run
 
     def basebackup(options: str):
@@ -236,14 +236,14 @@ def methods(hs: Hosts, p: backup.Backups, pm: int, tls_inv: Path) -> dict:
         "pg_basebackup -Ft -Z server-lz4": (basebackup("-Ft -Z server-lz4"), none, none),
         "raw read: cat data files on db1": (raw, none, none),
         "pgops pgBackRest over TLS (pg_backup_transport)": (
-            pgbackrest(b=backup.connect(tls_inv, "db1")),
+            pgbackrest(backups=backup.connect(tls_inv, "db1")),
             lambda: (pgops("deploy", "-i", str(tls_inv)), allow_replication(hs)),
             lambda: (pgops("deploy"), allow_replication(hs))),
     }
 
 
-def throughput(hs: Hosts, p: backup.Backups, pm: int, rounds: int, tls_inv: Path) -> tuple[dict, bool]:
-    runs = methods(hs, p, pm, tls_inv)
+def throughput(hs: Hosts, backups: backup.Backups, pm: int, rounds: int, tls_inv: Path) -> tuple[dict, bool]:
+    runs = methods(hs, backups, pm, tls_inv)
     names = list(runs)
     seconds: dict[str, list[float]] = {n: [] for n in names}
     cpu: dict[str, list[float]] = {n: [] for n in names}
@@ -268,7 +268,7 @@ def throughput(hs: Hosts, p: backup.Backups, pm: int, rounds: int, tls_inv: Path
 
 
 # -- restores ------------------------------------------------------------------------------
-def restores(hs: Hosts, p: backup.Backups) -> dict:
+def restores(hs: Hosts, backups: backup.Backups) -> dict:
     """Restore the latest backup into a scratch directory on db2, then delta restores."""
     cmd = (f"runuser -u postgres -- pgbackrest --stanza=db1 --pg1-path={SCRATCH} "
            "--archive-mode=off")
@@ -281,7 +281,7 @@ def restores(hs: Hosts, p: backup.Backups) -> dict:
     out["delta_same"] = hs.timed("db2", f"{cmd} --delta restore")
     say("30 s of pgbench on db1, then an incremental backup")
     hs.sh("db1", f"runuser -u postgres -- {BIN}/pgbench -n -c 4 -j 2 -T 30 bench >/dev/null")
-    incr = backup.take(p, "db1", "incr")
+    incr = backup.take(backups, "db1", "incr")
     out["incr_delta"], out["incr_repo"] = incr["delta"], incr["repo_size"]
     hs.drop_caches("db2", "backup1")
     out["delta_changed"] = hs.timed("db2", f"{cmd} --delta restore")
@@ -290,20 +290,20 @@ def restores(hs: Hosts, p: backup.Backups) -> dict:
 
 
 # -- PITR RTO ------------------------------------------------------------------------------
-def pitr(hs: Hosts, p: backup.Backups, seconds: int) -> dict:
+def pitr(hs: Hosts, backups: backup.Backups, seconds: int) -> dict:
     """A fixed pgbench load after the full backup, then restore to its end onto db2."""
     lsn = hs.psql("db1", "select pg_current_wal_lsn()")
     hs.sh("db1", f"runuser -u postgres -- {BIN}/pgbench -n -c 2 -j 2 -R 100 -T {seconds} bench "
                  ">/dev/null")
     target = time.time()
     wal = int(hs.psql("db1", f"select pg_wal_lsn_diff(pg_current_wal_lsn(), '{lsn}')"))
-    restore.archive_past(p, "db1")  # as an operator's target would be: already archived
-    rp = restore.plan(p, "db1", restore.iso(target), onto="db2")
+    restore.archive_past(backups, "db1")  # as an operator's target would be: already archived
+    rp = restore.plan(backups, "db1", restore.iso(target), onto="db2")
     hs.drop_caches("db2", "backup1")
     try:
-        r = restore.execute(p, rp)
+        r = restore.execute(backups, rp)
     finally:
-        restore.cleanup(p, rp)
+        restore.cleanup(backups, rp)
     return {"rto": r["seconds"], "estimate": rp.estimate_s, "wal": wal,
             "backup_size": rp.backup["size"]}
 
@@ -484,7 +484,7 @@ def main() -> None:
         pgops("seed", "--tenants", str(a.tenants), "--kb-per-tenant", str(a.kb_per_tenant))
         kb = hs.psql("db1", "select pg_total_relation_size('knowledge_base'), count(*) "
                             "from knowledge_base", db="app").split("|")
-        p = backup.connect(INVENTORY, "db1")
+        backups = backup.connect(INVENTORY, "db1")
         conf = hs.sh("backup1", "grep -E '^(process-max|compress-type|repo1-cipher-type)=' "
                                 "/etc/pgbackrest/pgbackrest.conf")
         repo_conf = dict(line.split("=", 1) for line in conf.split())
@@ -493,21 +493,21 @@ def main() -> None:
         rto_rows, thr, cold = [], {}, True
         for i, scale in enumerate(scales):
             say(f"pgbench scale {scale}")
-            init_pgbench(hs, p, scale)
+            init_pgbench(hs, backups, scale)
             size = data_bytes(hs)
             if i == len(scales) - 1:
-                thr, cold = throughput(hs, p, pm, a.rounds, tls_inv)
+                thr, cold = throughput(hs, backups, pm, a.rounds, tls_inv)
                 full_s = thr[next(iter(thr))][0]
             else:
                 hs.drop_caches("db1", "backup1")
-                full_s = backup.take(p, "db1", "full")["seconds"]
+                full_s = backup.take(backups, "db1", "full")["seconds"]
             say(f"PITR at scale {scale}")
             rto_rows.append({"scale": scale, "size": size, "full_s": full_s,
-                             **pitr(hs, p, a.load_seconds)})
+                             **pitr(hs, backups, a.load_seconds)})
         main_size = size
 
         say("restore and delta restore")
-        rs = restores(hs, p)
+        rs = restores(hs, backups)
 
         say("RPO: settings in force")
         settings = dict(line.split("|") for line in hs.psql(

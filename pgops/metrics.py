@@ -9,21 +9,23 @@ Samples = Callable[[dict], Iterable[tuple[str, object]]]
 
 
 def _one(key: str, default: object = None) -> Samples:
-    return lambda b: [] if b.get(key, default) is None else [("", b.get(key, default))]
+    return lambda report: [] if report.get(key, default) is None else [("", report.get(key, default))]
 
 
 BACKUP_METRICS: tuple[tuple[str, str, Samples], ...] = (
     ("pgops_backup_age_seconds", "Age of the newest backup of a type.",
-     lambda b: [(f',type="{k}"', v) for k, v in (b.get("backup_age_s") or {}).items() if v is not None]),
+     lambda report: [(f',type="{k}"', v) for k, v in (report.get("backup_age_s") or {}).items()
+                     if v is not None]),
     ("pgops_wal_last_archived_age_seconds", "Seconds since the last WAL was archived.",
      _one("last_archived_age_s")),
     ("pgops_rpo_estimate_seconds", "Seconds of work at risk (0: no WAL waiting).",
      _one("rpo_estimate_s")),
     ("pgops_wal_archive_failed_total", "pg_stat_archiver.failed_count.",
      # A host whose repository did not answer has no report but its alerts.
-     lambda b: [("", b["archiver_failed_count"] or 0)] if "archiver_failed_count" in b else []),
+     lambda report: ([("", report["archiver_failed_count"] or 0)] if "archiver_failed_count" in report
+                     else [])),
     ("pgops_repo_size_bytes", "Repository bytes of this host's backups.", _one("repo_size_bytes")),
-    ("pgops_alerts", "Number of backup alerts.", lambda b: [("", len(b["alerts"]))]),
+    ("pgops_alerts", "Number of backup alerts.", lambda report: [("", len(report["alerts"]))]),
 )
 
 

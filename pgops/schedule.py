@@ -106,15 +106,15 @@ def pgops_jobs(inventory, intervals: dict[str, str], names: tuple[str, ...] = JO
         from pgops.backup import repository
         from pgops.status import server_status
 
-    def backups(kind: str) -> Callable[[], object]:
+    def take_backups(kind: str) -> Callable[[], object]:
         def run() -> object:
-            b = repository.connect(inventory)
-            return [repository.take(b, db, kind) for db in b.stanzas]
+            backups = repository.connect(inventory)
+            return [repository.take(backups, db, kind) for db in backups.stanzas]
         return run
 
     def drills() -> object:
-        b = repository.connect(inventory)
-        results = [d.drill(b, db) for db in b.stanzas]
+        backups = repository.connect(inventory)
+        results = [d.drill(backups, db) for db in backups.stanzas]
         failed = [r for r in results if not r["ok"]]
         if failed:
             raise PgopsError(f"drill failed: {failed[0].get('error') or failed[0].get('amcheck')}")
@@ -137,7 +137,7 @@ def pgops_jobs(inventory, intervals: dict[str, str], names: tuple[str, ...] = JO
             r = dump.dump(inventory, keep=keep)
         return {"file": r["file"], "bytes": r["bytes"], "pruned": len(r["pruned"])}
 
-    funcs = {"full": backups("full"), "diff": backups("diff"), "incr": backups("incr"),
+    funcs = {"full": take_backups("full"), "diff": take_backups("diff"), "incr": take_backups("incr"),
              "drill": drills, "status": status, "dump": dumps}
     retries = {"status": 0}
     unknown = set(names) - set(JOB_NAMES)

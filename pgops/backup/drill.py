@@ -18,20 +18,20 @@ from pgops.remote import run
 from pgops.server.cluster import bindir
 
 
-def record(b: Backups, db: str, entry: dict) -> None:
+def record(backups: Backups, db: str, entry: dict) -> None:
     line = shlex.quote(rules.drill_line(entry))
-    b.run_on_repo(db, f"mkdir -p {rules.DRILL_DIR} && printf '%s' {line} >> {rules.drill_log(db)}")
+    backups.run_on_repo(db, f"mkdir -p {rules.DRILL_DIR} && printf '%s' {line} >> {rules.drill_log(db)}")
 
 
-def last(b: Backups, db: str) -> dict | None:
+def last(backups: Backups, db: str) -> dict | None:
     """The most recent drill of a database host's stanza, or None."""
-    return rules.last_drill(b.run_on_repo(db, f"tail -n 1 {rules.drill_log(db)} 2>/dev/null || true"))
+    return rules.last_drill(backups.run_on_repo(db, f"tail -n 1 {rules.drill_log(db)} 2>/dev/null || true"))
 
 
-def drill(b: Backups, db: str, point: str = "latest", seed: int | None = None,
+def drill(backups: Backups, db: str, point: str = "latest", seed: int | None = None,
           say: Callable[[str], None] = lambda m: None) -> dict:
     """Run one drill; returns the record (also appended to the drill log)."""
-    w = info(b, db)["window"]
+    w = info(backups, db)["window"]
     if not w["earliest"]:
         raise BackupError(f"{db} has no backup to drill (run `pgops backup`)")
     if point == "random":
@@ -42,12 +42,12 @@ def drill(b: Backups, db: str, point: str = "latest", seed: int | None = None,
     rp = None
     t0 = time.monotonic()
     try:
-        rp = restore_plan(b, db, iso(target))
-        result = execute(b, rp, say=say)
+        rp = restore_plan(backups, db, iso(target))
+        result = execute(backups, rp, say=say)
         entry["rto_s"] = round(time.monotonic() - t0, 2)
         say("pg_amcheck on every database of the copy")
-        amcheck = f"{bindir(b.settings[db].pg_major)}/pg_amcheck"
-        out = run(b.db(result["host"]), f"runuser -u postgres -- {amcheck} -p {result['port']} "
+        amcheck = f"{bindir(backups.settings[db].pg_major)}/pg_amcheck"
+        out = run(backups.db(result["host"]), f"runuser -u postgres -- {amcheck} -p {result['port']} "
                                         "--all --install-missing --heapallindexed 2>&1; echo rc=$?")
         text, _, rc = out.strip().rpartition("rc=")
         entry["amcheck"] = rules.amcheck_result(int(rc), text)
@@ -57,7 +57,7 @@ def drill(b: Backups, db: str, point: str = "latest", seed: int | None = None,
         entry.update(ok=False, error=str(e))
     finally:
         if rp is not None:
-            cleanup(b, rp)  # also after a failure: a drill leaves nothing behind
+            cleanup(backups, rp)  # also after a failure: a drill leaves nothing behind
             entry["cleaned_up"] = True
-        record(b, db, entry)
+        record(backups, db, entry)
     return entry

@@ -22,13 +22,13 @@ def assess(st: dict, last_drill: dict | None, t: rules.Thresholds, now: float) -
         "last_archived_age_s": age,
         "unarchived_wal_bytes": rules.unarchived_bytes(arch),
         "rpo_estimate_s": None if rpo is None else round(float(rpo), 1),
-        "repo_size_bytes": sum(b["repo_size"] for b in st["backups"]),
+        "repo_size_bytes": sum(backup["repo_size"] for backup in st["backups"]),
         "window": st["window"],
         "last_drill": last_drill and {k: last_drill.get(k) for k in ("at", "ok", "rto_s", "target_time")},
         "alerts": rules.alerts(ages, rpo, t, rules.archiving_failing(arch), last_drill, wal_age_s=age),
     }
 
 
-def health(b: Backups, db: str, t: rules.Thresholds | None = None) -> dict:
+def health(backups: Backups, db: str, t: rules.Thresholds | None = None) -> dict:
     """Backup health of one database host, with the alerts that make `pgops status` fail."""
-    return assess(info(b, db), drill.last(b, db), t or rules.Thresholds(), time.time())
+    return assess(info(backups, db), drill.last(backups, db), t or rules.Thresholds(), time.time())

@@ -68,73 +68,73 @@ def connect(inventory: Path, db_host: str | None = None, require_all: bool = Tru
     return Backups(state, settings, stanzas)
 
 
-def pgbackrest(b: Backups, db: str, args: str, timeout: int = 3600) -> str:
-    return b.run_on_repo(db, f"pgbackrest --stanza={shlex.quote(backrest.stanza(db))} {args}",
-                         timeout)
+def pgbackrest(backups: Backups, db: str, args: str, timeout: int = 3600) -> str:
+    return backups.run_on_repo(db, f"pgbackrest --stanza={shlex.quote(backrest.stanza(db))} {args}",
+                               timeout)
 
 
-def take(b: Backups, db: str, kind: str = "full") -> dict:
+def take(backups: Backups, db: str, kind: str = "full") -> dict:
     if kind not in rules.BACKUP_TYPES:
         raise BackupError(f"--type {kind}: use one of {', '.join(rules.BACKUP_TYPES)}")
     t0 = time.monotonic()
-    pgbackrest(b, db, f"--type={kind} backup")
+    pgbackrest(backups, db, f"--type={kind} backup")
     seconds = time.monotonic() - t0
-    latest = info(b, db)["backups"][-1]
-    return {"host": db, "repository": b.stanzas[db], "type": latest["type"],
+    latest = info(backups, db)["backups"][-1]
+    return {"host": db, "repository": backups.stanzas[db], "type": latest["type"],
             "label": latest["label"], "seconds": round(seconds, 2), "size": latest["size"],
             "delta": latest["delta"], "repo_size": latest["repo_size"]}
 
 
-def _backup_row(b: dict) -> dict:
+def _backup_row(entry: dict) -> dict:
     """One backup of pgBackRest's `info` JSON, flattened."""
-    archive = b.get("archive") or {}
-    return {"label": b["label"], "type": b["type"],
-            "start": b["timestamp"]["start"], "stop": b["timestamp"]["stop"],
-            "size": b["info"]["size"], "delta": b["info"]["delta"],
-            "repo_size": b["info"]["repository"]["delta"],
+    archive = entry.get("archive") or {}
+    return {"label": entry["label"], "type": entry["type"],
+            "start": entry["timestamp"]["start"], "stop": entry["timestamp"]["stop"],
+            "size": entry["info"]["size"], "delta": entry["info"]["delta"],
+            "repo_size": entry["info"]["repository"]["delta"],
             "wal_start": archive.get("start"), "wal_stop": archive.get("stop"),
-            "error": b.get("error", False)}
+            "error": entry.get("error", False)}
 
 
 ARCHIVER_KEYS = ("archived_count", "failed_count", "last_archived_wal", "last_archived_time",
                  "last_archived_age_s", "last_failed_time", "current_wal_bytes", "wal_segment_bytes")
 
 
-def archiver(b: Backups, db: str) -> dict:
+def archiver(backups: Backups, db: str) -> dict:
     """pg_stat_archiver of db's primary ({} when it does not answer)."""
-    h = b.db(db)
+    h = backups.db(db)
     if not h.connected:
         return {}
     with ctx_host.use(h):
-        return h.get_fact(PgArchiver, port=b.settings[db].pg_port, **AS_POSTGRES) or {}
+        return h.get_fact(PgArchiver, port=backups.settings[db].pg_port, **AS_POSTGRES) or {}
 
 
-def info(b: Backups, db: str) -> dict:
+def info(backups: Backups, db: str) -> dict:
     """Backups of one stanza and the recoverable window.
 
     The earliest time a restore can reach is the oldest backup's end; the latest is the
     last WAL the primary archived (pg_stat_archiver), when it archives after that backup.
     """
-    raw = json.loads(pgbackrest(b, db, "--output=json info", timeout=120))
+    raw = json.loads(pgbackrest(backups, db, "--output=json info", timeout=120))
     st = raw[0] if raw else {}
-    backups = [_backup_row(x) for x in st.get("backup", [])]
-    arch = archiver(b, db)
+    rows = [_backup_row(x) for x in st.get("backup", [])]
+    arch = archiver(backups, db)
     # The database host is down: the repository says when its newest WAL arrived.
-    last = arch.get("last_archived_epoch") if b.db(db).connected else newest_wal_time(b, db)
-    earliest = min((x["stop"] for x in backups if not x["error"]), default=None)
+    last = arch.get("last_archived_epoch") if backups.db(db).connected else newest_wal_time(backups, db)
+    earliest = min((x["stop"] for x in rows if not x["error"]), default=None)
     latest = max(float(last), earliest) if (last and earliest) else earliest
     return {
-        "host": db, "stanza": backrest.stanza(db), "repository": b.stanzas[db],
+        "host": db, "stanza": backrest.stanza(db), "repository": backups.stanzas[db],
         "status": (st.get("status") or {}).get("message"),
-        "backups": backups,
+        "backups": rows,
         "window": {"earliest": earliest, "latest": latest},
         "archiver": {k: arch.get(k) for k in ARCHIVER_KEYS},
     }
 
 
-def newest_wal_time(b: Backups, db: str) -> float | None:
+def newest_wal_time(backups: Backups, db: str) -> float | None:
     """When the newest WAL segment of db reached the repository."""
     def ls(path: str) -> dict:
-        return json.loads(pgbackrest(b, db, f"--output=json repo-ls {shlex.quote(path)}", timeout=120))
+        return json.loads(pgbackrest(backups, db, f"--output=json repo-ls {shlex.quote(path)}", timeout=120))
 
     return rules.newest_wal_time(ls, backrest.stanza(db))

@@ -73,8 +73,8 @@ def backrest_time(epoch: float) -> str:
     return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + "+00"
 
 
-def _free_port(b: Backups, host: str, start: int = 5433) -> int:
-    used = {int(x) for x in re.findall(r"^\S+\s+\S+\s+(\d+)", run(b.db(host), "pg_lsclusters -h"),
+def _free_port(backups: Backups, host: str, start: int = 5433) -> int:
+    used = {int(x) for x in re.findall(r"^\S+\s+\S+\s+(\d+)", run(backups.db(host), "pg_lsclusters -h"),
                                         re.MULTILINE)}
     port = start
     while port in used:
@@ -82,12 +82,12 @@ def _free_port(b: Backups, host: str, start: int = 5433) -> int:
     return port
 
 
-def archive_past(b: Backups, db: str, timeout: float = 60) -> None:
+def archive_past(backups: Backups, db: str, timeout: float = 60) -> None:
     """Make the archive reach past now: a commit, a WAL switch, and wait until that segment
     is archived. Recovery to a time stops only at a commit after it, so without this a target
     after the last archived commit fails ('recovery ended before ... target was reached')."""
-    s = b.settings[db]
-    h = b.db(db)
+    s = backups.settings[db]
+    h = backups.db(db)
     count = psql.shell("select archived_count from pg_stat_archiver", s.pg_port)
     before = int(run(h, count).strip())
     # Two transactions: the commit must land in the segment that the switch then closes.
@@ -100,10 +100,10 @@ def archive_past(b: Backups, db: str, timeout: float = 60) -> None:
         time.sleep(0.3)
 
 
-def primary_up(b: Backups, db: str) -> bool:
-    if not b.db(db).connected:
+def primary_up(backups: Backups, db: str) -> bool:
+    if not backups.db(db).connected:
         return False
-    return try_run(b.db(db), psql.shell("select 1", b.settings[db].pg_port))[0]
+    return try_run(backups.db(db), psql.shell("select 1", backups.settings[db].pg_port))[0]
 
 
 @dataclass(frozen=True)
@@ -180,27 +180,27 @@ def build(db: str, c: Checked, s: Settings, target_host: str, in_place: bool, po
     return rp
 
 
-def plan(b: Backups, db: str, to: str, onto: str | None = None, in_place: bool = False) -> RestorePlan:
+def plan(backups: Backups, db: str, to: str, onto: str | None = None, in_place: bool = False) -> RestorePlan:
     """What a restore would do: fetch the window and the source's liveness, then decide."""
     target_host = onto or db
-    _reachable(b, db, target_host, in_place)
-    c = check(db, to, info(b, db), primary_up(b, db), time.time(), b.settings, b.stanzas, onto,
-              in_place)
-    port = b.settings[db].pg_port if in_place else _free_port(b, target_host)
+    _reachable(backups, db, target_host, in_place)
+    c = check(db, to, info(backups, db), primary_up(backups, db), time.time(), backups.settings,
+              backups.stanzas, onto, in_place)
+    port = backups.settings[db].pg_port if in_place else _free_port(backups, target_host)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d%H%M%S")
-    return build(db, c, b.settings[db], target_host, in_place, port, stamp)
+    return build(db, c, backups.settings[db], target_host, in_place, port, stamp)
 
 
-def _reachable(b: Backups, db: str, target_host: str, in_place: bool) -> None:
+def _reachable(backups: Backups, db: str, target_host: str, in_place: bool) -> None:
     """The repository and the target must answer; the source need not (it may be the
     reason for the restore)."""
-    repo = b.repo(db)
+    repo = backups.repo(db)
     if not repo.connected:
         raise BackupError(f"{repo.name}, the repository of {db}, is unreachable: nothing to "
                           "restore from (nothing was changed)")
-    if not b.db(target_host).connected:
+    if not backups.db(target_host).connected:
         hint = ("; restore onto another database host with --onto HOST"
-                if target_host == db and not in_place and not b.is_local(db) else "")
+                if target_host == db and not in_place and not backups.is_local(db) else "")
         raise BackupError(f"{target_host} is unreachable (nothing was changed){hint}")
 
 
@@ -214,17 +214,17 @@ def _start(h, c: Cluster) -> None:
                           f"{log}") from None
 
 
-def cleanup(b: Backups, rp: RestorePlan) -> None:
+def cleanup(backups: Backups, rp: RestorePlan) -> None:
     """Remove a copy made beside the live cluster (never the live one)."""
     if rp.in_place or not rp.cluster.startswith("restore_"):
         return
-    major = b.settings[rp.source].pg_major
-    run(b.db(rp.target_host), f"pg_dropcluster {major} {rp.cluster} --stop 2>/dev/null || true")
+    major = backups.settings[rp.source].pg_major
+    run(backups.db(rp.target_host), f"pg_dropcluster {major} {rp.cluster} --stop 2>/dev/null || true")
 
 
-def _wait_promoted(b: Backups, host: str, port: int, c: Cluster, timeout: float) -> None:
+def _wait_promoted(backups: Backups, host: str, port: int, c: Cluster, timeout: float) -> None:
     deadline = time.monotonic() + timeout
-    h = b.db(host)
+    h = backups.db(host)
     while True:
         ok, out = try_run(h, psql.shell("select pg_is_in_recovery()", port))
         if ok and out.strip() == "f":
@@ -236,9 +236,9 @@ def _wait_promoted(b: Backups, host: str, port: int, c: Cluster, timeout: float)
         time.sleep(0.5)
 
 
-def verify(b: Backups, host: str, port: int, database: str | None) -> dict:
+def verify(backups: Backups, host: str, port: int, database: str | None) -> dict:
     """Connects, reads the schema version and exact row counts of every table."""
-    h = b.db(host)
+    h = backups.db(host)
     out: dict = {"connected": True}
     if not database:
         return out
@@ -270,16 +270,16 @@ def _restore_command(rp: RestorePlan) -> str:
             + ("--type=default" if rp.to_end else f"--type=time --target={target} --target-action=promote"))
 
 
-def execute(b: Backups, rp: RestorePlan, say: Callable[[str], None] = lambda m: None,
+def execute(backups: Backups, rp: RestorePlan, say: Callable[[str], None] = lambda m: None,
             timeout: float = 600) -> dict:
-    s = b.settings[rp.source]
-    h = b.db(rp.target_host)
+    s = backups.settings[rp.source]
+    h = backups.db(rp.target_host)
     c = Cluster(s.pg_major, rp.cluster)
     common = _restore_command(rp)
     t0 = time.monotonic()
     if rp.archive_first:
         say(f"switching WAL on {rp.source} so the archive reaches past the target")
-        archive_past(b, rp.source)
+        archive_past(backups, rp.source)
     if rp.in_place:
         say(f"stopping {c.service} on {rp.target_host}")
         run(h, f"systemctl stop {c.service}")
@@ -298,7 +298,7 @@ def execute(b: Backups, rp: RestorePlan, say: Callable[[str], None] = lambda m: 
         run(h, f"printf '%s' {shlex.quote(limits)} > {c.conf_d}/50-pgops-restore.conf")
     say("starting: recovery to the target time, then promotion")
     _start(h, c)
-    _wait_promoted(b, rp.target_host, rp.port, c, timeout)
+    _wait_promoted(backups, rp.target_host, rp.port, c, timeout)
     seconds = time.monotonic() - t0
     result = {
         "host": rp.target_host,
@@ -310,7 +310,7 @@ def execute(b: Backups, rp: RestorePlan, say: Callable[[str], None] = lambda m: 
         "backup": rp.backup["label"],
         "in_place": rp.in_place,
         "seconds": round(seconds, 2),
-        "verify": verify(b, rp.target_host, rp.port, s.pg_app_database),
+        "verify": verify(backups, rp.target_host, rp.port, s.pg_app_database),
     }
     if not rp.in_place:
         result["switch_over"] = (

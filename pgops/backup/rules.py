@@ -53,8 +53,8 @@ def backup_ages(backups: Iterable[Mapping], now: float) -> dict[str, float | Non
     info's `backup` list (`timestamp.stop`) or pgops's flattened rows (`stop`)."""
     ages: dict[str, float | None] = {}
     for kind in BACKUP_TYPES:
-        stops = [b["stop"] if "stop" in b else b["timestamp"]["stop"] for b in backups
-                 if b["type"] == kind and not b.get("error")]
+        stops = [entry["stop"] if "stop" in entry else entry["timestamp"]["stop"] for entry in backups
+                 if entry["type"] == kind and not entry.get("error")]
         ages[kind] = round(now - max(stops), 1) if stops else None
     return ages
 

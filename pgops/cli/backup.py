@@ -21,13 +21,13 @@ def first_backups(inventory: Path) -> None:
     from pgops.backup import repository
 
     try:
-        b = repository.connect(inventory)
+        backups = repository.connect(inventory)
     except BackupError:
         return  # no host has backups configured
-    for db in b.stanzas:
-        if not repository.info(b, db)["backups"]:
+    for db in backups.stanzas:
+        if not repository.info(backups, db)["backups"]:
             with err.status(f"first full backup of {db} ..."):
-                r = repository.take(b, db, "full")
+                r = repository.take(backups, db, "full")
             err.print(f"{db}: first full backup {r['label']} in {r['seconds']:.1f} s")
 
 
@@ -43,10 +43,10 @@ def backup(ctx, inventory, kind, host_name) -> None:
         return
     from pgops.backup import repository
 
-    b = repository.connect(inventory_path(inventory), host_name)
-    for db in b.stanzas:
-        with err.status(f"{kind} backup of {db} on {b.stanzas[db]} ..."):
-            r = repository.take(b, db, kind)
+    backups = repository.connect(inventory_path(inventory), host_name)
+    for db in backups.stanzas:
+        with err.status(f"{kind} backup of {db} on {backups.stanzas[db]} ..."):
+            r = repository.take(backups, db, kind)
         click.echo(f"{db}: {r['type']} backup {r['label']} in {r['seconds']:.1f} s "
                    f"({render.changed(r)}, {render.size(r['repo_size'])} in the repository)")
 
@@ -60,8 +60,8 @@ def backup_list(obj, inventory, host_name, as_json: bool) -> None:
     """Every backup (type, start/stop, size, WAL range) and the recoverable window."""
     from pgops.backup import repository
 
-    b = repository.connect(inventory_path(inventory or obj[0]), host_name or obj[1])
-    stanzas = [repository.info(b, db) for db in b.stanzas]
+    backups = repository.connect(inventory_path(inventory or obj[0]), host_name or obj[1])
+    stanzas = [repository.info(backups, db) for db in backups.stanzas]
     if as_json:
         render.print_json(stanzas)
         return
@@ -99,10 +99,10 @@ def restore(inventory, to, host_name, onto, in_place, yes, plan_only, as_json) -
     from pgops.backup import restore as r
 
     # The source may be down (that may be why you restore): only repository and target must answer.
-    b = repository.connect(inventory_path(inventory), host_name, require_all=False)
-    db = host_name or next(iter(b.stanzas))
-    rp = r.plan(b, db, to, onto, in_place)
-    _print_restore_plan(db, rp, unreachable=not b.db(db).connected)
+    backups = repository.connect(inventory_path(inventory), host_name, require_all=False)
+    db = host_name or next(iter(backups.stanzas))
+    rp = r.plan(backups, db, to, onto, in_place)
+    _print_restore_plan(db, rp, unreachable=not backups.db(db).connected)
     if plan_only:
         if as_json:
             render.print_json(rp.as_dict())
@@ -111,7 +111,7 @@ def restore(inventory, to, host_name, onto, in_place, yes, plan_only, as_json) -
         raise PgopsError(f"--in-place replaces the live data of {db} with its state at "
                          f"{r.iso(rp.target_time)}: add --yes to do it (nothing was changed)")
     with err.status("restoring ..."):
-        result = r.execute(b, rp, say=say("restore"))
+        result = r.execute(backups, rp, say=say("restore"))
     if as_json:
         render.print_json(result)
         return
@@ -134,11 +134,11 @@ def drill(inventory, host_name, point, as_json) -> None:
     from pgops.backup import drill as d
     from pgops.backup import repository
 
-    b = repository.connect(inventory_path(inventory), host_name)
+    backups = repository.connect(inventory_path(inventory), host_name)
     results = []
-    for db in b.stanzas:
+    for db in backups.stanzas:
         with err.status(f"drill of {db} ({point}) ..."):
-            results.append(d.drill(b, db, point, say=say("drill")))
+            results.append(d.drill(backups, db, point, say=say("drill")))
     if as_json:
         render.print_json(results)
     else:

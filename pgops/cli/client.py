@@ -32,7 +32,7 @@ def health(dsn, inventory, host_name, user, as_json, retries, serve_port, bind) 
     if as_json:
         render.print_json(report)
     else:
-        render.health(report, t.label)
+        render.probe_report(report, t.label)
     sys.exit(0 if report["healthy"] else 1)
 
 

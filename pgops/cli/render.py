@@ -108,7 +108,8 @@ def migrations(st: dict, label: str) -> None:
              r["applied_at"] or "-", r["applied_by"] or "-") for r in st["migrations"]])
 
 
-def health(report: dict, label: str) -> None:
+def probe_report(report: dict, label: str) -> None:
+    """`pgops health`: what client.probe found on a database (one row per finding)."""
     keys = ("healthy", "latency_ms", "server_version", "pgvector", "schema_version", "database",
             "user", "pool", "error")
     _table(f"health of {label}", (), [
