@@ -15,8 +15,10 @@ addresses = {h.name: address(h) for h in host.inventory}  # where hosts reach ea
 
 if DB_GROUP in host.groups:
     settings = dbs[host.name]
-    postgres_server(settings, addresses[host.name])
-    postgres_access(settings)
-    app_schema(settings, addresses[host.name])  # "deployed" means a ready database
+    # Keywords: pyinfra types a deploy's positional slots as its global arguments (_sudo, ...).
+    postgres_server(s=settings, address=addresses[host.name])
+    postgres_access(s=settings)
+    app_schema(s=settings, address=addresses[host.name])  # "deployed" means a ready database
 
-backups(dbs, addresses)  # pgBackRest on database hosts with pg_backup_host and on their repository hosts
+# pgBackRest on database hosts with pg_backup_host and on their repository hosts
+backups(dbs=dbs, addresses=addresses)
