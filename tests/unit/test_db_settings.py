@@ -1,13 +1,16 @@
-"""DbSettings.from_env, read_env_file, redact and Target.without_password (no database)."""
+"""DbSettings.from_env and .check, read_env_file, redact and Target.without_password (no
+database: check runs against a fake connection)."""
 
 from __future__ import annotations
 
 import psycopg
 import pytest
+from pydantic import ValidationError
 
+from pgops.client import db
 from pgops.client.db import DbSettings, read_env_file, redact
 from pgops.client.targets import Target
-from pgops.errors import ConfigError
+from pgops.errors import ConfigError, DbUnavailable
 
 FILE_URL = "postgresql://file_user@file-host:5432/file_db"
 ENV_URL = "postgresql://env_user@env-host:5432/env_db"
@@ -256,3 +259,63 @@ def test_target_without_password_when_none():
     conninfo, password = Target("host=h dbname=app", "label").without_password()
     assert password is None
     assert psycopg.conninfo.conninfo_to_dict(conninfo) == {"host": "h", "dbname": "app"}
+
+
+# --- DbSettings.check ---------------------------------------------------------------------
+
+
+class FakeConnection:
+    """What check_connection uses of a psycopg connection: `select 1`, `show server_version`."""
+
+    def __enter__(self) -> FakeConnection:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+    def execute(self, sql: str) -> FakeConnection:
+        return self
+
+    def fetchone(self) -> tuple[str]:
+        return ("17.2",)
+
+
+def fake_connect(monkeypatch, failures: int) -> list[tuple[str, int]]:
+    """Replace db.connect: the first `failures` attempts fail as an unreachable server does;
+    returns the (url, connect_timeout) of every attempt."""
+    calls: list[tuple[str, int]] = []
+
+    def connect(url: str, connect_timeout: int = 10) -> FakeConnection:
+        calls.append((url, connect_timeout))
+        if len(calls) <= failures:
+            raise psycopg.OperationalError("connection to server at \"h\" failed: Connection refused\nmore")
+        return FakeConnection()
+
+    monkeypatch.setattr(db, "connect", connect)
+    return calls
+
+
+def test_check_connects_with_the_settings_timeout_and_retries(monkeypatch):
+    s = DbSettings(url="host=h password=pw", connect_timeout=3, retry_attempts=2, retry_max_wait=0.01)
+    calls = fake_connect(monkeypatch, failures=1)
+    retried: list[int] = []
+    report = s.check(on_retry=lambda n, e: retried.append(n))
+    assert report["server_version"] == "17.2" and report["latency_ms"] >= 0
+    assert calls == [("host=h password=pw", 3)] * 2 and retried == [1]
+
+
+def test_check_of_an_unreachable_database_names_it_redacted_and_the_attempts(monkeypatch):
+    s = DbSettings(url="host=h password=pw", retry_attempts=2, retry_max_wait=0.01)
+    fake_connect(monkeypatch, failures=2)
+    with pytest.raises(DbUnavailable) as e:
+        s.check()
+    message = str(e.value)
+    assert message.startswith("database ") and "host=h" in message and "password=***" in message
+    assert "pw" not in message
+    assert message.endswith(" unreachable after 2 attempts: "
+                            "connection to server at \"h\" failed: Connection refused")
+
+
+def test_an_invalid_retry_budget_never_reaches_check_and_is_named():
+    with pytest.raises(ValidationError, match="retry_attempts"):
+        DbSettings(url="host=h", retry_attempts=0)
