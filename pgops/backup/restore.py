@@ -312,10 +312,4 @@ def execute(backups: Backups, rp: RestorePlan, say: Callable[[str], None] = lamb
         "seconds": round(seconds, 2),
         "verify": verify(backups, rp.target_host, rp.port, s.pg_app_database),
     }
-    if not rp.in_place:
-        result["switch_over"] = (
-            f"the restored copy runs on {result['address']}:{rp.port} (cluster {s.pg_major}/{rp.cluster}); "
-            f"point applications at it, or restore in place with `pgops restore --to '{iso(rp.target_time)}' "
-            f"--host {rp.source} --in-place --yes`; remove it with "
-            f"`pg_dropcluster {s.pg_major} {rp.cluster} --stop` on {rp.target_host}")
     return result

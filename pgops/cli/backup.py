@@ -115,12 +115,7 @@ def restore(inventory, to, host_name, onto, in_place, yes, plan_only, as_json) -
     if as_json:
         render.print_json(result)
         return
-    v = result["verify"]
-    click.echo(f"restored {db} to {result['target_time']} on {result['address']}:{result['port']} "
-               f"in {result['seconds']:.1f} s; schema version {v.get('schema_version')}, "
-               f"{sum(v.get('row_counts', {}).values())} rows in {len(v.get('row_counts', {}))} tables")
-    if "switch_over" in result:
-        click.echo(result["switch_over"])
+    render.restore_result(db, result)
 
 
 @click.command()
@@ -142,8 +137,5 @@ def drill(inventory, host_name, point, as_json) -> None:
     if as_json:
         render.print_json(results)
     else:
-        for r in results:
-            verdict = "ok" if r["ok"] else f"FAILED: {r.get('error') or r.get('amcheck')}"
-            click.echo(f"{r['host']}: drill to {r['target_time']} {verdict}; RTO {r.get('rto_s') or '-'} s; "
-                       f"{sum((r.get('verify') or {}).get('row_counts', {}).values())} rows checked")
+        render.drill_results(results)
     sys.exit(0 if all(r["ok"] for r in results) else 1)

@@ -101,6 +101,30 @@ def backup_list(st: dict) -> None:
              size(x["repo_size"]), f"{x['wal_start']} .. {x['wal_stop']}") for x in st["backups"]])
 
 
+def restore_result(source: str, result: dict) -> None:
+    """`pgops restore`: what was restored where and what it holds; for a copy beside the live
+    cluster, how to switch over to it or remove it."""
+    v = result["verify"]
+    click.echo(f"restored {source} to {result['target_time']} on {result['address']}:{result['port']} "
+               f"in {result['seconds']:.1f} s; schema version {v.get('schema_version')}, "
+               f"{sum(v.get('row_counts', {}).values())} rows in {len(v.get('row_counts', {}))} tables")
+    if result["in_place"]:
+        return
+    major, cluster = result["cluster"].split("/")
+    click.echo(f"the restored copy runs on {result['address']}:{result['port']} "
+               f"(cluster {result['cluster']}); point applications at it, or restore in place with "
+               f"`pgops restore --to '{result['target_time']}' --host {source} --in-place --yes`; "
+               f"remove it with `pg_dropcluster {major} {cluster} --stop` on {result['host']}")
+
+
+def drill_results(results: list[dict]) -> None:
+    """`pgops drill`: one line per database host."""
+    for r in results:
+        verdict = "ok" if r["ok"] else f"FAILED: {r.get('error') or r.get('amcheck')}"
+        click.echo(f"{r['host']}: drill to {r['target_time']} {verdict}; RTO {r.get('rto_s') or '-'} s; "
+                   f"{sum((r.get('verify') or {}).get('row_counts', {}).values())} rows checked")
+
+
 def migrations(st: dict, label: str) -> None:
     _table(f"migrations on {label}: at {st['current']}, latest {st['latest']}",
            ("version", "name", "state", "sha256", "applied_at", "applied_by"),
