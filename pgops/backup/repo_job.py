@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """pgops's scheduled jobs on a pgBackRest repository host, run by systemd timers that
 `pgops deploy` installs (pg_backup_timers). Standard library only (the host has no pgops):
-it imports rules.py, installed beside it, so it judges health exactly as `pgops status` does.
+it imports rules.py, installed beside it, so it judges health by `pgops status`'s rules and
+thresholds (WAL by max_wal_age_s and `pgbackrest check`: this host sees no pg_stat_archiver).
 
     pgops-repo-job full|diff|incr|drill|status STANZA
 
