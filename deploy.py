@@ -6,19 +6,39 @@
 
 from pyinfra import host
 
-from pgops.deploys import app_schema, backups, postgres_access, postgres_server
+from pgops.deploys import (
+    app_schema,
+    backups,
+    etcd_member,
+    patroni_bootstrap,
+    patroni_member,
+    patroni_replicas,
+    postgres_access,
+    postgres_server,
+)
 from pgops.remote import address
-from pgops.settings.inventory import DB_GROUP, all_settings
+from pgops.settings.inventory import DB_GROUP, all_settings, all_topology
 
 dbs = all_settings()  # every database host's settings, validated before any operation is planned
+topology = all_topology()  # Patroni clusters and etcd members
 addresses = {h.name: address(h) for h in host.inventory}  # where hosts reach each other
+
+# Keywords: pyinfra types a deploy's positional slots as its global arguments (_sudo, ...).
+if DB_GROUP in host.groups:
+    postgres_server(s=dbs[host.name], address=addresses[host.name])
+
+etcd_member(topology=topology, addresses=addresses, dbs=dbs)  # etcd_servers
 
 if DB_GROUP in host.groups:
     settings = dbs[host.name]
-    # Keywords: pyinfra types a deploy's positional slots as its global arguments (_sudo, ...).
-    postgres_server(s=settings, address=addresses[host.name])
-    postgres_access(s=settings)
-    app_schema(s=settings, address=addresses[host.name])  # "deployed" means a ready database
+    # A cluster member's postmaster is Patroni's; writes go to its leader, replicas follow.
+    writes_here = patroni_member(s=settings, topology=topology, dbs=dbs, addresses=addresses)
+    if writes_here:
+        postgres_access(s=settings)  # before Patroni takes a new cluster over: it needs its roles
+    patroni_bootstrap(s=settings, topology=topology, dbs=dbs)
+    if writes_here:
+        app_schema(s=settings, address=addresses[host.name])  # "deployed" means a ready database
+    patroni_replicas(s=settings, topology=topology, dbs=dbs)  # clone once the leader's roles exist
 
 # pgBackRest on database hosts with pg_backup_host and on their repository hosts
 backups(dbs=dbs, addresses=addresses)

@@ -25,7 +25,7 @@ SECRETS_CONF = f"{CONF_DIR}/secrets.conf"
 OLD_CIPHER_CONF = f"{CONF_DIR}/cipher.conf"
 LEGACY_CONF = "/etc/pgbackrest.conf"
 SPOOL = "/var/spool/pgbackrest"
-#: pg_backup_transport = "tls": the CA, this host's certificate and key (from backup.pki).
+#: pg_backup_transport = "tls": the CA, this host's certificate and key (from pgops.pki).
 TLS_DIR = "/etc/pgbackrest/tls"
 TLS_FILES = {"ca": f"{TLS_DIR}/ca.crt", "cert": f"{TLS_DIR}/host.crt", "key": f"{TLS_DIR}/host.key"}
 #: The systemd unit that runs `pgbackrest server` (pgBackRest's default port, 8432).

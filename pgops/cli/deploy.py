@@ -14,8 +14,9 @@ from pgops import PROJECT_ROOT
 from pgops.backup.rules import Thresholds
 from pgops.cli import render
 from pgops.cli.backup import first_backups
+from pgops.cli.cluster import print_cluster_status
 from pgops.cli.common import display, err, inventory_option, inventory_path
-from pgops.cli.lab import backup_option, hosts_option, lab_up_and_secrets
+from pgops.cli.lab import backup_option, cluster_option, hosts_option, lab_up_and_secrets
 from pgops.errors import PgopsError
 from pgops.metrics import prometheus
 
@@ -96,12 +97,17 @@ def status(inventory, as_json, max_full_age, max_backup_age, max_rpo, metrics_fi
 @click.command()
 @hosts_option
 @backup_option
-def up(hosts: int, backup: bool) -> None:
-    """The main job on the lab: boot it, deploy to it, show its status."""
-    lab_up_and_secrets(hosts, backup)
+@cluster_option
+def up(hosts: int | None, backup: bool, cluster: bool) -> None:
+    """The main job on the lab: boot it, deploy to it, show its status (with --cluster, a
+    Patroni cluster's too)."""
+    lab_up_and_secrets(hosts, backup, cluster)
     inventory = inventory_path(None)
     rc = run_deploy(inventory, None, False)
     if rc:
         sys.exit(rc)
     first_backups(inventory)
-    sys.exit(print_status(inventory, False))
+    rc = print_status(inventory, False)
+    if cluster:
+        rc = max(rc, print_cluster_status(inventory, False))
+    sys.exit(rc)

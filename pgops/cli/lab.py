@@ -15,8 +15,13 @@ from pgops.cli.common import err, say
 
 backup_option = click.option("--backup/--no-backup", default=True, show_default=True,
                              help="Also boot backup1, the pgBackRest repository host.")
-hosts_option = click.option("--hosts", default=2, show_default=True, type=click.IntRange(1, 9),
-                            help="Number of database hosts.")
+hosts_option = click.option("--hosts", default=None, type=click.IntRange(1, 9),
+                            help="Number of database hosts  [default: 2; 3 with --cluster]")
+cluster_option = click.option("--cluster", "cluster", is_flag=True,
+                              help="The database hosts form a Patroni cluster `main` (they are "
+                                   "its etcd members too).")
+#: The name `--cluster` gives the lab's Patroni cluster.
+LAB_CLUSTER = "main"
 
 
 @click.group()
@@ -24,7 +29,7 @@ def lab() -> None:
     """The disposable lab: Debian 13 hosts in Docker, reached over SSH (PGOPS_LAB names it)."""
 
 
-def lab_up_and_secrets(hosts: int, backup: bool = True) -> None:
+def lab_up_and_secrets(hosts: int | None, backup: bool = True, cluster: bool = False) -> None:
     """Boot the lab, then generate the passwords its inventory's roles need (once; kept)."""
     from pgops.lab import Lab
     from pgops.settings import secret_names
@@ -32,7 +37,8 @@ def lab_up_and_secrets(hosts: int, backup: bool = True) -> None:
 
     t0 = time.monotonic()
     the_lab = Lab()
-    the_lab.up(db_hosts=hosts, extra=("backup1",) if backup else (), say=say("lab"))
+    the_lab.up(db_hosts=hosts or (3 if cluster else 2), extra=("backup1",) if backup else (),
+               say=say("lab"), cluster=LAB_CLUSTER if cluster else None)
     names: set[str] = set()
     for h in load_inventory(PROJECT_ROOT / "inventory" / "lab.py"):
         names.update(secret_names(h.data.dict()))
@@ -53,9 +59,10 @@ def _print_lab_status(as_json: bool) -> None:
 @lab.command("up")
 @hosts_option
 @backup_option
-def lab_up(hosts: int, backup: bool) -> None:
+@cluster_option
+def lab_up(hosts: int | None, backup: bool, cluster: bool) -> None:
     """Start the engine if needed, build the image once, boot the hosts."""
-    lab_up_and_secrets(hosts, backup)
+    lab_up_and_secrets(hosts, backup, cluster)
     _print_lab_status(as_json=False)
 
 

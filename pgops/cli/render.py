@@ -139,3 +139,27 @@ def probe_report(report: dict, label: str) -> None:
     _table(f"health of {label}", (), [
         (k, json.dumps(report[k]) if isinstance(report[k], dict) else str(report[k]))
         for k in keys if k in report], show_header=False)
+
+
+def _member_row(m: dict) -> tuple:
+    lag_s = "-" if m["lag_s"] is None else f"{m['lag_s']:.3f}s"
+    return (m["member"], m.get("host") or "-", m["role"] or "-", m["state"],
+            "-" if m["timeline"] is None else str(m["timeline"]),
+            "-" if m["lag_bytes"] is None else size(m["lag_bytes"]), lag_s, m["sync"] or "-",
+            {True: "yes", False: "no", None: "-"}[m["pending_restart"]])
+
+
+def cluster_status(st: dict) -> None:
+    for c in st["clusters"]:
+        _table(f"cluster {c['cluster']}: leader {c['leader'] or 'NONE'}, synchronous mode "
+               f"{c['synchronous_mode']}",
+               ("member", "host", "role", "state", "TL", "lag", "lag s", "sync", "pending restart"),
+               [_member_row(m) for m in c["members"]])
+        for attrs, url in c["urls"].items():
+            console.print(f"  {attrs:<15} {url}")
+    if st["etcd"]:
+        _table("etcd", ("endpoint", "healthy", "took", "error"),
+               [(e["endpoint"], "yes" if e["healthy"] else "NO", e["took"] or "-", e["error"] or "-")
+                for e in st["etcd"]])
+    else:
+        console.print("etcd: no member answered")

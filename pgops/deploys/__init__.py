@@ -2,7 +2,14 @@
 
 from pgops.deploys.access import postgres_access
 from pgops.deploys.backup import backups
+from pgops.deploys.cluster import (
+    etcd_member,
+    patroni_bootstrap,
+    patroni_member,
+    patroni_replicas,
+)
 from pgops.deploys.schema import app_schema
 from pgops.deploys.server import postgres_server
 
-__all__ = ["postgres_server", "postgres_access", "app_schema", "backups"]
+__all__ = ["postgres_server", "postgres_access", "app_schema", "backups", "etcd_member",
+           "patroni_bootstrap", "patroni_member", "patroni_replicas"]

@@ -16,7 +16,8 @@ from pyinfra.facts.files import File, FindFiles
 from pyinfra.operations import apt, files, server, systemd
 from pyinfra.operations.util import any_changed
 
-from pgops.backup import backrest, pki, roles, timers
+from pgops import pki
+from pgops.backup import backrest, roles, timers
 from pgops.errors import ConfigError
 from pgops.facts.system import BadCalendars, HasAesInstructions, HostResources
 from pgops.operations import pgbackrest as ops

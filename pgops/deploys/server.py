@@ -1,4 +1,5 @@
-"""Install PostgreSQL + pgvector and configure it: TLS, tuned settings, pg_hba.conf."""
+"""Install PostgreSQL + pgvector and configure it: TLS, tuned settings, pg_hba.conf (on a
+cluster member, Patroni writes the settings and pg_hba.conf: pgops.deploys.cluster)."""
 
 from __future__ import annotations
 
@@ -71,9 +72,9 @@ def install(s: Settings) -> None:
     if any(p not in installed for p in wanted):
         apt.update(name="Update apt lists (packages missing)")
     apt.packages(name="Install PostgreSQL packages", packages=wanted, no_recommends=True)
-    p = pgconf.paths(s)
-    systemd.service(name="PostgreSQL cluster enabled and running", service=p["service"],
-                    running=True, enabled=True)
+    if not s.pg_ha_cluster:  # a cluster member's postmaster is Patroni's to run
+        systemd.service(name="PostgreSQL cluster enabled and running",
+                        service=pgconf.paths(s)["service"], running=True, enabled=True)
 
 
 @deploy("Configure PostgreSQL")
@@ -90,6 +91,8 @@ def configure(s: Settings, address: str) -> None:
         alt = [f"DNS:{host.name}"] + ([f"IP:{address}"] if address[0].isdigit() else [f"DNS:{address}"])
         tls.self_signed_certificate(name="TLS self-signed certificate", cert=p["cert"],
                                     key=p["key"], common_name=host.name, alt_names=alt)
+    if s.pg_ha_cluster:  # Patroni writes the settings and pg_hba.conf (pgops.ha.patroni)
+        return
     _archive_timeout_awake(s, p["service"])
     resources = host.get_fact(HostResources)
     postgres.settings_file(

@@ -90,6 +90,17 @@ class PgExtensions(_JsonFact):
         return _psql(port, self.SQL, database)
 
 
+class PgFunctionGrants(_JsonFact):
+    """Which of the given functions (by signature) a role may execute: signature -> bool
+    (None when the server is down or the role does not exist yet)."""
+
+    def command(self, role: str, functions: tuple[str, ...], port: int = 5432) -> str:
+        sigs = ", ".join("'" + f.replace("'", "''") + "'" for f in functions)
+        who = "'" + role.replace("'", "''") + "'"
+        return _psql(port, f"select json_object_agg(f, has_function_privilege({who}, f, 'execute')) "
+                           f"from unnest(array[{sigs}]) f")
+
+
 
 class PgArchiver(_JsonFact):
     """pg_stat_archiver: WAL archiving health, with ages in seconds."""

@@ -75,6 +75,13 @@ class Lab:
         self.require_network()
         return [LabHost(**h) for h in state["hosts"]]
 
+    def cluster(self) -> str | None:
+        """The Patroni cluster the last `lab up --cluster` made of the database hosts."""
+        try:
+            return json.loads(self.state_file.read_text()).get("cluster")
+        except FileNotFoundError:
+            return None
+
     def network_exists(self) -> bool:
         r = subprocess.run(
             ["docker", "network", "inspect", self.network], capture_output=True, text=True
@@ -92,8 +99,10 @@ class Lab:
         return str(self.subnet.network_address + 10 + i)
 
     # -- up ------------------------------------------------------------------------------
-    def up(self, db_hosts: int = 2, extra: tuple[str, ...] = (), say: Callable = _say) -> list[LabHost]:
-        """Boot the lab (idempotent): engine, image, network, firewall, hosts, keys, secrets."""
+    def up(self, db_hosts: int = 2, extra: tuple[str, ...] = (), say: Callable = _say,
+           cluster: str | None = None) -> list[LabHost]:
+        """Boot the lab (idempotent): engine, image, network, firewall, hosts, keys, secrets.
+        + cluster: the database hosts form this Patroni cluster (and are its etcd members)."""
         started = engine.ensure_running()
         if started:
             say("started the Docker engine (pgops will stop it at `lab down`)")
@@ -118,7 +127,8 @@ class Lab:
         self._write_known_hosts(client, hosts)
         for h in hosts:
             self._wait_ssh(h)
-        self.state_file.write_text(json.dumps({"hosts": [asdict(h) for h in hosts]}, indent=2))
+        self.state_file.write_text(json.dumps({"hosts": [asdict(h) for h in hosts],
+                                               "cluster": cluster}, indent=2))
         return hosts
 
     def _ensure_ssh_key(self) -> None:

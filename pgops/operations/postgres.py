@@ -16,7 +16,13 @@ from pyinfra.api.hiddenvalue import HiddenValue
 from pyinfra.facts.files import FileContents
 from pyinfra.operations import files
 
-from pgops.facts.postgres import PgDatabases, PgExtensions, PgRoles, PgServer
+from pgops.facts.postgres import (
+    PgDatabases,
+    PgExtensions,
+    PgFunctionGrants,
+    PgRoles,
+    PgServer,
+)
 from pgops.server import psql, scram
 from pgops.server.pgconf import changed_keys, parse_conf
 from pgops.server.psql import AS_POSTGRES
@@ -228,3 +234,20 @@ def extension(database: str, extension_name: str, port: int = 5432):
     yield psql_command(f"CREATE EXTENSION IF NOT EXISTS {quote_ident(extension_name)}", port, database)
 
 
+
+
+@operation()
+def function_grants(role_name: str, functions: tuple[str, ...], port: int = 5432):
+    """Grant EXECUTE on functions (by signature) to a role, where it lacks it (never revoked).
+
+    + functions: e.g. ("pg_catalog.pg_ls_dir(text, boolean, boolean)",)
+
+    Call with `_sudo=True, _sudo_user="postgres"`, after the role exists.
+    """
+    have = host.get_fact(PgFunctionGrants, role=role_name, functions=functions, port=port) or {}
+    missing = [f for f in functions if not have.get(f)]
+    if not missing:
+        host.noop(f"{role_name} may execute {len(functions)} functions")
+        return
+    for f in missing:
+        yield psql_command(f"GRANT EXECUTE ON FUNCTION {f} TO {quote_ident(role_name)}", port)

@@ -10,11 +10,15 @@ from pyinfra.api.host import Host
 
 from pgops import PROJECT_ROOT
 from pgops.errors import ConfigError, PgopsError
+from pgops.ha.topology import Topology, membership_problems, topology
+from pgops.ha.topology import problems as topology_problems
 from pgops.settings import LOCAL_REPOSITORY, Settings, load_settings
 
 DEFAULT_INVENTORY = PROJECT_ROOT / "inventory" / "lab.py"
 DB_GROUP = "db_servers"
 BACKUP_GROUP = "backup_servers"
+#: The etcd members Patroni clusters keep their state in (often the database hosts).
+ETCD_GROUP = "etcd_servers"
 #: How `pgops deploy` tells deploy.py (in pyinfra's process) which inventory file it runs.
 INVENTORY_NAME_ENV = "PGOPS_INVENTORY_NAME"
 
@@ -116,12 +120,36 @@ def shared_ca_problems(settings: dict[str, Settings], inventory_file: str) -> li
     return problems
 
 
+def inventory_topology(inventory: Inventory, settings: dict[str, Settings]) -> Topology:
+    """The inventory's Patroni clusters and etcd members."""
+    return topology(settings, [h.name for h in inventory if ETCD_GROUP in h.groups])
+
+
+def _declared_clusters(inventory: Inventory) -> dict[str, dict[str, str]]:
+    """host -> {group: the pg_ha_cluster that group's data gives it}."""
+    out: dict[str, dict[str, str]] = {}
+    for h in inventory:
+        for g in h.groups:
+            cluster = inventory.get_group_data(g).get("pg_ha_cluster")
+            if cluster:
+                out.setdefault(h.name, {})[g] = cluster
+    return out
+
+
+def cluster_problems(inventory: Inventory, settings: dict[str, Settings],
+                     inventory_file: str) -> list[str]:
+    found = [*membership_problems(_declared_clusters(inventory)),
+             *topology_problems(inventory_topology(inventory, settings), settings, ETCD_GROUP)]
+    return [f"{inventory_file}: {p}" for p in found]
+
+
 def validate_inventory(inventory: Inventory, inventory_file: str) -> dict[str, Settings]:
     """Settings for every database host, or one ConfigError with every problem of every host."""
     out, problems = _db_host_settings(inventory, inventory_file)
     backup_hosts = {h.name for h in inventory if BACKUP_GROUP in h.groups}
     problems += unknown_backup_host_problems(out, backup_hosts, inventory_file)
     problems += shared_ca_problems(out, inventory_file)
+    problems += cluster_problems(inventory, out, inventory_file)
     if not out and not problems:
         problems.append(
             f"{inventory_file}: no hosts in group {DB_GROUP} (a group is a list of host names "
@@ -142,6 +170,13 @@ def all_settings() -> dict[str, Settings]:
         cached = validate_inventory(inventory, _inventory_name())
         inventory._pgops_settings = cached  # type: ignore[attr-defined]
     return cached
+
+
+def all_topology() -> Topology:
+    """The inventory's clusters and etcd members (after all_settings has validated them)."""
+    from pyinfra.context import state
+
+    return inventory_topology(state.inventory, all_settings())
 
 
 def _inventory_name() -> str:

@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import SecretStr, ValidationError
 
 from pgops.errors import ConfigError
+from pgops.settings.ha import HA_ROLES, PATRONI_API_SECRET
 from pgops.settings.model import LOCAL_REPOSITORY, Settings
 from pgops.settings.secrets import (
     BACKUP_SECRET,
@@ -171,6 +172,12 @@ def _missing_secret(name: str, secrets_file: Any, roles: Mapping[str, str]) -> s
                 f"passphrase) is not set (environment{where})")
     if name in (S3_KEY, S3_KEY_SECRET):
         return (f"pgbackrest: secret {name} (the S3 repository's access key) is "
+                f"not set (environment{where})")
+    if name == PATRONI_API_SECRET:
+        return (f"pg_ha_cluster: secret {name} (the Patroni REST API's password) is "
+                f"not set (environment{where})")
+    if roles[name] in HA_ROLES:
+        return (f"pg_ha_cluster: secret {name} (the cluster's {roles[name]} role) is "
                 f"not set (environment{where})")
     return f"pg_roles[{roles[name]}].password: secret {name} is not set (environment{where})"
 

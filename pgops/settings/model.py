@@ -16,6 +16,7 @@ from pydantic import (
     field_validator,
 )
 
+from pgops.settings.ha import REPLICATOR, REWINDER, Ha
 from pgops.settings.secrets import BACKUP_SECRET, S3_KEY, S3_KEY_SECRET, role_secret
 
 #: PostgreSQL majors pgops knows how to deploy (pgvector packages exist for each).
@@ -217,6 +218,12 @@ class Settings(_Model):
     #: systemd timers for backups, drills and status on the repository host; None: none
     #: (run `pgops schedule run` instead).
     pg_backup_timers: BackupTimers | None = None
+    #: The Patroni cluster this host belongs to: hosts sharing it form one cluster (its name
+    #: is Patroni's scope), on the etcd of the inventory's etcd_servers. None: a single host,
+    #: run by Debian's unit as before.
+    pg_ha_cluster: Ident | None = None
+    #: The cluster's failover timing and synchronous replication (pgops.settings.ha.Ha).
+    pg_ha: Ha = Ha()
     #: Resolved secrets (never from inventory): filled by load_settings.
     secrets: dict[str, SecretStr] = {}
 
@@ -247,8 +254,18 @@ class Settings(_Model):
                 raise ValueError(f"{k!r} is not a PostgreSQL setting name")
         return v
 
+    @property
+    def roles(self) -> tuple[Role, ...]:
+        """pg_roles, and for a cluster member the roles Patroni needs (unless defined there)."""
+        if not self.pg_ha_cluster:
+            return self.pg_roles
+        own = {r.name for r in self.pg_roles}
+        ha = (Role(name=REPLICATOR, replication=True, connection_limit=10),
+              Role(name=REWINDER, connection_limit=5))
+        return (*self.pg_roles, *(r for r in ha if r.name not in own))
+
     def role(self, name: str) -> Role:
-        return next(r for r in self.pg_roles if r.name == name)
+        return next(r for r in self.roles if r.name == name)
 
     def password(self, role: Role) -> str:
         return self.secrets[role.secret_name].get_secret_value()
@@ -258,9 +275,16 @@ class Settings(_Model):
         return self.secrets[BACKUP_SECRET].get_secret_value()
 
     @property
-    def tls_dir(self) -> Path:
-        if self.pg_backup_tls_dir:
-            return self.pg_backup_tls_dir
-        base = (self.pg_secrets_file.parent if self.pg_secrets_file
+    def state_dir(self) -> Path:
+        """Where pgops keeps what it generates for these hosts on this machine (outside git)."""
+        return (self.pg_secrets_file.parent if self.pg_secrets_file
                 else Path.home() / ".local" / "state" / "pgops")
-        return base / "pgbackrest-pki"
+
+    @property
+    def tls_dir(self) -> Path:
+        return self.pg_backup_tls_dir or self.state_dir / "pgbackrest-pki"
+
+    @property
+    def ha_pki_dir(self) -> Path:
+        """The CA of clusters' etcd and Patroni REST API, and their hosts' keys."""
+        return self.state_dir / "cluster-pki"

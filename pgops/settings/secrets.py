@@ -1,4 +1,4 @@
-"""Secrets: which ones a config needs, their names, and the one dotenv-style parser (stdlib only)."""
+"""Secrets: which ones a config needs, their names, and the one dotenv-style parser."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from pgops.settings.ha import HA_ROLES, PATRONI_API_SECRET
 
 #: The repository encryption passphrase.
 BACKUP_SECRET = "PGOPS_BACKUP_CIPHER_PASS"
@@ -27,9 +29,10 @@ def role_secret(role: str) -> str:
 
 
 def role_secrets(settings_data: dict[str, Any]) -> dict[str, str]:
-    """secret name -> role, for the roles of raw settings that log in with a password;
-    tolerant of invalid role entries, which field validation reports."""
-    out = {}
+    """secret name -> role, for the roles of raw settings that log in with a password (and
+    a cluster member's replication and rewind roles); tolerant of invalid role entries,
+    which field validation reports."""
+    out = {role_secret(r): r for r in HA_ROLES} if settings_data.get("pg_ha_cluster") else {}
     for r in settings_data.get("pg_roles") or ():
         name = raw_field(r, "name")
         if isinstance(name, str) and raw_field(r, "login", True) and raw_field(r, "password", True):
@@ -64,4 +67,6 @@ def secret_names(settings_data: dict[str, Any]) -> list[str]:
             (m := re.fullmatch(r"repo(\d+)-type", str(k))) and shared_key_s3(backrest, int(m[1]))
             for k in backrest):
         out += [S3_KEY, S3_KEY_SECRET]
+    if settings_data.get("pg_ha_cluster"):
+        out.append(PATRONI_API_SECRET)
     return out + list(role_secrets(settings_data))

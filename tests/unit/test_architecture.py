@@ -68,11 +68,12 @@ def test_the_cycle_check_finds_a_cycle():
 
 
 LOWER = ("pgops.settings", "pgops.server", "pgops.facts", "pgops.operations", "pgops.errors",
-         "pgops.backup.rules", "pgops.backup.backrest", "pgops.backup.timers", "pgops.backup.pki",
-         "pgops.backup.roles")
+         "pgops.backup.rules", "pgops.backup.backrest", "pgops.backup.timers", "pgops.pki",
+         "pgops.backup.roles", "pgops.ha.topology", "pgops.ha.patroni", "pgops.ha.etcd",
+         "pgops.ha.join")
 UPPER = ("pgops.cli", "pgops.deploys", "pgops.status", "pgops.schedule", "pgops.remote",
          "pgops.backup.repository", "pgops.backup.restore", "pgops.backup.drill",
-         "pgops.backup.health", "pgops.lab")
+         "pgops.backup.health", "pgops.lab", "pgops.ha.status")
 
 
 def _under(module: str, prefixes: tuple[str, ...]) -> bool:

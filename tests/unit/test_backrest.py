@@ -150,7 +150,7 @@ def test_tls_transport_needs_a_repository_host():
 def test_pki_issues_once_and_reissues_when_names_change(tmp_path):
     from cryptography import x509
 
-    from pgops.backup import pki
+    from pgops import pki
     first = pki.host_files(tmp_path, "db1", ["db1", "10.0.0.11"])
     assert pki.host_files(tmp_path, "db1", ["10.0.0.11", "db1"]) == first
     assert all((tmp_path / f).stat().st_mode & 0o077 == 0 for f in ("ca.key", "db1.key"))

@@ -1,10 +1,13 @@
-"""A small certificate authority for pgBackRest's TLS transport (pg_backup_transport = "tls").
+"""A small certificate authority per purpose: pgBackRest's TLS transport (pg_backup_tls_dir)
+and a cluster's etcd and Patroni REST API (Settings.ha_pki_dir).
 
-It lives on the machine that runs pgops, in a directory outside git (pg_backup_tls_dir, by
-default beside the secrets file), like the secrets themselves: one CA, and per host a key
-and a certificate whose CN is the inventory name (what `tls-server-auth` checks) and whose
-subjectAltName holds the names the peers dial. Files are made once and then reused, so a
-second deploy puts the same bytes and changes nothing; a host whose names change gets a new
+It lives on the machine that runs pgops, in a directory outside git (by default beside the
+secrets file), like the secrets themselves: one CA per directory, and per host a key and a
+certificate whose CN is the inventory name (what pgBackRest's `tls-server-auth` checks) and
+whose subjectAltName holds the names the peers dial. Certificates carry the key identifiers
+and usages strict verifiers require (Python 3.13's default context refuses a certificate
+without an Authority Key Identifier). Files are made once and then reused, so a second
+deploy puts the same bytes and changes nothing; a host whose names change gets a new
 certificate.
 """
 
@@ -48,7 +51,7 @@ def _alt(names: list[str]) -> list[x509.GeneralName]:
     return out
 
 
-def _ca(directory: Path) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+def _ca(directory: Path, ca_name: str) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
     key_file, cert_file = directory / "ca.key", directory / "ca.crt"
     if key_file.exists() and cert_file.exists():
         key = serialization.load_pem_private_key(key_file.read_bytes(), None)
@@ -57,12 +60,19 @@ def _ca(directory: Path) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     key = ec.generate_private_key(ec.SECP256R1())
     now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(_name("pgops pgBackRest CA"))
-            .issuer_name(_name("pgops pgBackRest CA")).public_key(key.public_key())
+    cert = (x509.CertificateBuilder().subject_name(_name(ca_name))
+            .issuer_name(_name(ca_name)).public_key(key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(days=1))
             .not_valid_after(now + datetime.timedelta(days=VALID_DAYS))
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True,
+                                         crl_sign=True, content_commitment=False,
+                                         key_encipherment=False, data_encipherment=False,
+                                         key_agreement=False, encipher_only=False,
+                                         decipher_only=False), critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
+                           critical=False)
             .sign(key, hashes.SHA256()))
     _write(key_file, _key_pem(key), private=True)
     _write(cert_file, cert.public_bytes(serialization.Encoding.PEM), private=False)
@@ -80,9 +90,11 @@ def _reusable(key_file: Path, cert_file: Path, wanted: list[str], ca: x509.Certi
     return have == wanted and cert.issuer == ca.subject
 
 
-def host_files(directory: Path, host: str, names: list[str]) -> dict[str, str]:
-    """PEM texts for one host: ca.crt, its certificate and its key (made on first use)."""
-    ca_key, ca_cert = _ca(directory)
+def host_files(directory: Path, host: str, names: list[str],
+               ca_name: str = "pgops pgBackRest CA") -> dict[str, str]:
+    """PEM texts for one host: ca.crt, its certificate and its key (made on first use;
+    `ca_name` names a CA made here)."""
+    ca_key, ca_cert = _ca(directory, ca_name)
     key_file, cert_file = directory / f"{host}.key", directory / f"{host}.crt"
     wanted = sorted(set(names))
     if not _reusable(key_file, cert_file, wanted, ca_cert):
@@ -94,6 +106,8 @@ def host_files(directory: Path, host: str, names: list[str]) -> dict[str, str]:
                 .not_valid_after(now + datetime.timedelta(days=VALID_DAYS))
                 .add_extension(x509.SubjectAlternativeName(_alt(wanted)), critical=False)
                 .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+                .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
+                    ca_key.public_key()), critical=False)
                 .sign(ca_key, hashes.SHA256()))
         _write(key_file, _key_pem(key), private=True)
         _write(cert_file, cert.public_bytes(serialization.Encoding.PEM), private=False)

@@ -1,0 +1,77 @@
+"""Facts about the local Patroni member, read from its REST API (GET needs no password).
+
+Each returns None when Patroni is not installed, not configured or not answering, so a
+first deploy plans against a host that runs no Patroni yet.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from typing import Any
+
+from pyinfra.api import FactBase
+
+from pgops.ha.patroni import TLS_DIR
+from pgops.settings.ha import PATRONI_PORT
+
+#: GET one REST endpoint of the local member over TLS with the cluster's CA, printing the
+#: body (argv[3] == "body") or the HTTP status; always exits 0 (Patroni down is a state, not
+#: a failure: "null", or status 0). Patroni answers 503 with the same JSON body on /patroni
+#: when Postgres is not running, which is still a state to read.
+_GET = """
+import ssl, sys, urllib.error, urllib.request
+ctx = ssl.create_default_context(cafile=sys.argv[2])
+try:
+    r = urllib.request.urlopen(sys.argv[1], context=ctx, timeout=3)
+    code, body = r.status, r.read().decode()
+except urllib.error.HTTPError as e:
+    code, body = e.code, e.read().decode()
+except Exception:
+    code, body = 0, ""
+print((body or "null") if sys.argv[3] == "body" else code)
+"""
+
+
+def _get(path: str, what: str) -> str:
+    url = shlex.quote(f"https://127.0.0.1:{PATRONI_PORT}{path}")
+    return f"python3 -c {shlex.quote(_GET)} {url} {TLS_DIR}/ca.crt {what}"
+
+
+def get_command(path: str) -> str:
+    """A shell command printing the local member's JSON answer on `path` ("null": none)."""
+    return _get(path, "body") + " 2>/dev/null || echo null"
+
+
+def status_command(path: str) -> str:
+    """A shell command printing the HTTP status of the local member on `path` (0: none)."""
+    return _get(path, "status") + " 2>/dev/null || echo 0"
+
+
+class _RestFact(FactBase[Any]):
+    PATH = "/"
+
+    def requires_command(self, *args: Any, **kwargs: Any) -> str:
+        return "python3"
+
+    def command(self) -> str:
+        return get_command(self.PATH)
+
+    def process(self, output: list[str]) -> Any:
+        text = "\n".join(output).strip()
+        try:
+            return json.loads(text) if text else None
+        except json.JSONDecodeError:
+            return None
+
+
+class PatroniMember(_RestFact):
+    """This member: state, role (primary/replica), timeline, scope, pending_restart."""
+
+    PATH = "/patroni"
+
+
+class PatroniCluster(_RestFact):
+    """The whole cluster as this member sees it: members with role, state, lag, timeline."""
+
+    PATH = "/cluster"

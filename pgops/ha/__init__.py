@@ -1,0 +1,1 @@
+"""High availability: Patroni clusters on etcd, decided here and deployed by pgops.deploys.cluster."""

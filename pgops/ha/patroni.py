@@ -1,0 +1,148 @@
+"""Patroni's configuration for one member, rendered from the settings model (pure).
+
+Patroni runs the Debian cluster in place (data in /var/lib/postgresql/MAJOR/NAME, config in
+/etc/postgresql/MAJOR/NAME), so the layout every other pgops command knows stays true. The
+file is JSON, which is YAML too: no YAML writer needed, and Patroni reads it as it is.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pgops.server.cluster import Cluster, bindir
+from pgops.settings.ha import (
+    ETCD_CLIENT_PORT,
+    PATRONI_API_USER,
+    PATRONI_PORT,
+    REPLICATOR,
+    REWINDER,
+)
+
+#: Patroni's DCS namespace for pgops clusters (scope = the cluster's name below it).
+NAMESPACE = "/pgops/"
+#: Parameters Patroni passes on the postmaster's command line from the cluster-wide (DCS)
+#: configuration, the same on every member: a replica with fewer max_connections than its
+#: leader cannot replay. Any other parameter is a member's own.
+DCS_PARAMETERS = frozenset({
+    "max_connections", "max_locks_per_transaction", "max_worker_processes",
+    "max_prepared_transactions", "wal_level", "track_commit_timestamp", "max_wal_senders",
+    "max_replication_slots", "wal_log_hints", "wal_keep_size", "hot_standby",
+})
+#: Set by Patroni itself from `postgresql.listen`; never among the parameters.
+_PATRONI_OWNED = frozenset({"listen_addresses", "port"})
+#: Functions pg_rewind needs on the source server, granted to REWINDER (not a superuser).
+REWIND_FUNCTIONS = (
+    "pg_catalog.pg_ls_dir(text, boolean, boolean)",
+    "pg_catalog.pg_stat_file(text, boolean)",
+    "pg_catalog.pg_read_binary_file(text)",
+    "pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean)",
+)
+TLS_DIR = "/etc/patroni/pgops-tls"
+
+
+def conf_path(c: Cluster) -> str:
+    return f"/etc/patroni/{c.major}-{c.name}.yml"
+
+
+def service(c: Cluster) -> str:
+    """Debian's unit for a Patroni-run cluster (a `-`, not a `/`, between major and name)."""
+    return f"patroni@{c.major}-{c.name}"
+
+
+def split_parameters(parameters: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(cluster-wide DCS parameters, this member's own) from one flat mapping."""
+    dcs = {k: v for k, v in parameters.items() if k in DCS_PARAMETERS}
+    local = {k: v for k, v in parameters.items()
+             if k not in DCS_PARAMETERS and k not in _PATRONI_OWNED}
+    return dcs, local
+
+
+def dcs_config(ha: Any, dcs_parameters: Mapping[str, Any]) -> dict[str, Any]:
+    """The cluster-wide configuration Patroni keeps in etcd (`patronictl show-config`)."""
+    return {
+        "ttl": ha.ttl,
+        "loop_wait": ha.loop_wait,
+        "retry_timeout": ha.retry_timeout,
+        "maximum_lag_on_failover": ha.maximum_lag_on_failover,
+        "synchronous_mode": ha.synchronous_mode != "off",
+        "synchronous_mode_strict": ha.synchronous_mode == "strict",
+        "synchronous_node_count": ha.synchronous_node_count,
+        "check_timeline": True,
+        "postgresql": {
+            "use_pg_rewind": True,
+            "use_slots": True,
+            "parameters": {"hot_standby": True, "wal_log_hints": True, **dcs_parameters},
+        },
+    }
+
+
+def replication_hba(member_addresses: Sequence[str]) -> list[str]:
+    """pg_hba lines for the members: streaming as REPLICATOR, pg_rewind as REWINDER (and
+    Patroni's own replication connection to its local server, for its timeline)."""
+    lines = []
+    for a in ("127.0.0.1", "::1", *member_addresses):
+        net = f"{a}/32" if ":" not in a else f"{a}/128"
+        lines.append(f"hostssl  replication  {REPLICATOR}  {net}  scram-sha-256")
+        lines.append(f"hostssl  postgres     {REWINDER}  {net}  scram-sha-256")
+    return lines
+
+
+def render(*, scope: str, member: str, address: str, cluster: Cluster, port: int,
+           listen: Sequence[str], etcd_addresses: Sequence[str], ha: Any,
+           parameters: Mapping[str, Any], hba: Sequence[str],
+           passwords: Mapping[str, str]) -> str:
+    """patroni.yml for `member` (reached at `address`) of cluster `scope`.
+
+    + parameters: every PostgreSQL setting pgops wants (tuned, TLS, archiving, the user's);
+      split here into the cluster-wide and the member's own
+    + hba: pg_hba.conf's lines, which Patroni writes
+    + passwords: REPLICATOR, REWINDER and PATRONI_API_USER by name
+    """
+    dcs, local = split_parameters(parameters)
+    tls = {"ca": f"{TLS_DIR}/ca.crt", "cert": f"{TLS_DIR}/host.crt", "key": f"{TLS_DIR}/host.key"}
+    api_auth = {"username": PATRONI_API_USER, "password": passwords[PATRONI_API_USER]}
+    ssl = {"sslmode": "require", "channel_binding": "require"}
+    conf: dict[str, Any] = {
+        "scope": scope,
+        "namespace": NAMESPACE,
+        "name": member,
+        "restapi": {
+            "listen": f"0.0.0.0:{PATRONI_PORT}",
+            "connect_address": f"{address}:{PATRONI_PORT}",
+            "certfile": tls["cert"], "keyfile": tls["key"], "cafile": tls["ca"],
+            "authentication": api_auth,
+        },
+        "ctl": {"cacert": tls["ca"], "certfile": tls["cert"], "keyfile": tls["key"],
+                "authentication": api_auth},
+        "etcd3": {
+            "hosts": [f"{a}:{ETCD_CLIENT_PORT}" for a in etcd_addresses],
+            "protocol": "https",
+            "cacert": tls["ca"], "cert": tls["cert"], "key": tls["key"],
+        },
+        "bootstrap": {"dcs": dcs_config(ha, dcs)},
+        "postgresql": {
+            "listen": f"{','.join(listen)}:{port}",  # Patroni's form: host1,host2:port
+            "connect_address": f"{address}:{port}",
+            "data_dir": cluster.data,
+            "config_dir": cluster.etc,
+            "bin_dir": bindir(cluster.major),
+            "pgpass": f"/var/lib/postgresql/{cluster.major}-{cluster.name}.pgpass",
+            "use_unix_socket": True,
+            "authentication": {
+                "superuser": {"username": "postgres"},
+                "replication": {"username": REPLICATOR, "password": passwords[REPLICATOR], **ssl},
+                "rewind": {"username": REWINDER, "password": passwords[REWINDER], **ssl},
+            },
+            "parameters": {"unix_socket_directories": "/var/run/postgresql", **local},
+            "pg_hba": list(hba),
+            "create_replica_methods": ["basebackup"],
+            "basebackup": [{"checkpoint": "fast"}],
+        },
+        "watchdog": {"mode": ha.watchdog},
+        "tags": {"nofailover": False, "noloadbalance": False, "clonefrom": False,
+                 "nosync": False},
+    }
+    return ("# Managed by pgops (pg_ha_cluster): edits here are overwritten on the next "
+            "deploy.\n" + json.dumps(conf, indent=2, sort_keys=True) + "\n")

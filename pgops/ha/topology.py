@@ -1,0 +1,119 @@
+"""Which hosts form which Patroni cluster and which etcd, and what makes that layout invalid
+(pure: decided from validated settings and the inventory's groups, before any host is touched)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from pgops.settings import Settings
+
+#: Settings every member of one cluster must share: a replica is a copy of the leader, and
+#: backups, failover timing and the client port are the cluster's, not a member's.
+CLUSTER_WIDE = ("pg_major", "pg_cluster", "pg_port", "pg_ha", "pg_backup_host",
+                "pg_backup_transport", "pg_data_checksums")
+
+
+@dataclass(frozen=True)
+class Topology:
+    """Clusters by name (members in inventory order) and the etcd members they share."""
+
+    clusters: Mapping[str, tuple[str, ...]]
+    etcd: tuple[str, ...]
+
+    def cluster_of(self, host: str) -> str | None:
+        return next((name for name, members in self.clusters.items() if host in members), None)
+
+    def members(self, host: str) -> tuple[str, ...]:
+        """The members of `host`'s cluster ((host,) for a single host outside any cluster)."""
+        name = self.cluster_of(host)
+        return self.clusters[name] if name else (host,)
+
+
+def topology(settings: Mapping[str, Settings], etcd_hosts: Sequence[str]) -> Topology:
+    clusters: dict[str, list[str]] = {}
+    for name, s in settings.items():
+        if s.pg_ha_cluster:
+            clusters.setdefault(s.pg_ha_cluster, []).append(name)
+    return Topology({k: tuple(v) for k, v in clusters.items()}, tuple(etcd_hosts))
+
+
+def _etcd_problems(topo: Topology, etcd_group: str) -> list[str]:
+    n = len(topo.etcd)
+    if topo.clusters and n == 0:
+        return [f"{etcd_group}: the clusters {', '.join(sorted(topo.clusters))} need etcd "
+                f"members (a group {etcd_group} of 3 hosts, which may be the database hosts)"]
+    if n % 2 == 0 and n:
+        return [f"{etcd_group}: {n} members ({', '.join(topo.etcd)}); etcd needs an odd number "
+                f"(3 or 5): an even one tolerates no more failures than one fewer and can split "
+                "evenly"]
+    return []
+
+
+def _agreement_problems(topo: Topology, settings: Mapping[str, Settings]) -> list[str]:
+    problems = []
+    for cluster, members in sorted(topo.clusters.items()):
+        first = settings[members[0]]
+        for key in CLUSTER_WIDE:
+            differ = [m for m in members[1:] if getattr(settings[m], key) != getattr(first, key)]
+            if differ:
+                problems.append(f"cluster {cluster}: {key} differs between {members[0]} and "
+                                f"{', '.join(differ)}; members of one cluster share it")
+    return problems
+
+
+def _sync_problems(topo: Topology, settings: Mapping[str, Settings]) -> list[str]:
+    problems = []
+    for cluster, members in sorted(topo.clusters.items()):
+        ha = settings[members[0]].pg_ha
+        if ha.synchronous_mode != "off" and len(members) < 2:
+            problems.append(f"cluster {cluster}: pg_ha.synchronous_mode {ha.synchronous_mode!r} "
+                            f"needs a standby, and {members[0]} is the only member")
+        elif ha.synchronous_mode != "off" and ha.synchronous_node_count > len(members) - 1:
+            problems.append(f"cluster {cluster}: pg_ha.synchronous_node_count "
+                            f"{ha.synchronous_node_count} exceeds its {len(members) - 1} standbys")
+    return problems
+
+
+def _backup_host_problems(topo: Topology, settings: Mapping[str, Settings]) -> list[str]:
+    """A repository on a cluster member would be lost, or be a replica's disk, with that member."""
+    members = {m: c for c, ms in topo.clusters.items() for m in ms}
+    return [f"host {name}: pg_backup_host: {s.pg_backup_host} is a member of cluster "
+            f"{members[s.pg_backup_host]}; the repository must live on another host"
+            for name, s in settings.items() if s.pg_backup_host in members]
+
+
+def _not_yet_problems(topo: Topology, settings: Mapping[str, Settings]) -> list[str]:
+    """What clusters cannot do yet in this version (said, rather than done half)."""
+    return [f"cluster {c}: pg_backup_host: backups of a Patroni cluster are not deployed by "
+            "this version yet (they follow the leader in the next one); unset pg_backup_host "
+            "for its members"
+            for c, ms in sorted(topo.clusters.items()) if settings[ms[0]].pg_backup_host]
+
+
+def membership_problems(declared: Mapping[str, Mapping[str, str]]) -> list[str]:
+    """`declared`: host -> {group: the pg_ha_cluster that group's data gives it}. A host placed
+    in two clusters by two groups would silently follow whichever group pyinfra ranks last."""
+    problems = []
+    for host, by_group in sorted(declared.items()):
+        if len(set(by_group.values())) > 1:
+            which = ", ".join(f"{c} (group {g})" for g, c in sorted(by_group.items()))
+            problems.append(f"host {host}: pg_ha_cluster: in two clusters: {which}; a host "
+                            "belongs to one cluster")
+    return problems
+
+
+def problems(topo: Topology, settings: Mapping[str, Settings], etcd_group: str) -> list[str]:
+    """Every problem of the layout at once; [] when it is deployable."""
+    return [*_etcd_problems(topo, etcd_group), *_agreement_problems(topo, settings),
+            *_sync_problems(topo, settings), *_backup_host_problems(topo, settings),
+            *_not_yet_problems(topo, settings)]
+
+
+def client_urls(members: Sequence[str], addresses: Mapping[str, str], port: int,
+                database: str) -> dict[str, str]:
+    """libpq multi-host URLs for applications: writes find the leader, reads prefer a standby."""
+    hosts = ",".join(f"{addresses[m]}:{port}" for m in members)
+    base = f"postgresql://{hosts}/{database}?sslmode=require&target_session_attrs="
+    return {"read-write": base + "read-write", "prefer-standby": base + "prefer-standby",
+            "read-only": base + "read-only"}

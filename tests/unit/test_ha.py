@@ -1,0 +1,219 @@
+"""High availability decided without hosts: the cluster layout and its problems, what each
+member does at a deploy, and the Patroni and etcd files rendered from the settings."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from pydantic import ValidationError
+
+from pgops.errors import ConfigError
+from pgops.ha import etcd, join, patroni
+from pgops.ha.status import member_rows
+from pgops.ha.topology import client_urls, membership_problems, problems, topology
+from pgops.server.cluster import Cluster
+from pgops.settings import Settings
+from pgops.settings.ha import Ha
+
+
+def _settings(**kw) -> Settings:
+    return Settings(**kw)
+
+
+def three(**kw) -> dict[str, Settings]:
+    return {n: _settings(pg_ha_cluster="main", **kw) for n in ("db1", "db2", "db3")}
+
+
+# -- layout --------------------------------------------------------------------------------
+def test_hosts_sharing_pg_ha_cluster_form_one_cluster_in_inventory_order():
+    dbs = {**three(), "solo": _settings()}
+    topo = topology(dbs, ["db1", "db2", "db3"])
+    assert topo.clusters == {"main": ("db1", "db2", "db3")}
+    assert topo.cluster_of("db2") == "main" and topo.cluster_of("solo") is None
+    assert topo.members("solo") == ("solo",)
+    assert problems(topo, dbs, "etcd_servers") == []
+
+
+def test_an_even_number_of_etcd_members_is_refused_with_the_members_named():
+    dbs = three()
+    (p,) = problems(topology(dbs, ["db1", "db2"]), dbs, "etcd_servers")
+    assert "etcd_servers: 2 members (db1, db2)" in p and "odd" in p
+
+
+def test_a_cluster_without_etcd_is_refused():
+    dbs = three()
+    (p,) = problems(topology(dbs, []), dbs, "etcd_servers")
+    assert "main need etcd members" in p
+
+
+def test_synchronous_mode_with_one_host_is_refused():
+    dbs = {"db1": _settings(pg_ha_cluster="main", pg_ha={"synchronous_mode": "on"})}
+    (p,) = problems(topology(dbs, ["db1"]), dbs, "etcd_servers")
+    assert "synchronous_mode 'on' needs a standby, and db1 is the only member" in p
+
+
+def test_more_synchronous_standbys_than_replicas_is_refused():
+    dbs = three(pg_ha={"synchronous_mode": "strict", "synchronous_node_count": 3})
+    (p,) = problems(topology(dbs, ["db1", "db2", "db3"]), dbs, "etcd_servers")
+    assert "synchronous_node_count 3 exceeds its 2 standbys" in p
+
+
+def test_a_member_named_as_repository_host_is_refused():
+    dbs = three(pg_backup_host="db3")
+    found = problems(topology(dbs, ["db1", "db2", "db3"]), dbs, "etcd_servers")
+    assert any("pg_backup_host: db3 is a member of cluster main" in p for p in found)
+
+
+def test_members_must_share_the_cluster_wide_settings():
+    dbs = {**three(), "db3": _settings(pg_ha_cluster="main", pg_port=5433)}
+    (p,) = problems(topology(dbs, ["db1", "db2", "db3"]), dbs, "etcd_servers")
+    assert p.startswith("cluster main: pg_port differs between db1 and db3")
+
+
+def test_a_host_in_two_clusters_by_two_groups_is_refused():
+    (p,) = membership_problems({"db1": {"east": "a", "west": "b"}, "db2": {"east": "a"}})
+    assert p == ("host db1: pg_ha_cluster: in two clusters: a (group east), b (group west); "
+                 "a host belongs to one cluster")
+
+
+def test_ha_timing_that_would_demote_a_healthy_leader_is_refused():
+    with pytest.raises(ValidationError, match="must not exceed ttl"):
+        Ha(ttl=10, loop_wait=5, retry_timeout=5)
+    assert Ha().loop_wait + 2 * Ha().retry_timeout <= Ha().ttl
+
+
+def test_client_urls_list_every_member_and_the_session_attributes():
+    urls = client_urls(["db1", "db2"], {"db1": "10.0.0.1", "db2": "10.0.0.2"}, 5432, "app")
+    assert urls["read-write"] == ("postgresql://10.0.0.1:5432,10.0.0.2:5432/app?sslmode=require"
+                                  "&target_session_attrs=read-write")
+    assert urls["prefer-standby"].endswith("target_session_attrs=prefer-standby")
+
+
+# -- what each member does ---------------------------------------------------------------
+FRESH = join.Member(configured=False, has_data=True, databases=frozenset({"postgres"}))
+EMPTY = join.Member(configured=False, has_data=False, databases=None)
+RUNNING = join.Member(configured=True, has_data=True, databases=frozenset({"postgres", "app"}))
+USED = join.Member(configured=False, has_data=True, databases=frozenset({"postgres", "app"}))
+
+
+def test_a_fresh_cluster_starts_from_the_first_member_and_replaces_pristine_clusters():
+    p = join.plan("main", ["db1", "db2", "db3"], {"db1": FRESH, "db2": FRESH, "db3": EMPTY}, None)
+    assert p.leader == "db1"
+    assert p.actions == {"db1": "bootstrap", "db2": "join", "db3": "join"}
+
+
+def test_a_single_host_with_data_moves_into_a_cluster_keeping_its_data():
+    p = join.plan("main", ["db1", "db2", "db3"], {"db1": FRESH, "db2": USED, "db3": FRESH}, None)
+    assert p.leader == "db2" and p.actions["db2"] == "bootstrap"
+    assert p.actions["db1"] == "join"
+
+
+def test_a_running_cluster_keeps_its_leader_and_members():
+    p = join.plan("main", ["db1", "db2"], {"db1": RUNNING, "db2": RUNNING}, "db2")
+    assert p.leader == "db2" and set(p.actions.values()) == {"run"}
+
+
+def test_a_new_member_with_its_own_data_is_never_overwritten():
+    with pytest.raises(ConfigError, match="host db3 holds databases app; joining as a replica"):
+        join.plan("main", ["db1", "db2", "db3"], {"db1": RUNNING, "db2": RUNNING, "db3": USED},
+                  "db1")
+    stopped = join.Member(configured=False, has_data=True, databases=None)
+    with pytest.raises(ConfigError, match="whose server is stopped"):
+        join.plan("main", ["db1", "db2"], {"db1": RUNNING, "db2": stopped}, "db1")
+
+
+def test_two_members_with_data_and_no_cluster_is_refused():
+    with pytest.raises(ConfigError, match="db1, db2 each hold data"):
+        join.plan("main", ["db1", "db2"], {"db1": USED, "db2": USED}, None)
+
+
+def test_a_cluster_that_ran_but_has_no_leader_gets_its_config_and_no_writes():
+    p = join.plan("main", ["db1", "db2", "db3"], {"db1": RUNNING, "db2": RUNNING, "db3": EMPTY},
+                  None)
+    assert p.leader is None
+    assert p.actions == {"db1": "run", "db2": "run", "db3": "wait"}
+
+
+# -- rendered files -------------------------------------------------------------------------
+def _patroni(**kw) -> dict:
+    args = dict(scope="main", member="db2", address="10.0.0.2", cluster=Cluster(17),
+                port=5432, listen=["*"], etcd_addresses=["10.0.0.1", "10.0.0.2", "10.0.0.3"],
+                ha=Ha(), parameters={"max_connections": 200, "shared_buffers": "512MB",
+                                     "port": 5432, "listen_addresses": "*"},
+                hba=["hostssl all all 10.0.0.0/8 scram-sha-256"],
+                passwords={"replicator": "r-secret", "rewinder": "w-secret", "pgops": "a-secret"})
+    args.update(kw)
+    text = patroni.render(**args)
+    assert text.startswith("# Managed by pgops")
+    return json.loads(text.split("\n", 1)[1])
+
+
+def test_patroni_runs_the_debian_cluster_in_place():
+    conf = _patroni()
+    pg = conf["postgresql"]
+    assert (pg["data_dir"], pg["config_dir"], pg["bin_dir"]) == (
+        "/var/lib/postgresql/17/main", "/etc/postgresql/17/main", "/usr/lib/postgresql/17/bin")
+    assert pg["listen"] == "*:5432" and pg["connect_address"] == "10.0.0.2:5432"
+    assert conf["scope"] == "main" and conf["name"] == "db2"
+    assert conf["etcd3"]["hosts"] == ["10.0.0.1:2379", "10.0.0.2:2379", "10.0.0.3:2379"]
+    assert conf["etcd3"]["protocol"] == "https"
+    assert conf["restapi"]["connect_address"] == "10.0.0.2:8008"
+    assert conf["restapi"]["authentication"] == {"username": "pgops", "password": "a-secret"}
+
+
+def test_cluster_wide_parameters_go_to_the_dcs_and_the_rest_stay_the_members():
+    conf = _patroni()
+    dcs = conf["bootstrap"]["dcs"]
+    assert dcs["postgresql"]["parameters"]["max_connections"] == 200
+    assert dcs["ttl"] == 15 and dcs["loop_wait"] == 3 and dcs["synchronous_mode"] is False
+    local = conf["postgresql"]["parameters"]
+    assert local["shared_buffers"] == "512MB" and "max_connections" not in local
+    assert "port" not in local and "listen_addresses" not in local
+
+
+def test_strict_synchronous_mode_reaches_the_dcs():
+    dcs = _patroni(ha=Ha(synchronous_mode="strict"))["bootstrap"]["dcs"]
+    assert dcs["synchronous_mode"] is True and dcs["synchronous_mode_strict"] is True
+
+
+def test_replication_and_rewind_connect_over_tls_with_channel_binding():
+    auth = _patroni()["postgresql"]["authentication"]
+    assert auth["replication"] == {"username": "replicator", "password": "r-secret",
+                                   "sslmode": "require", "channel_binding": "require"}
+    assert auth["rewind"]["username"] == "rewinder"
+    assert auth["superuser"] == {"username": "postgres"}  # local socket, peer: no password
+
+
+def test_replication_hba_names_each_member_host():
+    assert patroni.replication_hba(["10.0.0.1"])[-2:] == [
+        "hostssl  replication  replicator  10.0.0.1/32  scram-sha-256",
+        "hostssl  postgres     rewinder  10.0.0.1/32  scram-sha-256",
+    ]
+
+
+def test_etcd_members_know_each_other_and_use_tls_with_client_certificates():
+    members = {"db1": "10.0.0.1", "db2": "10.0.0.2", "db3": "10.0.0.3"}
+    env = dict(line.split("=", 1) for line in etcd.render("db2", members).splitlines()
+               if not line.startswith("#"))
+    assert env["ETCD_NAME"] == "db2" and env["ETCD_DATA_DIR"] == etcd.DATA_DIR
+    assert env["ETCD_INITIAL_CLUSTER"] == ("db1=https://10.0.0.1:2380,db2=https://10.0.0.2:2380,"
+                                          "db3=https://10.0.0.3:2380")
+    assert env["ETCD_CLIENT_CERT_AUTH"] == env["ETCD_PEER_CLIENT_CERT_AUTH"] == "true"
+    assert env["ETCD_LISTEN_CLIENT_URLS"] == "https://10.0.0.2:2379,https://127.0.0.1:2379"
+    assert etcd.token(members) == etcd.token(dict(reversed(members.items())))
+    assert etcd.token(members) != etcd.token({**members, "db4": "10.0.0.4"})
+
+
+def test_status_rows_merge_patroni_and_pg_stat_replication_and_show_missing_members_down():
+    seen = {"members": [
+        {"name": "db1", "role": "leader", "state": "running", "timeline": 2, "host": "10.0.0.1"},
+        {"name": "db2", "role": "sync_standby", "state": "streaming", "timeline": 2, "lag": 0},
+    ]}
+    repl = [{"name": "db2", "state": "streaming", "sync_state": "sync", "lag_bytes": 120,
+             "lag_s": 0.002}]
+    rows = member_rows(seen, repl, ["db1", "db2", "db3"])
+    assert rows[0]["role"] == "leader" and rows[0]["lag_bytes"] == 0 and rows[0]["sync"] is None
+    assert (rows[1]["lag_bytes"], rows[1]["lag_s"], rows[1]["sync"]) == (120, 0.002, "sync")
+    assert rows[2] == {"member": "db3", "role": None, "state": "down", "timeline": None,
+                       "lag_bytes": None, "lag_s": None, "sync": None, "pending_restart": None}
