@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 
 import pgops.deploys.backup as backup_deploy
-from pgops.backup import pki, timers
+from pgops import pki
+from pgops.backup import timers
 from pgops.errors import ConfigError
 from pgops.remote import address
 from pgops.settings import load_settings
