@@ -1,5 +1,5 @@
 # pgops: the two commands that matter are `make up` and `make test` (see README.md).
-.PHONY: up test down bootstrap lint bench bench-backup unit lock
+.PHONY: up test down bootstrap lint bench bench-backup bench-ha unit lock
 
 up: bootstrap
 	.venv/bin/pgops up
@@ -22,6 +22,9 @@ bench: bootstrap
 
 bench-backup: bootstrap
 	.venv/bin/python bench/backup.py
+
+bench-ha: bootstrap
+	.venv/bin/python bench/ha.py
 
 bootstrap:
 	@scripts/bootstrap.sh

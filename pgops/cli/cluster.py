@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import click
 
 from pgops.cli import render
-from pgops.cli.common import inventory_option, inventory_path
+from pgops.cli.common import err, inventory_option, inventory_path, say
+from pgops.errors import PgopsError
 
 
 @click.group()
@@ -42,4 +44,75 @@ def healthy(st: dict) -> bool:
     """Every cluster has a leader and every member runs; every etcd member is healthy."""
     members_ok = all(c["leader"] and all(m["state"] in ("running", "streaming")
                                          for m in c["members"]) for c in st["clusters"])
-    return members_ok and all(e["healthy"] for e in st["etcd"])
+    return members_ok and all(e["healthy"] for e in st["etcd"] or ())
+
+
+cluster_name_option = click.option("--cluster", "name", help="The cluster (default: the only one).")
+plan_option = click.option("--plan", "plan_only", is_flag=True,
+                           help="Show what would happen and change nothing.")
+yes_option = click.option("--yes", is_flag=True, help="Confirm a step that can lose data.")
+
+
+def _run(inventory, name: str | None, make_plan, yes: bool, plan_only: bool) -> None:
+    """Read the cluster, print the plan, then (unless --plan) carry it out and show the result."""
+    from pgops.ha import control  # pyinfra: not in the dev image
+    from pgops.ha.status import connect
+
+    clusters = connect(inventory_path(inventory))
+    cname = clusters.one(name)
+    s = clusters.settings_of(cname)
+    plan = make_plan(control, clusters.status(cname), s)
+    render.cluster_plan(plan)
+    if plan_only:
+        sys.exit(1 if plan.refusals else 0)
+
+    def wait_healthy(timeout: float = 180) -> None:
+        deadline = time.monotonic() + timeout
+        while not healthy({"clusters": [clusters.status(cname)], "etcd": None}):
+            if time.monotonic() > deadline:
+                raise PgopsError(f"cluster {cname} not healthy {timeout:.0f} s after the step")
+            time.sleep(1)
+
+    t0 = time.monotonic()
+    control.execute(plan, clusters.hosts, s, yes, say("cluster"), wait_healthy)
+    wait_healthy()
+    err.print(f"[cyan]cluster[/]: {plan.action} done in {time.monotonic() - t0:.1f} s")
+    render.cluster_status({"clusters": [clusters.status(cname)], "etcd": None})
+
+
+def _plan_command(command: str):
+    """A cluster command that plans, then acts: --inventory, --cluster, --yes, --plan."""
+    def wrap(f):
+        for option in (plan_option, yes_option, cluster_name_option, inventory_option):
+            f = option(f)
+        return cluster.command(command)(f)
+    return wrap
+
+
+@_plan_command("switchover")
+@click.option("--to", help="The replica to become leader (default: the least behind).")
+def switchover(inventory, name, to, yes, plan_only) -> None:
+    """Planned change of leader: no committed row is lost (the leader stops cleanly first)."""
+    _run(inventory, name, lambda control, st, s: control.switchover_plan(st, to), yes, plan_only)
+
+
+@_plan_command("failover")
+@click.option("--to", required=True, help="The member to promote.")
+def failover(inventory, name, to, yes, plan_only) -> None:
+    """Promote a member now, when the leader is gone (--yes: commits it lacks are lost)."""
+    _run(inventory, name, lambda control, st, s: control.failover_plan(
+        st, to, s.pg_ha.maximum_lag_on_failover), yes, plan_only)
+
+
+@_plan_command("reinit")
+@click.argument("member")
+def reinit(inventory, name, member, yes, plan_only) -> None:
+    """Delete a replica's data and clone the leader again (--yes)."""
+    _run(inventory, name, lambda control, st, s: control.reinit_plan(st, member), yes, plan_only)
+
+
+@_plan_command("restart")
+@click.option("--pending", is_flag=True, help="Only members with a pending restart.")
+def restart(inventory, name, pending, yes, plan_only) -> None:
+    """Rolling restart: replicas one at a time (each streaming again first), the leader last."""
+    _run(inventory, name, lambda control, st, s: control.restart_plan(st, pending), yes, plan_only)

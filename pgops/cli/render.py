@@ -157,9 +157,21 @@ def cluster_status(st: dict) -> None:
                [_member_row(m) for m in c["members"]])
         for attrs, url in c["urls"].items():
             console.print(f"  {attrs:<15} {url}")
+    if st.get("etcd") is None:  # not asked for
+        return
     if st["etcd"]:
         _table("etcd", ("endpoint", "healthy", "took", "error"),
                [(e["endpoint"], "yes" if e["healthy"] else "NO", e["took"] or "-", e["error"] or "-")
                 for e in st["etcd"]])
     else:
         console.print("etcd: no member answered")
+
+
+def cluster_plan(plan) -> None:
+    console.print(f"[bold]{plan.action}[/] of cluster {plan.cluster}:")
+    for step in plan.steps:
+        console.print(f"  - {step}")
+    for r in plan.refusals:
+        console.print(f"  [red]refused[/]: {r}")
+    for n in plan.needs_yes:
+        console.print(f"  [yellow]needs --yes[/]: {n}")

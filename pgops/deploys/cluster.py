@@ -19,6 +19,7 @@ from pgops.facts.postgres import PgDatabases
 from pgops.facts.system import HostResources
 from pgops.ha import etcd, join, patroni
 from pgops.ha.topology import Topology
+from pgops.operations import patroni as patroni_ops
 from pgops.operations.ordering import every_host_reaches
 from pgops.server import pgconf
 from pgops.server.cluster import Cluster
@@ -151,6 +152,11 @@ def patroni_member(s: Settings, topology: Topology, dbs: Mapping[str, Settings],
     if action == "run":
         systemd.service(name="Patroni running", service=unit, running=True, enabled=True,
                         reloaded=conf.will_change or tls_changed)
+    if action == "run" and the_plan.leader == host.name:
+        dcs, _local = patroni.split_parameters(_parameters(s))
+        patroni_ops.dynamic_config(name="Cluster-wide settings (Patroni's dynamic configuration)",
+                                   desired=patroni.dcs_config(s.pg_ha, dcs),
+                                   conf_path=patroni.conf_path(c), **AS_POSTGRES)
     if the_plan.leader is None and action == "run":
         server.shell(name="Cluster without a leader: roles, databases and migrations not applied",
                      commands=[f"echo 'cluster {cluster} had no leader when this deploy was "
@@ -180,7 +186,7 @@ def _config(s: Settings, cluster: str, topology: Topology, addresses: Mapping[st
     members = topology.clusters[cluster]
     hba = [*patroni.replication_hba([addresses[m] for m in members]),
            *(line.strip() for line in pgconf.render_hba(s).splitlines() if line.strip())]
-    parameters = pgconf.settings(s, host.get_fact(HostResources), host.name)
+    parameters = _parameters(s)
     return patroni.render(
         scope=cluster, member=host.name, address=addresses[host.name],
         cluster=Cluster(s.pg_major, s.pg_cluster), port=s.pg_port, listen=s.pg_listen_addresses,
@@ -189,6 +195,11 @@ def _config(s: Settings, cluster: str, topology: Topology, addresses: Mapping[st
         passwords={REPLICATOR: s.password(s.role(REPLICATOR)),
                    REWINDER: s.password(s.role(REWINDER)),
                    PATRONI_API_USER: s.secrets[PATRONI_API_SECRET].get_secret_value()})
+
+
+def _parameters(s: Settings) -> dict:
+    """Every PostgreSQL setting this host gets (tuned for it), as a single host would."""
+    return pgconf.settings(s, host.get_fact(HostResources), host.name)
 
 
 @deploy("Patroni replicas")

@@ -43,6 +43,28 @@ def get_command(path: str) -> str:
     return _get(path, "body") + " 2>/dev/null || echo null"
 
 
+#: PATCH the local member's /config with the JSON in argv[2], authenticated with the REST
+#: API's user from Patroni's own config file (argv[1]), so no secret is on a command line.
+PATCH = """
+import base64, json, ssl, sys, urllib.request
+conf = json.loads(open(sys.argv[1]).read().split("\\n", 1)[1])
+auth = conf["restapi"]["authentication"]
+token = base64.b64encode(f"{auth['username']}:{auth['password']}".encode()).decode()
+ctx = ssl.create_default_context(cafile=conf["ctl"]["cacert"])
+req = urllib.request.Request(sys.argv[3], data=sys.argv[2].encode(), method="PATCH",
+                             headers={"Authorization": "Basic " + token,
+                                      "Content-Type": "application/json"})
+urllib.request.urlopen(req, context=ctx, timeout=10).read()
+"""
+
+
+def patch_command(conf_path: str, body: dict) -> str:
+    """A shell command (run as postgres) PATCHing the local member's dynamic configuration."""
+    url = f"https://127.0.0.1:{PATRONI_PORT}/config"
+    return (f"python3 -c {shlex.quote(PATCH)} {shlex.quote(conf_path)} "
+            f"{shlex.quote(json.dumps(body, sort_keys=True))} {shlex.quote(url)}")
+
+
 def status_command(path: str) -> str:
     """A shell command printing the HTTP status of the local member on `path` (0: none)."""
     return _get(path, "status") + " 2>/dev/null || echo 0"
@@ -75,3 +97,9 @@ class PatroniCluster(_RestFact):
     """The whole cluster as this member sees it: members with role, state, lag, timeline."""
 
     PATH = "/cluster"
+
+
+class PatroniDynamicConfig(_RestFact):
+    """The cluster-wide configuration Patroni keeps in the DCS (ttl, parameters, ...)."""
+
+    PATH = "/config"

@@ -78,6 +78,30 @@ def dcs_config(ha: Any, dcs_parameters: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _same(a: Any, b: Any) -> bool:
+    """Values equal as PostgreSQL and Patroni read them (True and "on", 100 and "100")."""
+    def norm(v: Any) -> str:
+        if isinstance(v, bool):
+            return "on" if v else "off"
+        return str(v).strip().lower()
+    return norm(a) == norm(b)
+
+
+def config_patch(current: Mapping[str, Any], desired: Mapping[str, Any]) -> dict[str, Any]:
+    """What to PATCH into Patroni's dynamic configuration so that it holds `desired` (keys
+    pgops does not set are left as they are); {} when it already does."""
+    patch: dict[str, Any] = {}
+    for key, want in desired.items():
+        have = current.get(key)
+        if isinstance(want, Mapping):
+            sub = config_patch(have if isinstance(have, Mapping) else {}, want)
+            if sub:
+                patch[key] = sub
+        elif have is None or not _same(have, want):
+            patch[key] = want
+    return patch
+
+
 def replication_hba(member_addresses: Sequence[str]) -> list[str]:
     """pg_hba lines for the members: streaming as REPLICATOR, pg_rewind as REWINDER (and
     Patroni's own replication connection to its local server, for its timeline)."""

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pyinfra.api.host import Host
 
 from pgops import remote
+from pgops.errors import PgopsError
 from pgops.facts.patroni import get_command
 from pgops.ha import etcd
 from pgops.ha.topology import Topology, client_urls
@@ -82,25 +84,57 @@ def etcd_health(hosts: Sequence[Host]) -> list[dict[str, Any]]:
              "took": e.get("took"), "error": e.get("error")} for e in answer or []]
 
 
-def cluster_status(inventory_path: Path) -> dict[str, Any]:
-    """Every cluster of the inventory (members, leader, client URLs) and the etcd members."""
-    state, settings = remote.connect(inventory_path, require_all=False)
-    topo: Topology = inventory_topology(state.inventory, settings)
-    hosts = {h.name: h for h in state.inventory}
-    addresses = {n: remote.address(h) for n, h in hosts.items()}
-    clusters = []
-    for name, members in sorted(topo.clusters.items()):
-        s: Settings = settings[members[0]]
-        member_hosts = [hosts[m] for m in members]
-        seen = _first_answer(member_hosts, get_command("/cluster"), "postgres")
+@dataclass
+class Clusters:
+    """An inventory's clusters, connected: hosts, settings, layout; status read on demand."""
+
+    hosts: dict[str, Host]
+    settings: dict[str, Settings]
+    topology: Topology
+
+    def settings_of(self, cluster: str) -> Settings:
+        return self.settings[self.topology.clusters[cluster][0]]
+
+    def status(self, cluster: str) -> dict[str, Any]:
+        """One cluster's members (role, state, timeline, lag, sync), leader and client URLs."""
+        members = self.topology.clusters[cluster]
+        s = self.settings_of(cluster)
+        seen = _first_answer([self.hosts[m] for m in members], get_command("/cluster"), "postgres")
         leader = next((m["name"] for m in (seen or {}).get("members", [])
                        if m.get("role") == "leader"), None)
         sql = psql.shell(REPLICATION_SQL, s.pg_port, as_postgres=False)
-        replication = (_first_answer([hosts[leader]], sql, "postgres") or []) if leader else []
-        clusters.append({
-            "cluster": name, "leader": leader,
+        replication = (_first_answer([self.hosts[leader]], sql, "postgres") or []) if leader else []
+        addresses = {n: remote.address(h) for n, h in self.hosts.items()}
+        return {
+            "cluster": cluster, "leader": leader,
             "members": member_rows(seen, replication, members),
             "urls": client_urls(members, addresses, s.pg_port, s.pg_app_database or "postgres"),
             "synchronous_mode": s.pg_ha.synchronous_mode,
-        })
-    return {"clusters": clusters, "etcd": etcd_health([hosts[e] for e in topo.etcd])}
+        }
+
+    def etcd(self) -> list[dict[str, Any]]:
+        return etcd_health([self.hosts[e] for e in self.topology.etcd])
+
+    def one(self, name: str | None) -> str:
+        """The cluster `name`, or the inventory's only one; PgopsError otherwise."""
+        names = sorted(self.topology.clusters)
+        if name is None and len(names) == 1:
+            return names[0]
+        if name in names:
+            return name
+        raise PgopsError(f"cluster {name!r}: the inventory has "
+                         f"{', '.join(names) or 'no clusters (pg_ha_cluster)'}"
+                         + ("; name one with --cluster" if name is None and names else ""))
+
+
+def connect(inventory_path: Path) -> Clusters:
+    state, settings = remote.connect(inventory_path, require_all=False)
+    return Clusters({h.name: h for h in state.inventory}, settings,
+                    inventory_topology(state.inventory, settings))
+
+
+def cluster_status(inventory_path: Path) -> dict[str, Any]:
+    """Every cluster of the inventory (members, leader, client URLs) and the etcd members."""
+    clusters = connect(inventory_path)
+    return {"clusters": [clusters.status(c) for c in sorted(clusters.topology.clusters)],
+            "etcd": clusters.etcd()}

@@ -24,16 +24,17 @@ ETCD_PEER_PORT = 2380
 class Ha(BaseModel):
     """Patroni's failover timing and replication mode for one cluster (its DCS settings).
 
-    The defaults aim at writes accepted again within 20 s of an unplanned leader loss:
-    the leader key expires `ttl` s after the leader's last renewal, renewed every
-    `loop_wait` s, so a dead leader is replaced after at most `ttl` + `loop_wait` s; Patroni
-    needs `loop_wait + 2 * retry_timeout <= ttl` so that a leader riding out a DCS blip is
-    not demoted (its defaults, 30/10/10, give about 30-40 s).
+    The defaults aim at writes accepted again about 20 s after an unplanned leader loss:
+    the leader key expires `ttl` s after the leader's last renewal (every `loop_wait` s)
+    and the replicas, watching that key in etcd, race at once; 20 s is the least ttl
+    Patroni accepts (it raises anything lower to 20). Patroni needs
+    `loop_wait + 2 * retry_timeout <= ttl`, so that a leader riding out a DCS blip is not
+    demoted. Its own defaults (30/10/10) give 30-40 s.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    ttl: int = Field(15, ge=6, le=300)
+    ttl: int = Field(20, ge=20, le=300)
     loop_wait: int = Field(3, ge=1, le=60)
     retry_timeout: int = Field(5, ge=1, le=120)
     #: A replica further behind than this many bytes is never promoted automatically: the

@@ -34,7 +34,9 @@ def cluster():
 
 
 def status() -> dict:
-    return json.loads(pgops("cluster", "status", "--json", env=ENV).stdout)
+    """`pgops cluster status --json` (its exit code says healthy or not; read both)."""
+    run = pgops("cluster", "status", "--json", env=ENV, check=False)
+    return {**json.loads(run.stdout), "rc": run.rc}
 
 
 def secret(lab: Lab, role: str) -> str:
@@ -59,8 +61,9 @@ def test_a_cluster_deploys_from_bare_hosts_with_one_leader_and_streaming_replica
     assert len({m["timeline"] for m in c["members"]}) == 1
     assert all(m["lag_bytes"] is not None and m["lag_bytes"] < 16 * 2**20 for m in c["members"])
     assert set(c["urls"]) == {"read-write", "prefer-standby", "read-only"}
-    etcd = status()["etcd"]
-    assert len(etcd) == 3 and all(e["healthy"] for e in etcd)
+    st = status()
+    assert len(st["etcd"]) == 3 and all(e["healthy"] for e in st["etcd"])
+    assert st["rc"] == 0
 
 
 def test_second_deploy_changes_nothing(cluster):
@@ -120,3 +123,118 @@ def test_read_only_url_reaches_a_standby_and_read_write_the_leader(cluster):
         assert c.info.host == lab.host(leader).address
     with multi_host(lab, "app", "read-only") as c:
         assert c.execute("select pg_is_in_recovery()").fetchone()[0]
+
+
+# -- leader changes under write load ---------------------------------------------------------
+def _url(lab: Lab) -> str:
+    hosts = ",".join(lab.host(m).address for m in MEMBERS)
+    return (f"postgresql://migrator:{secret(lab, 'migrator')}@{hosts}/app?sslmode=require"
+            "&target_session_attrs=read-write")
+
+
+def wait_healthy(timeout: float = 180) -> dict:
+    """The cluster with a leader and every member running or streaming, on one timeline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        c = status()["clusters"][0]
+        states = {m["state"] for m in c["members"]}
+        if c["leader"] and states <= {"running", "streaming"} and \
+                len({m["timeline"] for m in c["members"]}) == 1:
+            return c
+        assert time.monotonic() < deadline, f"cluster not healthy after {timeout} s: {c}"
+        time.sleep(1)
+
+
+def same_rows_everywhere(lab: Lab, timeout: float = 60) -> None:
+    """Every member comes to hold exactly the leader's probe rows (replicas replay within
+    `timeout`): no divergent commit survives anywhere."""
+    from pgops.ha.writer import TABLE
+
+    deadline = time.monotonic() + timeout
+    while True:
+        counts = {m: lab.ssh(m, f"cd / && runuser -u postgres -- psql -XAt -d app -c "
+                                f"'select count(*), coalesce(sum(id), 0) from {TABLE}'"
+                             ).stdout.strip() for m in MEMBERS}
+        if len(set(counts.values())) == 1:
+            return
+        assert time.monotonic() < deadline, counts
+        time.sleep(1)
+
+
+def fault(cluster, inject, heal=None) -> tuple[float, int, str]:
+    """Write through the read-write URL, inject a fault on the leader, measure: (seconds
+    until writes were accepted again, acknowledged rows missing, the new leader)."""
+    from pgops.ha.writer import Writer
+
+    lab, _ = cluster
+    old = wait_healthy()["leader"]
+    writer = Writer(_url(lab)).start()
+    assert writer.wait_writes(50, timeout=60), writer.errors
+    t = time.monotonic()
+    inject(lab, old)
+    assert writer.wait_writes(50, timeout=120), f"writes did not resume: {writer.errors}"
+    writer.stop()
+    rto = writer.longest_gap(t)
+    if heal:
+        heal(lab, old)
+    new = wait_healthy()
+    missing = writer.missing()
+    same_rows_everywhere(lab)
+    return rto, len(missing), new["leader"]
+
+
+def _docker(*args: str) -> None:
+    import subprocess
+
+    subprocess.run(["docker", *args], check=True, capture_output=True, timeout=120)
+
+
+def test_leader_container_killed_a_replica_takes_over_and_the_old_leader_rejoins(cluster):
+    rto, missing, leader = fault(
+        cluster,
+        inject=lambda lab, old: _docker("kill", lab.host(old).container),
+        heal=lambda lab, old: _docker("start", lab.host(old).container))
+    print(f"docker kill of the leader: writes again after {rto:.1f} s, {missing} acknowledged "
+          f"rows missing (asynchronous), new leader {leader}")
+    assert missing * 64 <= 1048576  # within maximum_lag_on_failover's bytes, far above a row
+
+
+def test_leader_postmaster_killed_patroni_recovers_without_loss(cluster):
+    pid = "head -1 /var/lib/postgresql/17/main/postmaster.pid"
+    rto, missing, leader = fault(
+        cluster, inject=lambda lab, old: lab.ssh(old, f"kill -9 $({pid})"))
+    print(f"kill -9 of the leader's postmaster: writes again after {rto:.1f} s, "
+          f"{missing} rows missing, leader {leader}")
+    assert missing == 0
+
+
+def test_patroni_stopped_on_the_leader_hands_over_without_loss(cluster):
+    rto, missing, leader = fault(
+        cluster,
+        inject=lambda lab, old: lab.ssh(old, "systemctl stop patroni@17-main"),
+        heal=lambda lab, old: lab.ssh(old, "systemctl start patroni@17-main"))
+    print(f"Patroni stopped on the leader: writes again after {rto:.1f} s, {missing} rows "
+          f"missing, new leader {leader}")
+    assert missing == 0
+
+
+def test_switchover_to_a_named_member_loses_nothing(cluster):
+    lab, _ = cluster
+    target = next(m["member"] for m in wait_healthy()["members"] if m["role"] != "leader")
+    plan = pgops("cluster", "switchover", "--to", target, "--plan", env=ENV)
+    assert f"{target} is promoted" in plan.stdout
+    rto, missing, leader = fault(
+        cluster, inject=lambda lab, old: pgops("cluster", "switchover", "--to", target, env=ENV))
+    print(f"switchover to {target}: writes paused {rto:.1f} s, {missing} rows missing")
+    assert leader == target and missing == 0
+
+
+def test_failover_and_reinit_refuse_without_yes_and_name_the_risk(cluster):
+    lab, _ = cluster
+    c = wait_healthy()
+    replica = next(m["member"] for m in c["members"] if m["role"] != "leader")
+    out = pgops("cluster", "failover", "--to", replica, env=ENV, check=False)
+    assert out.rc == 2 and "needs --yes" in out.out and "may lose the commits" in out.out
+    out = pgops("cluster", "reinit", c["leader"], "--yes", env=ENV, check=False)
+    assert out.rc == 2 and "is the leader: switch over first" in out.out
+    assert wait_healthy()["leader"] == c["leader"]  # nothing changed

@@ -79,7 +79,9 @@ def test_a_host_in_two_clusters_by_two_groups_is_refused():
 
 def test_ha_timing_that_would_demote_a_healthy_leader_is_refused():
     with pytest.raises(ValidationError, match="must not exceed ttl"):
-        Ha(ttl=10, loop_wait=5, retry_timeout=5)
+        Ha(ttl=20, loop_wait=10, retry_timeout=6)
+    with pytest.raises(ValidationError, match="greater than or equal to 20"):
+        Ha(ttl=15)
     assert Ha().loop_wait + 2 * Ha().retry_timeout <= Ha().ttl
 
 
@@ -166,7 +168,7 @@ def test_cluster_wide_parameters_go_to_the_dcs_and_the_rest_stay_the_members():
     conf = _patroni()
     dcs = conf["bootstrap"]["dcs"]
     assert dcs["postgresql"]["parameters"]["max_connections"] == 200
-    assert dcs["ttl"] == 15 and dcs["loop_wait"] == 3 and dcs["synchronous_mode"] is False
+    assert dcs["ttl"] == 20 and dcs["loop_wait"] == 3 and dcs["synchronous_mode"] is False
     local = conf["postgresql"]["parameters"]
     assert local["shared_buffers"] == "512MB" and "max_connections" not in local
     assert "port" not in local and "listen_addresses" not in local
@@ -217,3 +219,14 @@ def test_status_rows_merge_patroni_and_pg_stat_replication_and_show_missing_memb
     assert (rows[1]["lag_bytes"], rows[1]["lag_s"], rows[1]["sync"]) == (120, 0.002, "sync")
     assert rows[2] == {"member": "db3", "role": None, "state": "down", "timeline": None,
                        "lag_bytes": None, "lag_s": None, "sync": None, "pending_restart": None}
+
+
+def test_dynamic_config_patch_holds_only_what_differs():
+    current = {"ttl": 20, "postgresql": {"parameters": {"max_connections": 100,
+                                                        "hot_standby": "on"}}, "other": 1}
+    desired = {"ttl": 20, "postgresql": {"parameters": {"max_connections": 200,
+                                                        "hot_standby": True}}}
+    assert patroni.config_patch(current, desired) == {
+        "postgresql": {"parameters": {"max_connections": 200}}}
+    assert patroni.config_patch(current, {"ttl": "20"}) == {}
+    assert patroni.config_patch({}, {"synchronous_mode": False}) == {"synchronous_mode": False}

@@ -1,0 +1,159 @@
+"""Planned and unplanned leader changes, re-clones and rolling restarts of a Patroni cluster,
+each as a plan (pure, from the cluster's status) and then patronictl on a member: Patroni
+does the work, pgops decides whether it may and says what will happen first."""
+
+from __future__ import annotations
+
+import shlex
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pyinfra.api.host import Host
+
+from pgops import remote
+from pgops.errors import PgopsError
+from pgops.ha import patroni
+from pgops.server.cluster import Cluster
+from pgops.settings import Settings
+
+
+@dataclass
+class Plan:
+    """What a command will do, or why it will not (refusals), and what needs --yes."""
+
+    action: str
+    cluster: str
+    steps: list[str] = field(default_factory=list)
+    refusals: list[str] = field(default_factory=list)
+    needs_yes: list[str] = field(default_factory=list)
+    commands: list[tuple[str, str]] = field(default_factory=list)  # (member to run on, patronictl args)
+
+
+def _members(st: Mapping[str, Any]) -> dict[str, dict]:
+    return {m["member"]: m for m in st["members"]}
+
+
+def _healthy_replicas(st: Mapping[str, Any]) -> list[dict]:
+    return [m for m in st["members"] if m["role"] in ("replica", "sync_standby")
+            and m["state"] == "streaming"]
+
+
+def switchover_plan(st: Mapping[str, Any], to: str | None) -> Plan:
+    """A planned change of leader: the leader shuts down cleanly after its standbys received
+    everything, so nothing committed is lost; the target must be a streaming replica."""
+    plan = Plan("switchover", st["cluster"])
+    leader = st["leader"]
+    members = _members(st)
+    if leader is None:
+        plan.refusals.append(f"cluster {st['cluster']} has no leader: a switchover needs one "
+                             "(use `pgops cluster failover --to H --yes`)")
+        return plan
+    candidates = _healthy_replicas(st)
+    if to is not None:
+        if to not in members:
+            plan.refusals.append(f"{to} is not a member of cluster {st['cluster']} "
+                                 f"(members: {', '.join(members)})")
+            return plan
+        if to == leader:
+            plan.refusals.append(f"{to} is already the leader")
+            return plan
+        if to not in {c["member"] for c in candidates}:
+            plan.refusals.append(f"{to} is not a streaming replica (state "
+                                 f"{members[to]['state']}); nothing was changed")
+            return plan
+    elif not candidates:
+        plan.refusals.append("no streaming replica to hand the leadership to")
+        return plan
+    target = to or min(candidates, key=lambda c: (c["lag_bytes"] or 0, c["member"]))["member"]
+    plan.steps = [
+        f"{leader} stops accepting writes and shuts down cleanly once {target} has its WAL",
+        f"{target} is promoted (a new timeline); clients of the read-write URL reconnect to it",
+        f"{leader} restarts as a replica of {target}",
+    ]
+    plan.commands = [(target, f"switchover {shlex.quote(st['cluster'])} --leader "
+                              f"{shlex.quote(leader)} --candidate {shlex.quote(target)} --force")]
+    return plan
+
+
+def failover_plan(st: Mapping[str, Any], to: str, maximum_lag: int) -> Plan:
+    """An unplanned change of leader to `to`: always --yes, since the old leader's last
+    commits may not have reached `to`; refused when `to` is not running."""
+    plan = Plan("failover", st["cluster"])
+    members = _members(st)
+    if to not in members:
+        plan.refusals.append(f"{to} is not a member of cluster {st['cluster']}")
+        return plan
+    m = members[to]
+    if m["state"] not in ("streaming", "running"):
+        plan.refusals.append(f"{to} is {m['state']}: it cannot be promoted")
+        return plan
+    if m["role"] == "leader":
+        plan.refusals.append(f"{to} is already the leader")
+        return plan
+    lag = m["lag_bytes"]
+    plan.steps = [f"{to} is promoted now, whatever the state of {st['leader'] or 'the old leader'}",
+                  f"{to} is {lag if lag is not None else 'an unknown number of'} bytes behind "
+                  "the last position it knew: commits past it are lost",
+                  "the other members follow it (the old leader is rewound when it returns)"]
+    plan.needs_yes.append("a failover may lose the commits the target had not received")
+    if lag is None or lag > maximum_lag:
+        plan.needs_yes.append(f"{to} lags more than maximum_lag_on_failover ({maximum_lag} bytes)")
+    plan.commands = [(to, f"failover {shlex.quote(st['cluster'])} --candidate {shlex.quote(to)} --force")]
+    return plan
+
+
+def reinit_plan(st: Mapping[str, Any], member: str) -> Plan:
+    """Re-clone one replica from the leader: its data directory is deleted first (--yes)."""
+    plan = Plan("reinit", st["cluster"])
+    members = _members(st)
+    if member not in members:
+        plan.refusals.append(f"{member} is not a member of cluster {st['cluster']}")
+    elif members[member]["role"] == "leader":
+        plan.refusals.append(f"{member} is the leader: switch over first, then reinit it")
+    elif st["leader"] is None:
+        plan.refusals.append("the cluster has no leader to clone from")
+    if plan.refusals:
+        return plan
+    plan.steps = [f"{member}'s data directory is deleted",
+                  f"{member} clones {st['leader']} again and streams from it"]
+    plan.needs_yes.append(f"deletes {member}'s data directory")
+    plan.commands = [(member, f"reinit {shlex.quote(st['cluster'])} {shlex.quote(member)} --force --wait")]
+    return plan
+
+
+def restart_plan(st: Mapping[str, Any], pending_only: bool) -> Plan:
+    """Restart every member (or those with a pending restart), replicas one by one first,
+    each streaming again before the next; the leader last (its clients reconnect)."""
+    plan = Plan("restart", st["cluster"])
+    members = [m for m in st["members"] if not pending_only or m["pending_restart"]]
+    if any(m["state"] == "down" for m in st["members"]):
+        plan.refusals.append("a member is down: restarting others now could leave no replica")
+        return plan
+    order = sorted(members, key=lambda m: (m["role"] == "leader", m["member"]))
+    for m in order:
+        plan.steps.append(f"restart {m['member']} ({m['role']})" +
+                          (": writes pause while it restarts" if m["role"] == "leader" else ""))
+        plan.commands.append((m["member"], f"restart {shlex.quote(st['cluster'])} "
+                                           f"{shlex.quote(m['member'])} --force"))
+    if not order:
+        plan.steps.append("nothing to restart")
+    return plan
+
+
+def execute(plan: Plan, hosts: Mapping[str, Host], settings: Settings, yes: bool,
+            say: Callable[[str], None], wait_healthy: Callable[[], None]) -> None:
+    """Run a plan's patronictl commands; refused plans and unconfirmed risks raise."""
+    if plan.refusals:
+        raise PgopsError(f"{plan.action} refused: " + "; ".join(plan.refusals))
+    if plan.needs_yes and not yes:
+        raise PgopsError(f"{plan.action} needs --yes: " + "; ".join(plan.needs_yes))
+    conf = patroni.conf_path(Cluster(settings.pg_major, settings.pg_cluster))
+    for member, args in plan.commands:
+        t0 = time.monotonic()
+        say(f"{member}: patronictl {args}")
+        remote.run(hosts[member], f"patronictl -c {conf} {args}", user="postgres", timeout=600)
+        if plan.action == "restart":
+            wait_healthy()
+        say(f"{member}: done in {time.monotonic() - t0:.1f} s")
