@@ -66,6 +66,15 @@ def member_rows(seen: Mapping[str, Any] | None, replication: Sequence[Mapping[st
     return rows
 
 
+def synchronous_mode(dcs: Mapping[str, Any] | None) -> str | None:
+    """The mode the cluster runs in (Patroni's dynamic configuration), as pg_ha names it."""
+    if dcs is None:
+        return None
+    if dcs.get("synchronous_mode"):
+        return "strict" if dcs.get("synchronous_mode_strict") else "on"
+    return "off"
+
+
 def _first_answer(hosts: Sequence[Host], command: str, user: str | None = None) -> Any:
     for h in hosts:
         if not h.connected:
@@ -105,11 +114,12 @@ class Clusters:
         sql = psql.shell(REPLICATION_SQL, s.pg_port, as_postgres=False)
         replication = (_first_answer([self.hosts[leader]], sql, "postgres") or []) if leader else []
         addresses = {n: remote.address(h) for n, h in self.hosts.items()}
+        dcs = _first_answer([self.hosts[m] for m in members], get_command("/config"), "postgres")
         return {
             "cluster": cluster, "leader": leader,
             "members": member_rows(seen, replication, members),
             "urls": client_urls(members, addresses, s.pg_port, s.pg_app_database or "postgres"),
-            "synchronous_mode": s.pg_ha.synchronous_mode,
+            "synchronous_mode": synchronous_mode(dcs),
         }
 
     def etcd(self) -> list[dict[str, Any]]:

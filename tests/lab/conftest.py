@@ -87,9 +87,11 @@ def connect(lab: Lab, host: str, user: str, password: str, **kw) -> psycopg.Conn
 
 
 def variant_inventory(directory: Path, name: str = "variant", host_data: dict | None = None,
-                      extra_hosts: list | None = None, **group_data) -> Path:
+                      extra_hosts: list | None = None, etcd: list[str] | None = None,
+                      **group_data) -> Path:
     """A lab inventory variant beside a link to the real group_data, so it gets the same
-    defaults as inventory/lab.py: extra group data, data of some hosts, extra hosts."""
+    defaults as inventory/lab.py: extra group data, data of some hosts, extra hosts, other
+    etcd members (names of the lab's hosts; default: the lab's)."""
     link = directory / "group_data"
     if not link.exists():
         link.symlink_to(PROJECT_ROOT / "inventory" / "group_data")
@@ -101,6 +103,8 @@ def variant_inventory(directory: Path, name: str = "variant", host_data: dict | 
         "db_servers = ([(n, {**h, **_host_data.get(n, {})}) for n, h in _hosts]\n"
         f"              + [tuple(h) for h in {extra_hosts or []!r}], _data)\n"
         "backup_servers = _backup()\n"
+        "from pgops.lab.inventory import etcd_servers as _etcd\n"
+        f"etcd_servers = [h for h in _etcd() if {etcd!r} is None or h[0] in ({etcd!r} or ())]\n"
     )
     return path
 

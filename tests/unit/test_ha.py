@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from pgops.errors import ConfigError
 from pgops.ha import etcd, join, patroni
-from pgops.ha.status import member_rows
+from pgops.ha.status import member_rows, synchronous_mode
 from pgops.ha.topology import client_urls, membership_problems, problems, topology
 from pgops.server.cluster import Cluster
 from pgops.settings import Settings
@@ -230,3 +230,10 @@ def test_dynamic_config_patch_holds_only_what_differs():
         "postgresql": {"parameters": {"max_connections": 200}}}
     assert patroni.config_patch(current, {"ttl": "20"}) == {}
     assert patroni.config_patch({}, {"synchronous_mode": False}) == {"synchronous_mode": False}
+
+
+def test_status_reports_the_synchronous_mode_the_cluster_runs_in():
+    assert synchronous_mode({"synchronous_mode": True, "synchronous_mode_strict": True}) == "strict"
+    assert synchronous_mode({"synchronous_mode": True}) == "on"
+    assert synchronous_mode({"ttl": 20}) == "off"
+    assert synchronous_mode(None) is None
