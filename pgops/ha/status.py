@@ -75,6 +75,30 @@ def synchronous_mode(dcs: Mapping[str, Any] | None) -> str | None:
     return "off"
 
 
+def _leader(view: Mapping[str, Any] | None) -> str | None:
+    return next((m["name"] for m in (view or {}).get("members", [])
+                 if m.get("role") == "leader"), None)
+
+
+def agreed_view(views: Sequence[Mapping[str, Any] | None]) -> Mapping[str, Any] | None:
+    """Of the members' views of the cluster, one that names the leader most of them name:
+    a member cut off from the others may still answer with what it saw before (pure)."""
+    answered = [v for v in views if v]
+    if not answered:
+        return None
+    leaders = [_leader(v) for v in answered]
+    best = max(set(leaders), key=lambda name: (leaders.count(name), name is not None))
+    return next(v for v in answered if _leader(v) == best)
+
+
+def _answer(h: Host, command: str, user: str | None = None) -> Any:
+    """A JSON answer of one host, or None when it is unreachable or says nothing."""
+    if not h.connected:
+        return None
+    ok, out = remote.try_run(h, command, user=user, timeout=30)
+    return _json(out) if ok else None
+
+
 def _first_answer(hosts: Sequence[Host], command: str, user: str | None = None) -> Any:
     for h in hosts:
         if not h.connected:
@@ -108,9 +132,9 @@ class Clusters:
         """One cluster's members (role, state, timeline, lag, sync), leader and client URLs."""
         members = self.topology.clusters[cluster]
         s = self.settings_of(cluster)
-        seen = _first_answer([self.hosts[m] for m in members], get_command("/cluster"), "postgres")
-        leader = next((m["name"] for m in (seen or {}).get("members", [])
-                       if m.get("role") == "leader"), None)
+        seen = agreed_view([_answer(self.hosts[m], get_command("/cluster"), "postgres")
+                            for m in members])
+        leader = _leader(seen)
         sql = psql.shell(REPLICATION_SQL, s.pg_port, as_postgres=False)
         replication = (_first_answer([self.hosts[leader]], sql, "postgres") or []) if leader else []
         addresses = {n: remote.address(h) for n, h in self.hosts.items()}

@@ -54,7 +54,13 @@ def multi_host(lab: Lab, role: str, attrs: str) -> psycopg.Connection:
 def test_a_cluster_deploys_from_bare_hosts_with_one_leader_and_streaming_replicas(cluster):
     _lab, up = cluster
     assert "cluster main: leader" in up.stdout
-    (c,) = status()["clusters"]
+    deadline = time.monotonic() + 60  # a replica that just started runs before it streams
+    while True:
+        (c,) = status()["clusters"]
+        if {m["state"] for m in c["members"] if m["role"] == "replica"} == {"streaming"}:
+            break
+        assert time.monotonic() < deadline, c
+        time.sleep(1)
     roles = sorted(m["role"] for m in c["members"])
     assert roles == ["leader", "replica", "replica"], c
     assert {m["state"] for m in c["members"] if m["role"] == "replica"} == {"streaming"}
@@ -277,7 +283,11 @@ def test_partitioned_leader_stops_taking_writes_and_rejoins_without_divergent_ro
           f"after the cut; new leader {new}")
     assert late == []  # nothing accepted after it stopped
     assert refused_after <= 20 + 3 + 5  # ttl + loop_wait + retry slack
-    assert wait_healthy()["leader"] == new
+    deadline = time.monotonic() + 120
+    while (now := wait_healthy())["leader"] != new or \
+            {m["member"]: m["role"] for m in now["members"]}[old] == "leader":
+        assert time.monotonic() < deadline, f"after healing: {now}"
+        time.sleep(1)
     same_rows_everywhere(lab)
 
 

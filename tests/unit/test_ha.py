@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from pgops.errors import ConfigError
 from pgops.ha import etcd, join, patroni
-from pgops.ha.status import member_rows, synchronous_mode
+from pgops.ha.status import agreed_view, member_rows, synchronous_mode
 from pgops.ha.topology import client_urls, membership_problems, problems, topology
 from pgops.server.cluster import Cluster
 from pgops.settings import Settings
@@ -237,3 +237,13 @@ def test_status_reports_the_synchronous_mode_the_cluster_runs_in():
     assert synchronous_mode({"synchronous_mode": True}) == "on"
     assert synchronous_mode({"ttl": 20}) == "off"
     assert synchronous_mode(None) is None
+
+
+def test_status_trusts_the_leader_most_members_see_not_a_cut_off_member():
+    def view(leader):
+        return {"members": [{"name": leader, "role": "leader"}]}
+
+    stale, fresh = view("db1"), view("db2")
+    assert agreed_view([stale, fresh, fresh]) is fresh
+    assert agreed_view([None, None]) is None
+    assert agreed_view([{"members": []}, fresh]) is fresh
