@@ -1,5 +1,6 @@
 """Status of every database host in an inventory: server facts read over SSH, and the
-backup health of each host that has a repository."""
+backup health of each stanza (a single host's, or a whole cluster's on its first member's
+row: a cluster is backed up as one)."""
 
 from __future__ import annotations
 
@@ -59,7 +60,8 @@ def server_status(inventory_path: Path, thresholds: rules.Thresholds | None = No
         row = server_row(host, settings[host.name])
         if host.name in backups.stanzas:
             try:
-                row["backup"] = health(backups, host.name, thresholds)
+                row["backup"] = {"stanza": backups.stanza(host.name),
+                                 **health(backups, host.name, thresholds)}
             except Exception as e:  # an unreachable repository is an alert, not a crash
                 row["backup"] = {"alerts": [f"backup state unavailable: {str(e).splitlines()[0]}"]}
         rows.append(row)

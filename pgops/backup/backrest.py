@@ -2,9 +2,12 @@
 
 Repository-host mode: backups run on the repository host over SSH to each database host;
 each database host pushes WAL to the repository asynchronously. One stanza per database
-host, named after it. The encryption passphrase lives only on the repository host, in a
-file of its own. Local mode (pg_backup_host = "local"): the database host keeps the
-repository itself (its disk, or S3), and so holds the passphrase.
+host, named after it; one per Patroni cluster, named after the cluster, that knows every
+member (pg1..pgN): pgBackRest backs up whichever is primary, and whichever is primary
+archives, so backups follow the leader with no redeploy. The encryption passphrase lives
+only on the repository host, in a file of its own. Local mode (pg_backup_host = "local"):
+the database host keeps the repository itself (its disk, or S3), and so holds the
+passphrase.
 """
 
 from __future__ import annotations
@@ -62,12 +65,21 @@ REPO_DEFAULTS: dict[str, SettingValue] = {
 }
 
 
-def stanza(db_host: str) -> str:
-    return db_host
+def stanza(db_host: str, s: Settings) -> str:
+    """A database host's stanza: its cluster's (shared by every member), else its own name."""
+    return s.pg_ha_cluster or db_host
 
 
-def archive_command(db_host: str) -> str:
-    return f"pgbackrest --stanza={stanza(db_host)} archive-push %p"
+def archive_command(stanza_name: str) -> str:
+    return f"pgbackrest --stanza={stanza_name} archive-push %p"
+
+
+def by_stanza(dbs: Mapping[str, Settings]) -> dict[str, list[str]]:
+    """stanza -> its database hosts (a cluster's members in inventory order)."""
+    out: dict[str, list[str]] = {}
+    for name, s in dbs.items():
+        out.setdefault(stanza(name, s), []).append(name)
+    return out
 
 
 def _tls_server(auth: dict[str, list[str]]) -> Options:
@@ -109,8 +121,8 @@ def _repository_options(s: Settings) -> Options:
     return {**extra, **s.pgbackrest}
 
 
-def _pg1(s: Settings) -> Options:
-    return {"pg1-path": Cluster(s.pg_major, s.pg_cluster).data, "pg1-port": s.pg_port}
+def _pg(i: int, s: Settings) -> Options:
+    return {f"pg{i}-path": Cluster(s.pg_major, s.pg_cluster).data, f"pg{i}-port": s.pg_port}
 
 
 def backup_process_max(db_cpus: int) -> int:
@@ -123,26 +135,32 @@ def backup_process_max(db_cpus: int) -> int:
 def repo_conf(dbs: dict[str, tuple[str, Settings]], process_max: int,
               db_cpus: dict[str, int] | None = None) -> str:
     """The repository host's file: [global] with pgops's defaults, and one section per
-    database host with its own `pgbackrest` options (pgBackRest reads repository options per
-    stanza, so one database host can keep its repository in S3 and another on disk), plus a
-    `[host:backup]` section sizing backups to that host's cores unless its options set
-    process-max.
+    stanza with its own `pgbackrest` options (pgBackRest reads repository options per
+    stanza, so one database host can keep its repository in S3 and another on disk) and its
+    database hosts as pg1..pgN (a cluster's members), plus a `[stanza:backup]` section
+    sizing backups to the smallest member's cores unless its options set process-max.
 
     + dbs: db host name -> (address the repository reaches it at, its settings)
     + process_max: the repository host's own commands (restores in drills, expire)
     + db_cpus: db host name -> its cores
     """
     sections: dict[str, Options] = {"global": {**REPO_DEFAULTS, "process-max": process_max}}
+    groups = by_stanza({n: s for n, (_, s) in dbs.items()})
     tls = sorted(n for n, (_, s) in dbs.items() if s.pg_backup_transport == "tls")
     if tls:  # a TLS database host may restore any stanza here (--onto), as over SSH
-        sections["global"].update(_tls_server({n: sorted(map(stanza, dbs)) for n in tls}))
-    for name, (address, s) in sorted(dbs.items()):
-        sections[stanza(name)] = {**_repository_options(s), "pg1-host": address,
-                                  "pg1-host-user": "postgres", **_pg1(s)}
-        if s.pg_backup_transport == "tls":
-            sections[stanza(name)].update(_tls_client("pg1"))
-        if db_cpus and name in db_cpus and "process-max" not in s.pgbackrest:
-            sections[f"{stanza(name)}:backup"] = {"process-max": backup_process_max(db_cpus[name])}
+        sections["global"].update(_tls_server({n: sorted(groups) for n in tls}))
+    for st, members in sorted(groups.items()):
+        first = dbs[members[0]][1]
+        section: Options = dict(_repository_options(first))
+        for i, name in enumerate(members, 1):
+            address, s = dbs[name]
+            section.update({f"pg{i}-host": address, f"pg{i}-host-user": "postgres", **_pg(i, s)})
+            if s.pg_backup_transport == "tls":
+                section.update(_tls_client(f"pg{i}"))
+        sections[st] = section
+        if db_cpus and all(m in db_cpus for m in members) and "process-max" not in first.pgbackrest:
+            sections[f"{st}:backup"] = {
+                "process-max": min(backup_process_max(db_cpus[m]) for m in members)}
     return render(sections)
 
 
@@ -160,7 +178,7 @@ def db_conf(name: str, s: Settings, repo_address: str, process_max: int) -> str:
             "log-level-file": "detail",
             **_db_tls(name, s),
         },
-        stanza(name): _pg1(s),
+        stanza(name, s): _pg(1, s),
     })
 
 
@@ -171,7 +189,7 @@ def _db_tls(name: str, s: Settings) -> Options:
         return {}
     if s.pg_backup_host is None:  # load_settings refuses this; a hand-built Settings may not
         raise ValueError(f"{name}: pg_backup_transport 'tls' needs a repository host in pg_backup_host")
-    return _tls_client("repo1") | _tls_server({s.pg_backup_host: [stanza(name)]})
+    return _tls_client("repo1") | _tls_server({s.pg_backup_host: [stanza(name, s)]})
 
 
 def local_conf(name: str, s: Settings, process_max: int) -> str:
@@ -180,7 +198,7 @@ def local_conf(name: str, s: Settings, process_max: int) -> str:
     return render({
         "global": {**REPO_DEFAULTS, "process-max": process_max, "archive-async": True,
                    "spool-path": SPOOL},
-        stanza(name): {**_repository_options(s), **_pg1(s)},
+        stanza(name, s): {**_repository_options(s), **_pg(1, s)},
     })
 
 
@@ -189,7 +207,8 @@ def secrets_conf(dbs: dict[str, Settings]) -> str:
     and, per stanza, the keys of its S3 repositories. Only the repository host holds it."""
     first = next(iter(dbs.values()))
     sections: dict[str, Options] = {"global": {"repo1-cipher-pass": first.cipher_pass}}
-    for name, s in sorted(dbs.items()):
+    for st, members in sorted(by_stanza(dbs).items()):
+        s = dbs[members[0]]
         sec: Options = {}
         for n in repos(s.pgbackrest):
             if n > 1:
@@ -198,7 +217,7 @@ def secrets_conf(dbs: dict[str, Settings]) -> str:
                 sec[f"repo{n}-s3-key"] = s.secrets[S3_KEY].get_secret_value()
                 sec[f"repo{n}-s3-key-secret"] = s.secrets[S3_KEY_SECRET].get_secret_value()
         if sec:
-            sections[stanza(name)] = sec
+            sections[st] = sec
     return render(sections)
 
 

@@ -42,14 +42,32 @@ class Backups:
     def db(self, name: str) -> Host:
         return self.state.inventory.get_host(name)
 
+    def stanza(self, db: str) -> str:
+        return backrest.stanza(db, self.settings[db])
+
+    def label(self, db: str) -> str:
+        """How output names db's stanza: the host, or the cluster it stands for."""
+        st = self.stanza(db)
+        return db if st == db else f"cluster {st}"
+
+    def members(self, db: str) -> list[str]:
+        """The database hosts of db's stanza: a cluster's members, else db alone."""
+        return backrest.by_stanza(self.settings)[self.stanza(db)]
+
     def run_on_repo(self, db: str, command: str, timeout: int = 3600) -> str:
         """A command on db's repository host, as the repository's user."""
         return remote.run(self.repo(db), command, self.repo_user(db), timeout)
 
 
 def backed_up(settings: dict[str, Settings]) -> dict[str, str]:
-    """db host -> its pg_backup_host, for the hosts that have one."""
-    return {n: s.pg_backup_host for n, s in settings.items() if s.pg_backup_host}
+    """db host -> its pg_backup_host, for the hosts that have one: one host per stanza (a
+    cluster is backed up once, as its first member names it; pgBackRest finds the primary)."""
+    out: dict[str, str] = {}
+    for members in backrest.by_stanza(settings).values():
+        s = settings[members[0]]
+        if s.pg_backup_host:
+            out[members[0]] = s.pg_backup_host
+    return out
 
 
 def connect(inventory: Path, db_host: str | None = None, require_all: bool = True) -> Backups:
@@ -60,6 +78,8 @@ def connect(inventory: Path, db_host: str | None = None, require_all: bool = Tru
     if db_host:
         if db_host not in settings:
             raise BackupError(f"no database host {db_host!r} in {inventory}")
+        # A cluster member stands for its cluster's stanza.
+        db_host = backrest.by_stanza(settings)[backrest.stanza(db_host, settings[db_host])][0]
         if db_host not in stanzas:
             raise BackupError(f"{db_host} has no pg_backup_host: it is not backed up")
         stanzas = {db_host: stanzas[db_host]}
@@ -69,7 +89,7 @@ def connect(inventory: Path, db_host: str | None = None, require_all: bool = Tru
 
 
 def pgbackrest(backups: Backups, db: str, args: str, timeout: int = 3600) -> str:
-    return backups.run_on_repo(db, f"pgbackrest --stanza={shlex.quote(backrest.stanza(db))} {args}",
+    return backups.run_on_repo(db, f"pgbackrest --stanza={shlex.quote(backups.stanza(db))} {args}",
                                timeout)
 
 
@@ -100,13 +120,23 @@ ARCHIVER_KEYS = ("archived_count", "failed_count", "last_archived_wal", "last_ar
                  "last_archived_age_s", "last_failed_time", "current_wal_bytes", "wal_segment_bytes")
 
 
+def primary(backups: Backups, db: str) -> tuple[str | None, dict]:
+    """(the primary of db's stanza, its pg_stat_archiver): a cluster's current leader, or
+    db itself; (None, {}) when no member answers as a primary. Only a primary archives."""
+    for name in backups.members(db):
+        h = backups.db(name)
+        if not h.connected:
+            continue
+        with ctx_host.use(h):
+            arch = h.get_fact(PgArchiver, port=backups.settings[name].pg_port, **AS_POSTGRES)
+        if arch and not arch.get("in_recovery"):
+            return name, arch
+    return None, {}
+
+
 def archiver(backups: Backups, db: str) -> dict:
-    """pg_stat_archiver of db's primary ({} when it does not answer)."""
-    h = backups.db(db)
-    if not h.connected:
-        return {}
-    with ctx_host.use(h):
-        return h.get_fact(PgArchiver, port=backups.settings[db].pg_port, **AS_POSTGRES) or {}
+    """pg_stat_archiver of the primary of db's stanza ({} when none answers)."""
+    return primary(backups, db)[1]
 
 
 def info(backups: Backups, db: str) -> dict:
@@ -119,12 +149,12 @@ def info(backups: Backups, db: str) -> dict:
     st = raw[0] if raw else {}
     rows = [_backup_row(x) for x in st.get("backup", [])]
     arch = archiver(backups, db)
-    # The database host is down: the repository says when its newest WAL arrived.
-    last = arch.get("last_archived_epoch") if backups.db(db).connected else newest_wal_time(backups, db)
+    # No primary answers: the repository says when the newest WAL arrived.
+    last = arch.get("last_archived_epoch") if arch else newest_wal_time(backups, db)
     earliest = min((x["stop"] for x in rows if not x["error"]), default=None)
     latest = max(float(last), earliest) if (last and earliest) else earliest
     return {
-        "host": db, "stanza": backrest.stanza(db), "repository": backups.stanzas[db],
+        "host": db, "stanza": backups.stanza(db), "repository": backups.stanzas[db],
         "status": (st.get("status") or {}).get("message"),
         "backups": rows,
         "window": {"earliest": earliest, "latest": latest},
@@ -137,4 +167,4 @@ def newest_wal_time(backups: Backups, db: str) -> float | None:
     def ls(path: str) -> dict:
         return json.loads(pgbackrest(backups, db, f"--output=json repo-ls {shlex.quote(path)}", timeout=120))
 
-    return rules.newest_wal_time(ls, backrest.stanza(db))
+    return rules.newest_wal_time(ls, backups.stanza(db))

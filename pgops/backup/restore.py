@@ -14,8 +14,8 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
-from pgops.backup import backrest, rules
-from pgops.backup.repository import Backups, info
+from pgops.backup import rules
+from pgops.backup.repository import Backups, info, primary
 from pgops.errors import BackupError, CommandFailed
 from pgops.remote import address, run, try_run
 from pgops.server import psql
@@ -87,7 +87,10 @@ def archive_past(backups: Backups, db: str, timeout: float = 60) -> None:
     is archived. Recovery to a time stops only at a commit after it, so without this a target
     after the last archived commit fails ('recovery ended before ... target was reached')."""
     s = backups.settings[db]
-    h = backups.db(db)
+    name = primary(backups, db)[0]
+    if name is None:
+        raise BackupError(f"{db}: no primary answers, so WAL cannot be switched to reach the target")
+    h = backups.db(name)  # a cluster's leader archives
     count = psql.shell("select archived_count from pg_stat_archiver", s.pg_port)
     before = int(run(h, count).strip())
     # Two transactions: the commit must land in the segment that the switch then closes.
@@ -101,9 +104,8 @@ def archive_past(backups: Backups, db: str, timeout: float = 60) -> None:
 
 
 def primary_up(backups: Backups, db: str) -> bool:
-    if not backups.db(db).connected:
-        return False
-    return try_run(backups.db(db), psql.shell("select 1", backups.settings[db].pg_port))[0]
+    """Whether db's stanza has a primary answering (a cluster's leader, or db itself)."""
+    return primary(backups, db)[0] is not None
 
 
 @dataclass(frozen=True)
@@ -145,6 +147,10 @@ def _check_destination(db: str, onto: str | None, in_place: bool, settings: dict
     """--onto must name a database host of the same repository; --in-place excludes it."""
     if in_place and onto:
         raise BackupError("--in-place restores over the source's own cluster; it excludes --onto")
+    if in_place and settings[db].pg_ha_cluster:
+        raise BackupError(f"--in-place: {db} is a member of cluster {settings[db].pg_ha_cluster}; "
+                          "restoring a whole cluster in place is not in this version yet "
+                          "(restore beside it: drop --in-place)")
     if not onto:
         return
     if onto not in settings:
@@ -261,12 +267,15 @@ def verify(backups: Backups, host: str, port: int, database: str | None) -> dict
     return out
 
 
-def _restore_command(rp: RestorePlan) -> str:
+def _restore_command(rp: RestorePlan, stanza: str) -> str:
     """pgBackRest restore of the plan's stanza into its data directory. --to latest has no
-    target: recovery replays all archived WAL, then promotes."""
+    target: recovery replays all archived WAL, then promotes. Recovery follows the newest
+    timeline's history: the backup's own timeline ends, in the archive, before its last
+    (partial) segment when a failover or an in-place restore began a new one, and the
+    history as it lives now runs on the new one."""
     target = shlex.quote(backrest_time(rp.target_time))
-    return (f"pgbackrest --stanza={backrest.stanza(rp.source)} --pg1-path={rp.data_directory} "
-            "--target-timeline=current "
+    return (f"pgbackrest --stanza={stanza} --pg1-path={rp.data_directory} "
+            "--target-timeline=latest "
             + ("--type=default" if rp.to_end else f"--type=time --target={target} --target-action=promote"))
 
 
@@ -275,10 +284,11 @@ def execute(backups: Backups, rp: RestorePlan, say: Callable[[str], None] = lamb
     s = backups.settings[rp.source]
     h = backups.db(rp.target_host)
     c = Cluster(s.pg_major, rp.cluster)
-    common = _restore_command(rp)
+    common = _restore_command(rp, backups.stanza(rp.source))
     t0 = time.monotonic()
     if rp.archive_first:
-        say(f"switching WAL on {rp.source} so the archive reaches past the target")
+        say(f"switching WAL on the primary of {backups.label(rp.source)} so the archive "
+            "reaches past the target")
         archive_past(backups, rp.source)
     if rp.in_place:
         say(f"stopping {c.service} on {rp.target_host}")

@@ -227,8 +227,9 @@ def _keeps(name: str, p: _Part) -> dict[str, Settings]:
 
 def _timers(name: str, keeps: Mapping[str, Settings]) -> dict[str, dict[str, str]]:
     """stanza -> job -> calendar; with no stanza kept here, this host's name with none."""
-    return ({backrest.stanza(n): timers.wanted(s.pg_backup_timers) for n, s in keeps.items()}
-            or {backrest.stanza(name): {}})
+    return ({st: timers.wanted(keeps[ms[0]].pg_backup_timers)
+             for st, ms in backrest.by_stanza(keeps).items()}
+            or {name: {}})
 
 
 def _drill_majors(keeps: Mapping[str, Settings]) -> tuple[int, ...]:
@@ -260,7 +261,7 @@ def backup_role(name: str, groups: Iterable[str], dbs: Mapping[str, Settings],
         name=name, db=p.db, local=p.local, repo=p.repo, user=user, home=home,
         dirs=backrest.DIRS if p.repo or p.local else (backrest.SPOOL, backrest.LOG),
         peers=_peers(p, addresses), config=_config(name, p, addresses, cpus),
-        secrets=keeps, stanzas=tuple(backrest.stanza(n) for n in sorted(keeps)),
+        secrets=keeps, stanzas=tuple(sorted(backrest.by_stanza(keeps))),
         tls=_tls(p), names=host_names(name, addresses),
         timers=_timers(name, keeps), drill_majors=_drill_majors(keeps), install_binaries=p.repo,
     )

@@ -26,9 +26,9 @@ def first_backups(inventory: Path) -> None:
         return  # no host has backups configured
     for db in backups.stanzas:
         if not repository.info(backups, db)["backups"]:
-            with err.status(f"first full backup of {db} ..."):
+            with err.status(f"first full backup of {backups.label(db)} ..."):
                 r = repository.take(backups, db, "full")
-            err.print(f"{db}: first full backup {r['label']} in {r['seconds']:.1f} s")
+            err.print(f"{backups.label(db)}: first full backup {r['label']} in {r['seconds']:.1f} s")
 
 
 @click.group(invoke_without_command=True)
@@ -45,9 +45,9 @@ def backup(ctx, inventory, kind, host_name) -> None:
 
     backups = repository.connect(inventory_path(inventory), host_name)
     for db in backups.stanzas:
-        with err.status(f"{kind} backup of {db} on {backups.stanzas[db]} ..."):
+        with err.status(f"{kind} backup of {backups.label(db)} on {backups.stanzas[db]} ..."):
             r = repository.take(backups, db, kind)
-        click.echo(f"{db}: {r['type']} backup {r['label']} in {r['seconds']:.1f} s "
+        click.echo(f"{backups.label(db)}: {r['type']} backup {r['label']} in {r['seconds']:.1f} s "
                    f"({render.changed(r)}, {render.size(r['repo_size'])} in the repository)")
 
 

@@ -66,7 +66,8 @@ _ONOFF = {True: "on", False: "off", None: "-"}
 
 
 def _server_row(r: dict) -> tuple:
-    return (r["host"], r["address"], r.get("postgres") or "down", r.get("pgvector") or "-",
+    return (r["host"], r["address"], r.get("role") or "-",
+            r.get("postgres") or "down", r.get("pgvector") or "-",
             ", ".join(r.get("databases", [])), ", ".join(r.get("roles", [])),
             "on" if r.get("tls") else "off", _ONOFF[r.get("checksums")])
 
@@ -76,18 +77,18 @@ def _backup_row(r: dict) -> tuple:
     ages = x.get("backup_age_s") or {}
     drill = x.get("last_drill") or {}
     drilled = f"{'ok' if drill.get('ok') else 'FAILED'} {drill.get('rto_s')} s" if drill else "-"
-    return (r["host"], age(ages.get("full")), age(ages.get("diff")), age(ages.get("incr")),
+    return (x.get("stanza", r["host"]), age(ages.get("full")), age(ages.get("diff")), age(ages.get("incr")),
             age(x.get("last_archived_age_s")), str(x.get("archiver_failed_count", "-")),
             size(x.get("repo_size_bytes", 0)), drilled, "; ".join(x.get("alerts", [])) or "none")
 
 
 def status(rows: list[dict], where: str) -> None:
     _table(f"pgops status ({where})",
-           ("host", "address", "postgres", "pgvector", "databases", "roles", "tls", "checksums"),
+           ("host", "address", "role", "postgres", "pgvector", "databases", "roles", "tls", "checksums"),
            [_server_row(r) for r in rows])
     backed = [r for r in rows if "backup" in r]
     if backed:
-        _table("backups", ("host", "full", "diff", "incr", "last WAL archived", "archive failures",
+        _table("backups", ("stanza", "full", "diff", "incr", "last WAL archived", "archive failures",
                            "repository", "last drill", "alerts"),
                [_backup_row(r) for r in backed])
 

@@ -10,10 +10,11 @@ from io import StringIO
 
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.facts.files import File
+from pyinfra.facts.files import File, FindInFile
 from pyinfra.operations import apt, files, server, systemd
 
 from pgops import pki
+from pgops.backup import backrest, roles
 from pgops.facts.patroni import PatroniCluster, status_command
 from pgops.facts.postgres import PgDatabases
 from pgops.facts.system import HostResources
@@ -91,7 +92,8 @@ def _member_state(name: str, s: Settings) -> join.Member:
     c = Cluster(s.pg_major, s.pg_cluster)
     dbs = h.get_fact(PgDatabases, port=s.pg_port, **AS_POSTGRES)
     return join.Member(
-        configured=bool(h.get_fact(File, path=patroni.conf_path(c))),
+        handed_over=bool(h.get_fact(File, path=patroni.conf_path(c)))
+        and bool(h.get_fact(FindInFile, path=join.start_conf(c), pattern=f"^{join.HANDED_OVER}")),
         has_data=bool(h.get_fact(File, path=f"{c.data}/PG_VERSION", **AS_POSTGRES)),
         databases=None if dbs is None else frozenset(dbs),
     )
@@ -139,7 +141,10 @@ def patroni_member(s: Settings, topology: Topology, dbs: Mapping[str, Settings],
     action = the_plan.actions[host.name]
     c = Cluster(s.pg_major, s.pg_cluster)
     unit = patroni.service(c)
-    apt.packages(name="Install Patroni", packages=list(PATRONI_PACKAGES), no_recommends=True)
+    # A backed-up cluster's members restore and fetch WAL with pgBackRest (restore_command
+    # runs from Patroni's first start: the backups deploy configures it later).
+    apt.packages(name="Install Patroni", no_recommends=True,
+                 packages=[*PATRONI_PACKAGES, *(roles.PACKAGES if s.pg_backup_host else ())])
     tls_changed = _tls_files(patroni.TLS_DIR, "postgres", s.ha_pki_dir, addresses[host.name])
     conf = files.put(name="Patroni configuration", src=StringIO(_config(s, cluster, topology, addresses)),
                      dest=patroni.conf_path(c), user="postgres", group="postgres", mode="600")
@@ -194,7 +199,8 @@ def _config(s: Settings, cluster: str, topology: Topology, addresses: Mapping[st
         parameters=parameters, hba=hba,
         passwords={REPLICATOR: s.password(s.role(REPLICATOR)),
                    REWINDER: s.password(s.role(REWINDER)),
-                   PATRONI_API_USER: s.secrets[PATRONI_API_SECRET].get_secret_value()})
+                   PATRONI_API_USER: s.secrets[PATRONI_API_SECRET].get_secret_value()},
+        stanza=backrest.stanza(host.name, s) if s.pg_backup_host else None)
 
 
 def _parameters(s: Settings) -> dict:

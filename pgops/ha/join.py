@@ -25,7 +25,7 @@ Action = Literal["run", "bootstrap", "join", "wait"]
 class Member:
     """What one member holds, read at plan time."""
 
-    configured: bool  # Patroni's config is there: it has been a member before
+    handed_over: bool  # Debian's unit gave its cluster to Patroni here: it has been a member
     has_data: bool  # a data directory (PG_VERSION) exists
     databases: frozenset[str] | None  # None: server not running, contents unknown
 
@@ -52,15 +52,15 @@ def plan(cluster: str, members: Sequence[str], state: Mapping[str, Member],
     that ran it ("run"), and nothing else: promoting one member by deploy could pick a
     lagging one; Patroni elects the most advanced once they run.
     """
-    configured = [m for m in members if state[m].configured]
-    if leader_now is None and configured:
-        return Plan(None, {m: "run" if m in configured else "wait" for m in members})
+    members_before = [m for m in members if state[m].handed_over]
+    if leader_now is None and members_before:
+        return Plan(None, {m: "run" if m in members_before else "wait" for m in members})
     leader = leader_now or _bootstrap_member(cluster, members, state)
     actions: dict[str, Action] = {}
     problems = []
     for m in members:
         st = state[m]
-        if st.configured:
+        if st.handed_over:
             actions[m] = "run"
         elif m == leader:
             actions[m] = "bootstrap"
@@ -95,12 +95,28 @@ def _unused_sql() -> str:
             f"where not datistemplate and datname not in ({', '.join(repr(d) for d in PRISTINE)})")
 
 
+#: Debian's start.conf word for "not started by postgresql@": written when a member's
+#: cluster is handed to Patroni, and read back as the sign that it has been (a Patroni
+#: config file alone is not: a deploy that stopped early writes it on every member).
+HANDED_OVER = "manual"
+
+
+def start_conf(c: Cluster) -> str:
+    return f"{c.etc}/start.conf"
+
+
+def _hand_over(c: Cluster) -> str:
+    """Shell: Debian's unit stopped and kept from starting the cluster again."""
+    q = shlex.quote
+    return f"systemctl disable --now {q(c.service)}; echo {HANDED_OVER} > {q(start_conf(c))}"
+
+
 def hand_over_script(c: Cluster) -> str:
     """Shell for the bootstrap member: a Debian cluster to start from (created when the host
-    has none), its unit stopped and kept from starting it again: Patroni runs it now."""
+    has none), handed over: Patroni runs it now."""
     q = shlex.quote
     return (f"set -e; [ -f {q(c.data)}/PG_VERSION ] || pg_createcluster {c.major} {q(c.name)}; "
-            f"systemctl disable --now {q(c.service)}; echo manual > {q(c.etc)}/start.conf")
+            + _hand_over(c))
 
 
 def replace_script(c: Cluster, port: int, host: str) -> str:
@@ -118,6 +134,5 @@ def replace_script(c: Cluster, port: int, host: str) -> str:
         f"used=$({count} 2>/dev/null) || refuse 'a cluster whose server is not running'; "
         f"[ -z \"$used\" ] || refuse \"databases $used\"; "
         f"elif [ ! -f {q(c.etc)}/postgresql.conf ]; then pg_createcluster {c.major} {q(c.name)}; fi; "
-        f"systemctl disable --now {q(c.service)}; echo manual > {q(c.etc)}/start.conf; "
-        f"find {q(c.data)} -mindepth 1 -delete"
+        f"{_hand_over(c)}; find {q(c.data)} -mindepth 1 -delete"
     )

@@ -113,16 +113,36 @@ def replication_hba(member_addresses: Sequence[str]) -> list[str]:
     return lines
 
 
+def replica_methods(stanza: str | None) -> dict[str, Any]:
+    """How Patroni makes a replica: from the newest backup in the pgBackRest repository
+    when the cluster has one (a delta restore, then streaming from the leader; where no
+    backup exists yet it fails fast and pg_basebackup follows), else pg_basebackup. With a
+    stanza, replicas and pg_rewind also fetch WAL the leader no longer keeps from the
+    archive."""
+    basebackup = {"basebackup": [{"checkpoint": "fast"}]}
+    if not stanza:
+        return {"create_replica_methods": ["basebackup"], **basebackup}
+    return {
+        "create_replica_methods": ["pgbackrest", "basebackup"],
+        "pgbackrest": {"command": f"pgbackrest --stanza={stanza} --delta --type=standby restore",
+                       "keep_data": True, "no_params": True},
+        **basebackup,
+        "recovery_conf": {"restore_command": f"pgbackrest --stanza={stanza} archive-get %f \"%p\""},
+    }
+
+
 def render(*, scope: str, member: str, address: str, cluster: Cluster, port: int,
            listen: Sequence[str], etcd_addresses: Sequence[str], ha: Any,
            parameters: Mapping[str, Any], hba: Sequence[str],
-           passwords: Mapping[str, str]) -> str:
+           passwords: Mapping[str, str], stanza: str | None = None) -> str:
     """patroni.yml for `member` (reached at `address`) of cluster `scope`.
 
     + parameters: every PostgreSQL setting pgops wants (tuned, TLS, archiving, the user's);
       split here into the cluster-wide and the member's own
     + hba: pg_hba.conf's lines, which Patroni writes
     + passwords: REPLICATOR, REWINDER and PATRONI_API_USER by name
+    + stanza: the cluster's pgBackRest stanza, when it is backed up: replicas are then
+      made from the repository (the network and the leader spared), and fetch WAL from it
     """
     dcs, local = split_parameters(parameters)
     tls = {"ca": f"{TLS_DIR}/ca.crt", "cert": f"{TLS_DIR}/host.crt", "key": f"{TLS_DIR}/host.key"}
@@ -161,8 +181,7 @@ def render(*, scope: str, member: str, address: str, cluster: Cluster, port: int
             },
             "parameters": {"unix_socket_directories": "/var/run/postgresql", **local},
             "pg_hba": list(hba),
-            "create_replica_methods": ["basebackup"],
-            "basebackup": [{"checkpoint": "fast"}],
+            **replica_methods(stanza),
         },
         "watchdog": {"mode": ha.watchdog},
         "tags": {"nofailover": False, "noloadbalance": False, "clonefrom": False,

@@ -38,6 +38,11 @@ def _json(text: str) -> Any:
         return None
 
 
+def _bytes(lag: Any) -> int | None:
+    """Patroni's lag for a member: bytes, or a word ("unknown") when it has none."""
+    return lag if isinstance(lag, int) else None
+
+
 def member_rows(seen: Mapping[str, Any] | None, replication: Sequence[Mapping[str, Any]],
                 members: Sequence[str]) -> list[dict[str, Any]]:
     """One row per configured member, from Patroni's /cluster view and the leader's
@@ -57,7 +62,7 @@ def member_rows(seen: Mapping[str, Any] | None, replication: Sequence[Mapping[st
         row: dict[str, Any] = {
             "member": name, "host": m.get("host"), "role": m.get("role"),
             "state": m.get("state"), "timeline": m.get("timeline"),
-            "lag_bytes": 0 if leader else r.get("lag_bytes", m.get("lag")),
+            "lag_bytes": 0 if leader else r.get("lag_bytes", _bytes(m.get("lag"))),
             "lag_s": 0.0 if leader else r.get("lag_s"),
             "sync": None if leader else r.get("sync_state"),
             "pending_restart": bool(m.get("pending_restart")),

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from pgops.settings import Settings
+from pgops.settings import LOCAL_REPOSITORY, Settings
 
 #: Settings every member of one cluster must share: a replica is a copy of the leader, and
 #: backups, failover timing and the client port are the cluster's, not a member's.
@@ -83,12 +83,13 @@ def _backup_host_problems(topo: Topology, settings: Mapping[str, Settings]) -> l
             for name, s in settings.items() if s.pg_backup_host in members]
 
 
-def _not_yet_problems(topo: Topology, settings: Mapping[str, Settings]) -> list[str]:
-    """What clusters cannot do yet in this version (said, rather than done half)."""
-    return [f"cluster {c}: pg_backup_host: backups of a Patroni cluster are not deployed by "
-            "this version yet (they follow the leader in the next one); unset pg_backup_host "
-            "for its members"
-            for c, ms in sorted(topo.clusters.items()) if settings[ms[0]].pg_backup_host]
+def _local_repository_problems(topo: Topology, settings: Mapping[str, Settings]) -> list[str]:
+    """A cluster's stanza is shared by its members: its repository lives on a repository
+    host every member reaches, not on each member's own disk."""
+    return [f"cluster {c}: pg_backup_host: 'local' would give each member a repository of "
+            "its own, and a failover would split the backup history; name a repository host"
+            for c, ms in sorted(topo.clusters.items())
+            if settings[ms[0]].pg_backup_host == LOCAL_REPOSITORY]
 
 
 def membership_problems(declared: Mapping[str, Mapping[str, str]]) -> list[str]:
@@ -107,7 +108,7 @@ def problems(topo: Topology, settings: Mapping[str, Settings], etcd_group: str) 
     """Every problem of the layout at once; [] when it is deployable."""
     return [*_etcd_problems(topo, etcd_group), *_agreement_problems(topo, settings),
             *_sync_problems(topo, settings), *_backup_host_problems(topo, settings),
-            *_not_yet_problems(topo, settings)]
+            *_local_repository_problems(topo, settings)]
 
 
 def client_urls(members: Sequence[str], addresses: Mapping[str, str], port: int,

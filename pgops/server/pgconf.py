@@ -40,7 +40,8 @@ def settings(s: Settings, res: Resources, host: str = "") -> dict[str, str | int
         "shared_preload_libraries": "pg_stat_statements",
     }
     if s.pg_backup_host:
-        base.update({"archive_mode": True, "archive_command": backrest.archive_command(host),
+        stanza = backrest.stanza(host, s)
+        base.update({"archive_mode": True, "archive_command": backrest.archive_command(stanza),
                      "archive_timeout": "60s"})
     return {**base, **tune(res, s.pg_tuning), **s.pg_settings}
 

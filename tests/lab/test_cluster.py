@@ -203,6 +203,9 @@ def test_leader_container_killed_a_replica_takes_over_and_the_old_leader_rejoins
     print(f"docker kill of the leader: writes again after {rto:.1f} s, {missing} acknowledged "
           f"rows missing (asynchronous), new leader {leader}")
     assert missing * 64 <= 1048576  # within maximum_lag_on_failover's bytes, far above a row
+    # After an unplanned failover, with no redeploy, backups reach the new leader.
+    out = pgops("backup", "--type", "incr", env=ENV).stdout
+    assert "cluster main: incr backup" in out, out
 
 
 def test_leader_postmaster_killed_patroni_recovers_without_loss(cluster):
@@ -329,3 +332,46 @@ def test_even_etcd_members_are_refused_before_any_change(cluster, tmp_path):
     assert out.rc == 2, out.out
     assert "etcd_servers: 2 members (db1, db2)" in out.out and "odd" in out.out
     assert "Starting operation" not in out.out
+
+
+# -- backups follow the leader ------------------------------------------------------------
+def _rows_at(lab: Lab, n_from: int, n_to: int) -> float:
+    """Commit rows n_from..n_to of pitr_probe through the leader; the time after the last."""
+    with multi_host(lab, "migrator", "read-write") as c:
+        if n_from == 1:  # a fresh table (the lab may be reused)
+            c.execute("drop table if exists pitr_probe")
+            c.execute("create table pitr_probe (n int primary key)")
+        for n in range(n_from, n_to + 1):
+            c.execute("insert into pitr_probe values (%s)", (n,))
+            c.commit()
+    time.sleep(1.1)
+    return time.time()
+
+
+def test_backups_follow_the_leader_and_a_restore_before_and_after_a_switchover_is_exact(cluster):
+    from datetime import UTC, datetime
+
+    lab, _ = cluster
+    listed = json.loads(pgops("backup", "list", "--json", env=ENV).stdout)
+    assert [st["stanza"] for st in listed] == ["main"], listed  # one stanza for the cluster
+    before = _rows_at(lab, 1, 10)
+    _rows_at(lab, 11, 20)
+    target = next(m["member"] for m in wait_healthy()["members"] if m["role"] != "leader")
+    pgops("cluster", "switchover", "--to", target, env=ENV)
+    after = _rows_at(lab, 21, 30)
+    _rows_at(lab, 31, 40)
+    for kind in ("full", "incr"):  # no redeploy: the repository host finds the new leader
+        assert pgops("backup", "--type", kind, env=ENV).rc == 0
+    st = json.loads(pgops("backup", "list", "--json", env=ENV).stdout)[0]
+    assert [b["type"] for b in st["backups"][-2:]] == ["full", "incr"]
+    for t, k in ((before, 10), (after, 30)):
+        to = datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%S.%f+00")
+        result = json.loads(pgops("restore", "--to", to, "--json", env=ENV).stdout)
+        try:
+            out = lab.ssh(result["host"], f"cd / && runuser -u postgres -- psql -XAt -p "
+                                          f"{result['port']} -d app -c 'select count(*), "
+                                          "max(n) from pitr_probe'").stdout.strip()
+            assert out == f"{k}|{k}", f"restore to after row {k}: {out}"
+        finally:
+            major, name = result["cluster"].split("/")
+            lab.ssh(result["host"], f"pg_dropcluster {major} {name} --stop")

@@ -9,7 +9,9 @@ from pgops.settings import load_settings
 
 def settings(**over):
     data = {"pg_roles": [{"name": "o", "password": False}], "pg_backup_host": "backup1", **over}
-    return load_settings("db1", data, environ={"PGOPS_BACKUP_CIPHER_PASS": "s3cret-pass"})
+    return load_settings("db1", data, environ={
+        "PGOPS_BACKUP_CIPHER_PASS": "s3cret-pass", "PGOPS_PATRONI_API_PASSWORD": "api",
+        "PGOPS_ROLE_REPLICATOR_PASSWORD": "r", "PGOPS_ROLE_REWINDER_PASSWORD": "w"})
 
 
 def parse(text: str) -> dict[str, dict[str, str]]:
@@ -168,3 +170,21 @@ def test_ssh_client_conf_prefers_aes_gcm_for_the_pgbackrest_user_and_its_peers_o
     assert ciphers.split(" ", 1) == ["Ciphers", backrest.SSH_CIPHERS]
     assert backrest.SSH_CIPHERS.startswith("aes128-gcm@openssh.com,")
     assert backrest.SSH_CIPHERS.endswith(",chacha20-poly1305@openssh.com")  # the fallback
+
+
+def test_a_cluster_is_one_stanza_that_knows_every_member_so_backups_follow_the_leader():
+    members = {n: settings(pg_ha_cluster="main") for n in ("db1", "db2", "db3")}
+    addr = {"db1": "10.0.0.11", "db2": "10.0.0.12", "db3": "10.0.0.13"}
+    conf = parse(backrest.repo_conf({n: (addr[n], s) for n, s in members.items()}, 2,
+                                    {"db1": 4, "db2": 2, "db3": 4}))
+    assert set(conf) == {"global", "main", "main:backup"}
+    for i, n in enumerate(("db1", "db2", "db3"), 1):
+        assert conf["main"][f"pg{i}-host"] == addr[n]
+        assert conf["main"][f"pg{i}-path"] == "/var/lib/postgresql/17/main"
+    assert conf["main:backup"]["process-max"] == "2"  # the smallest member's share
+    member = parse(backrest.db_conf("db2", members["db2"], "10.0.0.20", 1))
+    assert member["main"] == {"pg1-path": "/var/lib/postgresql/17/main", "pg1-port": "5432"}
+    assert backrest.archive_command(backrest.stanza("db2", members["db2"])) == \
+        "pgbackrest --stanza=main archive-push %p"
+    assert backrest.by_stanza({**members, "solo": settings()}) == {
+        "main": ["db1", "db2", "db3"], "solo": ["solo"]}

@@ -93,10 +93,10 @@ def test_client_urls_list_every_member_and_the_session_attributes():
 
 
 # -- what each member does ---------------------------------------------------------------
-FRESH = join.Member(configured=False, has_data=True, databases=frozenset({"postgres"}))
-EMPTY = join.Member(configured=False, has_data=False, databases=None)
-RUNNING = join.Member(configured=True, has_data=True, databases=frozenset({"postgres", "app"}))
-USED = join.Member(configured=False, has_data=True, databases=frozenset({"postgres", "app"}))
+FRESH = join.Member(handed_over=False, has_data=True, databases=frozenset({"postgres"}))
+EMPTY = join.Member(handed_over=False, has_data=False, databases=None)
+RUNNING = join.Member(handed_over=True, has_data=True, databases=frozenset({"postgres", "app"}))
+USED = join.Member(handed_over=False, has_data=True, databases=frozenset({"postgres", "app"}))
 
 
 def test_a_fresh_cluster_starts_from_the_first_member_and_replaces_pristine_clusters():
@@ -120,7 +120,7 @@ def test_a_new_member_with_its_own_data_is_never_overwritten():
     with pytest.raises(ConfigError, match="host db3 holds databases app; joining as a replica"):
         join.plan("main", ["db1", "db2", "db3"], {"db1": RUNNING, "db2": RUNNING, "db3": USED},
                   "db1")
-    stopped = join.Member(configured=False, has_data=True, databases=None)
+    stopped = join.Member(handed_over=False, has_data=True, databases=None)
     with pytest.raises(ConfigError, match="whose server is stopped"):
         join.plan("main", ["db1", "db2"], {"db1": RUNNING, "db2": stopped}, "db1")
 
@@ -219,6 +219,9 @@ def test_status_rows_merge_patroni_and_pg_stat_replication_and_show_missing_memb
     assert (rows[1]["lag_bytes"], rows[1]["lag_s"], rows[1]["sync"]) == (120, 0.002, "sync")
     assert rows[2] == {"member": "db3", "role": None, "state": "down", "timeline": None,
                        "lag_bytes": None, "lag_s": None, "sync": None, "pending_restart": None}
+    # A replica still starting: Patroni says "unknown", which is no number of bytes.
+    seen["members"][1].update(lag="unknown", state="starting")
+    assert member_rows(seen, [], ["db1", "db2"])[1]["lag_bytes"] is None
 
 
 def test_dynamic_config_patch_holds_only_what_differs():
