@@ -41,6 +41,7 @@ class RestorePlan:
     steps: list[str] = field(default_factory=list)
     archive_first: bool = False
     to_end: bool = False  # --to latest: recover to the end of the archive, then promote
+    members: list[str] = field(default_factory=list)  # a cluster restored in place: leader first
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -147,10 +148,6 @@ def _check_destination(db: str, onto: str | None, in_place: bool, settings: dict
     """--onto must name a database host of the same repository; --in-place excludes it."""
     if in_place and onto:
         raise BackupError("--in-place restores over the source's own cluster; it excludes --onto")
-    if in_place and settings[db].pg_ha_cluster:
-        raise BackupError(f"--in-place: {db} is a member of cluster {settings[db].pg_ha_cluster}; "
-                          "restoring a whole cluster in place is not in this version yet "
-                          "(restore beside it: drop --in-place)")
     if not onto:
         return
     if onto not in settings:
@@ -228,7 +225,7 @@ def cleanup(backups: Backups, rp: RestorePlan) -> None:
     run(backups.db(rp.target_host), f"pg_dropcluster {major} {rp.cluster} --stop 2>/dev/null || true")
 
 
-def _wait_promoted(backups: Backups, host: str, port: int, c: Cluster, timeout: float) -> None:
+def wait_promoted(backups: Backups, host: str, port: int, c: Cluster, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     h = backups.db(host)
     while True:
@@ -267,7 +264,7 @@ def verify(backups: Backups, host: str, port: int, database: str | None) -> dict
     return out
 
 
-def _restore_command(rp: RestorePlan, stanza: str) -> str:
+def restore_command(rp: RestorePlan, stanza: str) -> str:
     """pgBackRest restore of the plan's stanza into its data directory. --to latest has no
     target: recovery replays all archived WAL, then promotes. Recovery follows the newest
     timeline's history: the backup's own timeline ends, in the archive, before its last
@@ -284,7 +281,7 @@ def execute(backups: Backups, rp: RestorePlan, say: Callable[[str], None] = lamb
     s = backups.settings[rp.source]
     h = backups.db(rp.target_host)
     c = Cluster(s.pg_major, rp.cluster)
-    common = _restore_command(rp, backups.stanza(rp.source))
+    common = restore_command(rp, backups.stanza(rp.source))
     t0 = time.monotonic()
     if rp.archive_first:
         say(f"switching WAL on the primary of {backups.label(rp.source)} so the archive "
@@ -308,11 +305,16 @@ def execute(backups: Backups, rp: RestorePlan, say: Callable[[str], None] = lamb
         run(h, f"printf '%s' {shlex.quote(limits)} > {c.conf_d}/50-pgops-restore.conf")
     say("starting: recovery to the target time, then promotion")
     _start(h, c)
-    _wait_promoted(backups, rp.target_host, rp.port, c, timeout)
-    seconds = time.monotonic() - t0
-    result = {
+    wait_promoted(backups, rp.target_host, rp.port, c, timeout)
+    return result(backups, rp, time.monotonic() - t0)
+
+
+def result(backups: Backups, rp: RestorePlan, seconds: float) -> dict:
+    """What a finished restore reports: where the cluster runs, and its verification."""
+    s = backups.settings[rp.source]
+    return {
         "host": rp.target_host,
-        "address": address(h),
+        "address": address(backups.db(rp.target_host)),
         "port": rp.port,
         "cluster": f"{s.pg_major}/{rp.cluster}",
         "data_directory": rp.data_directory,
@@ -322,4 +324,3 @@ def execute(backups: Backups, rp: RestorePlan, say: Callable[[str], None] = lamb
         "seconds": round(seconds, 2),
         "verify": verify(backups, rp.target_host, rp.port, s.pg_app_database),
     }
-    return result

@@ -95,23 +95,27 @@ def _print_restore_plan(db: str, rp, unreachable: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def restore(inventory, to, host_name, onto, in_place, yes, plan_only, as_json) -> None:
     """Point-in-time restore: beside the live cluster by default, promoted and verified."""
-    from pgops.backup import repository
+    from pgops.backup import cluster_restore, repository
     from pgops.backup import restore as r
 
     # The source may be down (that may be why you restore): only repository and target must answer.
     backups = repository.connect(inventory_path(inventory), host_name, require_all=False)
     db = host_name or next(iter(backups.stanzas))
-    rp = r.plan(backups, db, to, onto, in_place)
+    whole_cluster = in_place and bool(backups.settings[db].pg_ha_cluster)
+    rp = (cluster_restore.plan(backups, db, to, onto) if whole_cluster
+          else r.plan(backups, db, to, onto, in_place))
     _print_restore_plan(db, rp, unreachable=not backups.db(db).connected)
     if plan_only:
         if as_json:
             render.print_json(rp.as_dict())
         return
     if in_place and not yes:
-        raise PgopsError(f"--in-place replaces the live data of {db} with its state at "
+        what = f"every member of {backups.label(db)}" if whole_cluster else db
+        raise PgopsError(f"--in-place replaces the live data of {what} with its state at "
                          f"{r.iso(rp.target_time)}: add --yes to do it (nothing was changed)")
     with err.status("restoring ..."):
-        result = r.execute(backups, rp, say=say("restore"))
+        run = cluster_restore.execute if whole_cluster else r.execute
+        result = run(backups, rp, say=say("restore"))
     if as_json:
         render.print_json(result)
         return

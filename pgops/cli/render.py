@@ -109,6 +109,10 @@ def restore_result(source: str, result: dict) -> None:
     click.echo(f"restored {source} to {result['target_time']} on {result['address']}:{result['port']} "
                f"in {result['seconds']:.1f} s; schema version {v.get('schema_version')}, "
                f"{sum(v.get('row_counts', {}).values())} rows in {len(v.get('row_counts', {}))} tables")
+    if result.get("members"):
+        tl = result["timelines"]
+        click.echo("members: " + ", ".join(f"{m}{' (leader)' if i == 0 else ''} on timeline "
+                                           f"{tl.get(m)}" for i, m in enumerate(result["members"])))
     if result["in_place"]:
         return
     major, cluster = result["cluster"].split("/")

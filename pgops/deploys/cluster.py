@@ -15,10 +15,11 @@ from pyinfra.operations import apt, files, server, systemd
 
 from pgops import pki
 from pgops.backup import backrest, roles
-from pgops.facts.patroni import PatroniCluster, status_command
+from pgops.facts.patroni import PatroniCluster, wait_command
 from pgops.facts.postgres import PgDatabases
 from pgops.facts.system import HostResources
 from pgops.ha import etcd, join, patroni
+from pgops.ha.patroni import LEADER_WAIT_S, REPLICA_WAIT_S
 from pgops.ha.topology import Topology
 from pgops.operations import patroni as patroni_ops
 from pgops.operations.ordering import every_host_reaches
@@ -39,9 +40,6 @@ RESTART_DROPIN = """# Managed by pgops: a crashed Patroni comes back and demotes
 Restart=on-failure
 RestartSec=2s
 """
-#: How long a deploy waits for the leader to accept writes, and for a replica to stream.
-LEADER_WAIT_S = 120
-REPLICA_WAIT_S = 600
 
 
 def _host_names(name: str, address: str) -> list[str]:
@@ -121,10 +119,7 @@ def cluster_plan(cluster: str, topology: Topology, dbs: Mapping[str, Settings]) 
 
 def _wait(name: str, path: str, seconds: int) -> None:
     """Poll the local REST API until `path` answers 200 (Patroni's health endpoints)."""
-    server.shell(name=name, commands=[
-        f"for i in $(seq {seconds}); do [ \"$({status_command(path)})\" = 200 ] && exit 0; "
-        f"sleep 1; done; echo 'Patroni did not answer 200 on {path} within {seconds} s' >&2; "
-        "exit 1"])
+    server.shell(name=name, commands=[wait_command(path, seconds)])
 
 
 @deploy("Patroni member")

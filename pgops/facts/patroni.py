@@ -70,6 +70,14 @@ def status_command(path: str) -> str:
     return _get(path, "status") + " 2>/dev/null || echo 0"
 
 
+def wait_command(path: str, seconds: int) -> str:
+    """A shell command polling the local member until `path` answers 200 (Patroni's health
+    endpoints), failing with the reason after `seconds`."""
+    return (f"for i in $(seq {seconds}); do [ \"$({status_command(path)})\" = 200 ] && exit 0; "
+            f"sleep 1; done; echo 'Patroni did not answer 200 on {path} within {seconds} s' >&2; "
+            "exit 1")
+
+
 class _RestFact(FactBase[Any]):
     PATH = "/"
 

@@ -40,6 +40,10 @@ REWIND_FUNCTIONS = (
     "pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean)",
 )
 TLS_DIR = "/etc/patroni/pgops-tls"
+#: How long pgops waits for a leader to accept writes, and for a replica to stream (a
+#: replica is a copy of the whole database: minutes for a large one).
+LEADER_WAIT_S = 120
+REPLICA_WAIT_S = 600
 
 
 def conf_path(c: Cluster) -> str:

@@ -231,3 +231,23 @@ def test_prometheus_text():
         assert line in text.splitlines()
     assert 'type="diff"' not in text and 'pgops_repo_size_bytes{host="db2"}' not in text
     assert text.endswith("\n") and text.count("# TYPE") == 7
+
+
+def test_an_in_place_cluster_restore_plans_every_member_and_the_new_timeline():
+    from pgops.backup.cluster_restore import RECOVERY_SETTINGS, steps
+
+    plan = steps(["db2", "db1", "db3"], "main", "main", "/var/lib/postgresql/17/main",
+                 "20270115-080000F", "2027-01-15T08:30:00+00:00", archive_first=True)
+    assert plan[0] == "commit and switch WAL on db2, so the archive reaches past the target"
+    # Replicas stop before the leader: no failover on the way down.
+    assert plan[1].startswith("stop Patroni on db1, db3, then on db2")
+    assert "remove cluster main from etcd" in plan[2]
+    assert plan[3] == ("delta restore of backup 20270115-080000F + WAL to 2027-01-15T08:30:00+00:00 "
+                       "over /var/lib/postgresql/17/main on db2")
+    # A full backup on the new timeline comes before the replicas are made from the newest one.
+    full = next(i for i, s in enumerate(plan) if s.startswith("full backup of stanza main"))
+    rebuild = next(i for i, s in enumerate(plan) if "rebuilt as a replica on the new timeline" in s)
+    assert full < rebuild and "db1, db3" in plan[rebuild]
+    assert not steps(["db1"], "main", "main", "/d", "F", "t", archive_first=False)[0].startswith("commit")
+    # Recovery settings pgBackRest wrote are reset, or a later replica would stop at the target.
+    assert {"restore_command", "recovery_target_time", "recovery_target_action"} <= set(RECOVERY_SETTINGS)

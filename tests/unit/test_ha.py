@@ -250,3 +250,13 @@ def test_status_trusts_the_leader_most_members_see_not_a_cut_off_member():
     assert agreed_view([stale, fresh, fresh]) is fresh
     assert agreed_view([None, None]) is None
     assert agreed_view([{"members": []}, fresh]) is fresh
+
+
+def test_a_backed_up_cluster_makes_replicas_from_the_repository_first():
+    assert patroni.replica_methods(None) == {"create_replica_methods": ["basebackup"],
+                                             "basebackup": [{"checkpoint": "fast"}]}
+    m = patroni.replica_methods("main")
+    assert m["create_replica_methods"] == ["pgbackrest", "basebackup"]  # basebackup: no backup yet
+    assert m["pgbackrest"]["command"] == "pgbackrest --stanza=main --delta --type=standby restore"
+    assert m["pgbackrest"]["keep_data"] and m["pgbackrest"]["no_params"]
+    assert m["recovery_conf"]["restore_command"] == 'pgbackrest --stanza=main archive-get %f "%p"'

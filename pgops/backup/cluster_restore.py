@@ -1,0 +1,152 @@
+"""In-place restore of a whole Patroni cluster to a time (`pgops restore --in-place --yes`
+naming a cluster member).
+
+Patroni must not run while the history is rewritten, and the cluster's state in etcd
+(leader, members, timeline history) belongs to the history being discarded. Every replica
+is rebuilt on the restored leader's new timeline, never left following the old one (the
+trap of Autobase #712 and #588, Patroni #3147). The order:
+
+1. Patroni stopped on the replicas, then on the leader (no failover on the way down); each
+   stops its PostgreSQL.
+2. The cluster removed from etcd (`patronictl remove`); Patroni writes its dynamic
+   configuration again from patroni.yml, which pgops renders from the settings.
+3. The leader restored (delta) and recovered to the target outside Patroni, with no TCP
+   listener, promoted to a new timeline, its recovery settings reset, stopped.
+4. Patroni started there: it takes the restored data over as the leader.
+5. A full backup on the new timeline: Patroni makes replicas from the newest backup, which
+   must not be one of the discarded history.
+6. Each replica's data directory emptied and Patroni started: it clones the leader.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import time
+from collections.abc import Callable, Sequence
+
+from pgops.backup import repository, restore, rules
+from pgops.backup.repository import Backups, primary
+from pgops.backup.restore import RestorePlan
+from pgops.errors import BackupError
+from pgops.facts.patroni import get_command, wait_command
+from pgops.ha import patroni
+from pgops.remote import run
+from pgops.server import psql
+from pgops.server.cluster import Cluster
+
+#: What pgBackRest writes into postgresql.auto.conf for recovery; reset once promoted, so
+#: that the member never stops replaying at the old target when it later follows a leader.
+RECOVERY_SETTINGS = ("restore_command", "recovery_target_time", "recovery_target_action",
+                     "recovery_target_timeline")
+
+
+def steps(members: Sequence[str], cluster: str, stanza: str, data: str, backup: str,
+          upto: str, archive_first: bool) -> list[str]:
+    """The plan's steps (pure); members[0] is restored and leads."""
+    leader, replicas = members[0], ", ".join(members[1:]) or "no other member"
+    return [
+        *([f"commit and switch WAL on {leader}, so the archive reaches past the target"]
+          if archive_first else []),
+        f"stop Patroni on {replicas}, then on {leader}: every member's PostgreSQL stops; "
+        "the cluster takes no connections until Patroni leads again",
+        f"remove cluster {cluster} from etcd (patronictl remove): its leader, members and "
+        "timeline history belong to the discarded history",
+        f"delta restore of backup {backup} + WAL to {upto} over {data} on {leader}",
+        "start it outside Patroni (no TCP listener): recovery replays WAL to the target and "
+        "promotes to a new timeline; reset its recovery settings; stop it",
+        f"start Patroni on {leader}: it leads the restored data on the new timeline; archiving "
+        f"continues into stanza {stanza}",
+        f"full backup of stanza {stanza} on the new timeline (Patroni makes replicas from the "
+        "newest backup)",
+        f"empty the data directories of {replicas} and start Patroni there: each is rebuilt "
+        "as a replica on the new timeline",
+        "verify: schema version and row counts on the leader; every member on one timeline",
+    ]
+
+
+def plan(backups: Backups, db: str, to: str, onto: str | None = None) -> RestorePlan:
+    """The in-place plan for db's cluster (db: the member its stanza is known by): the
+    current leader (else the first member) is restored and leads; every member must answer,
+    since every member is rebuilt."""
+    rp = restore.plan(backups, db, to, onto, in_place=True)  # refuses --onto with --in-place
+    members = backups.members(db)
+    down = [m for m in members if not backups.db(m).connected]
+    if down:
+        raise BackupError(f"--in-place: {', '.join(down)} of cluster "
+                          f"{backups.settings[db].pg_ha_cluster} unreachable; restoring the cluster in place rebuilds every member "
+                          "(nothing was changed)")
+    leader = primary(backups, db)[0] or members[0]
+    ordered = [leader, *(m for m in members if m != leader)]
+    rp.target_host, rp.members = leader, ordered
+    rp.steps = steps(ordered, backups.settings[db].pg_ha_cluster or "", backups.stanza(db),
+                     rp.data_directory,
+                     rp.backup["label"], rp.upto, rp.archive_first)
+    return rp
+
+
+def _limits(controldata: str) -> str:
+    """-c options for the limits recovery needs (pg_control records the source's)."""
+    return " ".join(f"-c {k}={v}" for k, v in rules.recovery_limits(controldata).items())
+
+
+def execute(backups: Backups, rp: RestorePlan, say: Callable[[str], None] = lambda m: None,
+            timeout: float = 600) -> dict:
+    """Run the plan (the module's order); the result as restore.execute reports it, with
+    each member's timeline."""
+    s = backups.settings[rp.source]
+    c = Cluster(s.pg_major, s.pg_cluster)
+    unit, data = patroni.service(c), shlex.quote(c.data)
+    leader, replicas = rp.members[0], rp.members[1:]
+    hosts = {m: backups.db(m) for m in rp.members}
+    h = hosts[leader]
+    pg_ctl = f"runuser -u postgres -- {c.bin('pg_ctl')} -D {data}"
+    t0 = time.monotonic()
+    if rp.archive_first:
+        say(f"switching WAL on {leader} so the archive reaches past the target")
+        restore.archive_past(backups, rp.source)
+
+    for m in [*replicas, leader]:
+        say(f"stopping Patroni on {m}")
+        run(hosts[m], f"systemctl stop {unit}; {pg_ctl} status >/dev/null && "
+                      f"{pg_ctl} -m fast -w stop; true")
+    say(f"removing cluster {s.pg_ha_cluster} from etcd")
+    answers = shlex.quote(f"{s.pg_ha_cluster}\nYes I am aware\n")
+    run(h, f"printf {answers} | patronictl -c {patroni.conf_path(c)} remove "
+           f"{shlex.quote(s.pg_ha_cluster or '')} >/dev/null", user="postgres")
+
+    say(f"delta restore over {c.data} on {leader}")
+    run(h, f"runuser -u postgres -- {restore.restore_command(rp, backups.stanza(rp.source))} "
+           "--delta restore", timeout=7200)
+    say("recovery to the target outside Patroni, then promotion")
+    options = shlex.quote(f"-c config_file={c.etc}/postgresql.conf -c listen_addresses='' "
+                          f"-c port={s.pg_port} "
+                          + _limits(run(h, f"{c.bin('pg_controldata')} {data}")))
+    run(h, f"{pg_ctl} -l {c.log} -o {options} -w -t 60 start")
+    restore.wait_promoted(backups, leader, s.pg_port, c, timeout)
+    run(h, psql.shell([f"alter system reset {k}" for k in RECOVERY_SETTINGS], s.pg_port))
+    run(h, f"{pg_ctl} -m fast -w stop")
+
+    say(f"starting Patroni on {leader}: it leads the restored data")
+    run(h, f"systemctl start {unit} && {wait_command('/primary', patroni.LEADER_WAIT_S)}")
+    # Patroni starts data it has not run as a standby, then promotes it: /primary answers
+    # from the leader lock, a moment before the promotion is done.
+    restore.wait_promoted(backups, leader, s.pg_port, c, timeout)
+    say("full backup on the new timeline")
+    repository.take(backups, rp.source, "full")
+    for m in replicas:
+        say(f"rebuilding {m} as a replica on the new timeline")
+        run(hosts[m], f"find {data} -mindepth 1 -delete && systemctl start {unit}")
+    for m in replicas:
+        run(hosts[m], wait_command("/replica?lag=16MB", patroni.REPLICA_WAIT_S))
+    return {**restore.result(backups, rp, time.monotonic() - t0),
+            "members": rp.members, "timelines": timelines(backups, rp.members)}
+
+
+def timelines(backups: Backups, members: Sequence[str]) -> dict[str, int | None]:
+    """Each member's timeline as its Patroni reports it."""
+    out: dict[str, int | None] = {}
+    for m in members:
+        seen = json.loads(run(backups.db(m), get_command("/patroni")).strip() or "null") or {}
+        out[m] = seen.get("timeline")
+    return out
