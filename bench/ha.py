@@ -34,6 +34,7 @@ os.environ["PGOPS_LAB"] = "bench"
 
 from pgops.ha.writer import Writer  # noqa: E402
 from pgops.lab import Lab  # noqa: E402
+from pgops.lab.faults import FAULTS as LEADER_FAULTS  # noqa: E402
 from pgops.settings import read_secrets_file  # noqa: E402
 
 PGOPS = str(Path(sys.executable).parent / "pgops")
@@ -73,19 +74,7 @@ def url(lab: Lab, role: str = "migrator") -> str:
     return f"postgresql://{role}:{pw}@{hosts}/app?sslmode=require&target_session_attrs=read-write"
 
 
-def docker(*args: str) -> None:
-    subprocess.run(["docker", *args], check=True, capture_output=True, timeout=120)
-
-
-FAULTS = {
-    "docker kill": (lambda lab, m: docker("kill", lab.host(m).container),
-                    lambda lab, m: docker("start", lab.host(m).container)),
-    "kill -9 postmaster": (lambda lab, m: lab.ssh(
-        m, "kill -9 $(head -1 /var/lib/postgresql/17/main/postmaster.pid)"), None),
-    "Patroni stopped": (lambda lab, m: lab.ssh(m, "systemctl stop patroni@17-main"),
-                        lambda lab, m: lab.ssh(m, "systemctl start patroni@17-main")),
-    "switchover": (lambda lab, m: pgops("cluster", "switchover"), None),
-}
+FAULTS = {**LEADER_FAULTS, "switchover": (lambda lab, m: pgops("cluster", "switchover"), None)}
 
 
 def one_fault(lab: Lab, kind: str) -> tuple[float, int]:

@@ -74,14 +74,13 @@ def plan(backups: Backups, db: str, to: str, onto: str | None = None) -> Restore
     down = [m for m in members if not backups.db(m).connected]
     if down:
         raise BackupError(f"--in-place: {', '.join(down)} of cluster "
-                          f"{backups.settings[db].pg_ha_cluster} unreachable; restoring the cluster in place rebuilds every member "
-                          "(nothing was changed)")
+                          f"{backups.settings[db].pg_ha_cluster} unreachable; restoring the "
+                          "cluster in place rebuilds every member (nothing was changed)")
     leader = primary(backups, db)[0] or members[0]
     ordered = [leader, *(m for m in members if m != leader)]
     rp.target_host, rp.members = leader, ordered
     rp.steps = steps(ordered, backups.settings[db].pg_ha_cluster or "", backups.stanza(db),
-                     rp.data_directory,
-                     rp.backup["label"], rp.upto, rp.archive_first)
+                     rp.data_directory, rp.backup["label"], rp.upto, rp.archive_first)
     return rp
 
 

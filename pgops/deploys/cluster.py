@@ -117,6 +117,12 @@ def cluster_plan(cluster: str, topology: Topology, dbs: Mapping[str, Settings]) 
     return cache[cluster]
 
 
+def _acts(topology: Topology, dbs: Mapping[str, Settings], action: join.Action) -> bool:
+    """Whether this host is a cluster member whose plan at this deploy is `action`."""
+    cluster = topology.cluster_of(host.name)
+    return cluster is not None and cluster_plan(cluster, topology, dbs).actions[host.name] == action
+
+
 def _wait(name: str, path: str, seconds: int) -> None:
     """Poll the local REST API until `path` answers 200 (Patroni's health endpoints)."""
     server.shell(name=name, commands=[wait_command(path, seconds)])
@@ -171,8 +177,7 @@ def patroni_bootstrap(s: Settings, topology: Topology, dbs: Mapping[str, Setting
     REPLICATOR to read its own timeline), Debian's unit hands the cluster over to Patroni,
     which makes it the leader."""
     every_host_reaches(name="Every database host past its roles", step="roles")
-    cluster = topology.cluster_of(host.name)
-    if cluster is None or cluster_plan(cluster, topology, dbs).actions[host.name] != "bootstrap":
+    if not _acts(topology, dbs, "bootstrap"):
         return
     c = Cluster(s.pg_major, s.pg_cluster)
     server.shell(name="Debian's unit hands the cluster over to Patroni",
@@ -207,8 +212,7 @@ def _parameters(s: Settings) -> dict:
 def patroni_replicas(s: Settings, topology: Topology, dbs: Mapping[str, Settings]) -> None:
     """Members joining the cluster clone the leader, after its roles exist."""
     every_host_reaches(name="Every database host past the cluster's start", step="leader")
-    cluster = topology.cluster_of(host.name)
-    if cluster is None or cluster_plan(cluster, topology, dbs).actions[host.name] != "join":
+    if not _acts(topology, dbs, "join"):
         return
     c = Cluster(s.pg_major, s.pg_cluster)
     server.shell(name="This host's unused cluster emptied for a replica",

@@ -105,14 +105,8 @@ def _answer(h: Host, command: str, user: str | None = None) -> Any:
 
 
 def _first_answer(hosts: Sequence[Host], command: str, user: str | None = None) -> Any:
-    for h in hosts:
-        if not h.connected:
-            continue
-        ok, out = remote.try_run(h, command, user=user, timeout=30)
-        value = _json(out) if ok else None
-        if value:
-            return value
-    return None
+    """The first non-empty JSON answer of the hosts, in order (None: none has one)."""
+    return next((v for v in (_answer(h, command, user) for h in hosts) if v), None)
 
 
 def etcd_health(hosts: Sequence[Host]) -> list[dict[str, Any]]:
@@ -141,7 +135,7 @@ class Clusters:
                             for m in members])
         leader = _leader(seen)
         sql = psql.shell(REPLICATION_SQL, s.pg_port, as_postgres=False)
-        replication = (_first_answer([self.hosts[leader]], sql, "postgres") or []) if leader else []
+        replication = (_answer(self.hosts[leader], sql, "postgres") or []) if leader else []
         addresses = {n: remote.address(h) for n, h in self.hosts.items()}
         dcs = _first_answer([self.hosts[m] for m in members], get_command("/config"), "postgres")
         return {

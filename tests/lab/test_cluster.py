@@ -167,10 +167,15 @@ def same_rows_everywhere(lab: Lab, timeout: float = 60) -> None:
         time.sleep(1)
 
 
-def fault(cluster, inject, heal=None) -> tuple[float, int, str]:
-    """Write through the read-write URL, inject a fault on the leader, measure: (seconds
-    until writes were accepted again, acknowledged rows missing, the new leader)."""
+def fault(cluster, kind: str | None = None, inject=None, heal=None) -> tuple[float, int, str]:
+    """Write through the read-write URL, inject a fault on the leader (one of the lab's
+    FAULTS by kind, or `inject`), measure: (seconds until writes were accepted again,
+    acknowledged rows missing, the new leader)."""
     from pgops.ha.writer import Writer
+    from pgops.lab.faults import FAULTS
+
+    if kind:
+        inject, heal = FAULTS[kind]
 
     lab, _ = cluster
     old = wait_healthy()["leader"]
@@ -189,17 +194,8 @@ def fault(cluster, inject, heal=None) -> tuple[float, int, str]:
     return rto, len(missing), new["leader"]
 
 
-def _docker(*args: str) -> None:
-    import subprocess
-
-    subprocess.run(["docker", *args], check=True, capture_output=True, timeout=120)
-
-
 def test_leader_container_killed_a_replica_takes_over_and_the_old_leader_rejoins(cluster):
-    rto, missing, leader = fault(
-        cluster,
-        inject=lambda lab, old: _docker("kill", lab.host(old).container),
-        heal=lambda lab, old: _docker("start", lab.host(old).container))
+    rto, missing, leader = fault(cluster, "docker kill")
     print(f"docker kill of the leader: writes again after {rto:.1f} s, {missing} acknowledged "
           f"rows missing (asynchronous), new leader {leader}")
     assert missing * 64 <= 1048576  # within maximum_lag_on_failover's bytes, far above a row
@@ -209,19 +205,14 @@ def test_leader_container_killed_a_replica_takes_over_and_the_old_leader_rejoins
 
 
 def test_leader_postmaster_killed_patroni_recovers_without_loss(cluster):
-    pid = "head -1 /var/lib/postgresql/17/main/postmaster.pid"
-    rto, missing, leader = fault(
-        cluster, inject=lambda lab, old: lab.ssh(old, f"kill -9 $({pid})"))
+    rto, missing, leader = fault(cluster, "kill -9 postmaster")
     print(f"kill -9 of the leader's postmaster: writes again after {rto:.1f} s, "
           f"{missing} rows missing, leader {leader}")
     assert missing == 0
 
 
 def test_patroni_stopped_on_the_leader_hands_over_without_loss(cluster):
-    rto, missing, leader = fault(
-        cluster,
-        inject=lambda lab, old: lab.ssh(old, "systemctl stop patroni@17-main"),
-        heal=lambda lab, old: lab.ssh(old, "systemctl start patroni@17-main"))
+    rto, missing, leader = fault(cluster, "Patroni stopped")
     print(f"Patroni stopped on the leader: writes again after {rto:.1f} s, {missing} rows "
           f"missing, new leader {leader}")
     assert missing == 0
@@ -311,10 +302,7 @@ def test_synchronous_mode_from_the_settings_loses_no_acknowledged_row(cluster, t
             assert time.monotonic() < deadline, "no synchronous standby"
             time.sleep(1)
         assert status()["clusters"][0]["synchronous_mode"] == "on"
-        rto, missing, leader = fault(
-            cluster,
-            inject=lambda lab, old: _docker("kill", lab.host(old).container),
-            heal=lambda lab, old: _docker("start", lab.host(old).container))
+        rto, missing, leader = fault(cluster, "docker kill")
         print(f"docker kill in synchronous mode: writes again after {rto:.1f} s, "
               f"{missing} acknowledged rows missing")
         assert missing == 0
@@ -408,9 +396,6 @@ def test_in_place_cluster_restore_is_exact_on_every_member_on_a_new_timeline(clu
         assert time.monotonic() < deadline, rows
         time.sleep(1)
     # Archiving and failover work on the new timeline.
-    rto, missing, leader = fault(
-        cluster,
-        inject=lambda lab, old: lab.ssh(old, "systemctl stop patroni@17-main"),
-        heal=lambda lab, old: lab.ssh(old, "systemctl start patroni@17-main"))
+    rto, missing, leader = fault(cluster, "Patroni stopped")
     assert missing == 0 and leader != result["host"]
     assert pgops("backup", "--type", "incr", env=ENV).rc == 0
