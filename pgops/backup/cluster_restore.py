@@ -9,7 +9,8 @@ trap of Autobase #712 and #588, Patroni #3147). The order:
 1. Patroni stopped on the replicas, then on the leader (no failover on the way down); each
    stops its PostgreSQL.
 2. The cluster removed from etcd (`patronictl remove`); Patroni writes its dynamic
-   configuration again from patroni.yml, which pgops renders from the settings.
+   configuration again from patroni.yml, which pgops renders from the settings (the
+   restored data's cached copy, patroni.dynamic.json, is removed first).
 3. The leader restored (delta) and recovered to the target outside Patroni, with no TCP
    listener, promoted to a new timeline, its recovery settings reset, stopped.
 4. Patroni started there: it takes the restored data over as the leader.
@@ -89,10 +90,10 @@ def _limits(controldata: str) -> str:
     return " ".join(f"-c {k}={v}" for k, v in rules.recovery_limits(controldata).items())
 
 
-def execute(backups: Backups, rp: RestorePlan, say: Callable[[str], None] = lambda m: None,
-            timeout: float = 600) -> dict:
+def execute(backups: Backups, rp: RestorePlan, say: Callable[[str], None] = lambda m: None) -> dict:
     """Run the plan (the module's order); the result as restore.execute reports it, with
-    each member's timeline."""
+    each member's timeline. A failure names the step it stopped at; the same command, run
+    again, starts over from the restore of the leader and finishes."""
     s = backups.settings[rp.source]
     c = Cluster(s.pg_major, s.pg_cluster)
     unit, data = patroni.service(c), shlex.quote(c.data)
@@ -100,46 +101,82 @@ def execute(backups: Backups, rp: RestorePlan, say: Callable[[str], None] = lamb
     hosts = {m: backups.db(m) for m in rp.members}
     h = hosts[leader]
     pg_ctl = f"runuser -u postgres -- {c.bin('pg_ctl')} -D {data}"
+    wait = max(600, round(3 * rp.estimate_s))  # recovery may replay a day of WAL
     t0 = time.monotonic()
-    if rp.archive_first:
-        say(f"switching WAL on {leader} so the archive reaches past the target")
-        restore.archive_past(backups, rp.source)
+    step = "before any change"
+    stopped = False
 
-    for m in [*replicas, leader]:
-        say(f"stopping Patroni on {m}")
-        run(hosts[m], f"systemctl stop {unit}; {pg_ctl} status >/dev/null && "
-                      f"{pg_ctl} -m fast -w stop; true")
-    say(f"removing cluster {s.pg_ha_cluster} from etcd")
-    answers = shlex.quote(f"{s.pg_ha_cluster}\nYes I am aware\n")
-    run(h, f"printf {answers} | patronictl -c {patroni.conf_path(c)} remove "
-           f"{shlex.quote(s.pg_ha_cluster or '')} >/dev/null", user="postgres")
+    def at(what: str) -> None:
+        nonlocal step
+        step = what
+        say(what)
 
-    say(f"delta restore over {c.data} on {leader}")
-    run(h, f"runuser -u postgres -- {restore.restore_command(rp, backups.stanza(rp.source))} "
-           "--delta restore", timeout=7200)
-    say("recovery to the target outside Patroni, then promotion")
-    options = shlex.quote(f"-c config_file={c.etc}/postgresql.conf -c listen_addresses='' "
-                          f"-c port={s.pg_port} "
-                          + _limits(run(h, f"{c.bin('pg_controldata')} {data}")))
-    run(h, f"{pg_ctl} -l {c.log} -o {options} -w -t 60 start")
-    restore.wait_promoted(backups, leader, s.pg_port, c, timeout)
-    run(h, psql.shell([f"alter system reset {k}" for k in RECOVERY_SETTINGS], s.pg_port))
-    run(h, f"{pg_ctl} -m fast -w stop")
+    try:
+        if rp.archive_first:
+            at(f"switching WAL on {leader} so the archive reaches past the target")
+            restore.archive_past(backups, rp.source)
+        for m in [*replicas, leader]:
+            at(f"stopping Patroni on {m} (disabled until the restore brings it back)")
+            stopped = True
+            run(hosts[m], f"systemctl disable --now {unit} && if {pg_ctl} status >/dev/null "
+                          f"2>&1; then {pg_ctl} -m fast -w -t 300 stop; fi")
+        at(f"removing cluster {s.pg_ha_cluster} from etcd")
+        run(h, _forget(c, s.pg_ha_cluster or ""), user="postgres")
+        at(f"delta restore over {c.data} on {leader}")
+        run(h, f"runuser -u postgres -- "
+               f"{restore.pgbackrest_restore(rp, backups.stanza(rp.source))} --delta restore",
+            timeout=7200)
+        at("recovery to the target outside Patroni, then promotion")
+        options = shlex.quote(f"-c config_file={c.etc}/postgresql.conf -c listen_addresses='' "
+                              f"-c port={s.pg_port} "
+                              + _limits(run(h, f"{c.bin('pg_controldata')} {data}")))
+        run(h, f"{pg_ctl} -l {c.log} -o {options} -w -t {wait} start", timeout=wait + 60)
+        restore.wait_promoted(backups, leader, s.pg_port, c, wait)
+        run(h, psql.shell([f"alter system reset {k}" for k in RECOVERY_SETTINGS], s.pg_port))
+        run(h, f"{pg_ctl} -m fast -w -t 300 stop")
+        at(f"starting Patroni on {leader}: it leads the restored data")
+        # The backup brought back Patroni's cache of the old dynamic configuration: without
+        # it, Patroni writes the configuration from patroni.yml (the settings).
+        run(h, f"rm -f {data}/patroni.dynamic.json && systemctl enable --now {unit} && "
+               f"{wait_command('/primary', patroni.LEADER_WAIT_S)}",
+            timeout=patroni.LEADER_WAIT_S + 60)
+        # Patroni starts data it has not run as a standby, then promotes it: /primary answers
+        # from the leader lock, a moment before the promotion is done.
+        restore.wait_promoted(backups, leader, s.pg_port, c, patroni.LEADER_WAIT_S)
+        at("full backup on the new timeline")
+        repository.take(backups, rp.source, "full")
+        for m in replicas:
+            at(f"rebuilding {m} as a replica on the new timeline")
+            run(hosts[m], f"find {data} -mindepth 1 -delete && systemctl enable --now {unit}")
+        for m in replicas:
+            at(f"waiting for {m} to stream")
+            run(hosts[m], wait_command(patroni.REPLICA_HEALTHY, patroni.REPLICA_WAIT_S),
+                timeout=patroni.REPLICA_WAIT_S + 60)
+    except Exception as e:
+        if not stopped:
+            raise
+        raise BackupError(
+            f"in-place restore of cluster {s.pg_ha_cluster} stopped at: {step}: "
+            f"{str(e).strip().splitlines()[0] if str(e).strip() else repr(e)}\n"
+            "Run the same command again: it starts over from the restore of the leader. "
+            f"Patroni is disabled on the members it has not brought back yet (`systemctl "
+            f"enable --now {unit}` starts one as it is).") from e
+    tl = timelines(backups, rp.members)
+    if len(set(tl.values())) != 1:
+        raise BackupError(f"cluster {s.pg_ha_cluster} restored, but its members are on "
+                          f"different timelines: {tl}")
+    return {**restore.result(backups, rp, time.monotonic() - t0), "members": rp.members,
+            "timelines": tl}
 
-    say(f"starting Patroni on {leader}: it leads the restored data")
-    run(h, f"systemctl start {unit} && {wait_command('/primary', patroni.LEADER_WAIT_S)}")
-    # Patroni starts data it has not run as a standby, then promotes it: /primary answers
-    # from the leader lock, a moment before the promotion is done.
-    restore.wait_promoted(backups, leader, s.pg_port, c, timeout)
-    say("full backup on the new timeline")
-    repository.take(backups, rp.source, "full")
-    for m in replicas:
-        say(f"rebuilding {m} as a replica on the new timeline")
-        run(hosts[m], f"find {data} -mindepth 1 -delete && systemctl start {unit}")
-    for m in replicas:
-        run(hosts[m], wait_command("/replica?lag=16MB", patroni.REPLICA_WAIT_S))
-    return {**restore.result(backups, rp, time.monotonic() - t0),
-            "members": rp.members, "timelines": timelines(backups, rp.members)}
+
+def _forget(c: Cluster, cluster: str) -> str:
+    """Shell (as postgres): `patronictl remove`, answering its two confirmations; a cluster
+    already gone from etcd (a restore run again) is not an error. A third question (the
+    cluster still has a leader) gets no answer, so the removal fails, as it must."""
+    answers = shlex.quote(f"{cluster}\nYes I am aware\n")
+    return (f"out=$(printf {answers} | patronictl -c {patroni.conf_path(c)} remove "
+            f"{shlex.quote(cluster)} 2>&1) || {{ echo \"$out\" | grep -q 'does not exist' || "
+            "{ echo \"$out\" | tail -n 3 >&2; exit 1; }; }")
 
 
 def timelines(backups: Backups, members: Sequence[str]) -> dict[str, int | None]:

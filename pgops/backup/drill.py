@@ -20,12 +20,14 @@ from pgops.server.cluster import bindir
 
 def record(backups: Backups, db: str, entry: dict) -> None:
     line = shlex.quote(rules.drill_line(entry))
-    backups.run_on_repo(db, f"mkdir -p {rules.DRILL_DIR} && printf '%s' {line} >> {rules.drill_log(db)}")
+    log = rules.drill_log(backups.stanza(db))
+    backups.run_on_repo(db, f"mkdir -p {rules.DRILL_DIR} && printf '%s' {line} >> {log}")
 
 
 def last(backups: Backups, db: str) -> dict | None:
     """The most recent drill of a database host's stanza, or None."""
-    return rules.last_drill(backups.run_on_repo(db, f"tail -n 1 {rules.drill_log(db)} 2>/dev/null || true"))
+    log = rules.drill_log(backups.stanza(db))  # the repository host's timer writes the same
+    return rules.last_drill(backups.run_on_repo(db, f"tail -n 1 {log} 2>/dev/null || true"))
 
 
 def drill(backups: Backups, db: str, point: str = "latest", seed: int | None = None,

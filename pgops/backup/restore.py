@@ -104,11 +104,6 @@ def archive_past(backups: Backups, db: str, timeout: float = 60) -> None:
         time.sleep(0.3)
 
 
-def primary_up(backups: Backups, db: str) -> bool:
-    """Whether db's stanza has a primary answering (a cluster's leader, or db itself)."""
-    return primary(backups, db)[0] is not None
-
-
 @dataclass(frozen=True)
 class Checked:
     """A restore request that passed every check: what to restore, and to when."""
@@ -160,15 +155,17 @@ def _check_destination(db: str, onto: str | None, in_place: bool, settings: dict
 
 
 def build(db: str, c: Checked, s: Settings, target_host: str, in_place: bool, port: int,
-          stamp: str) -> RestorePlan:
-    """The plan for a checked request (pure): cluster, port, data directory, estimate, steps."""
+          stamp: str, primary_host: str | None = None) -> RestorePlan:
+    """The plan for a checked request (pure): cluster, port, data directory, estimate, steps.
+    + primary_host: where WAL is switched (a cluster's leader; default db)"""
     cluster = s.pg_cluster if in_place else f"restore_{stamp}"
     port = s.pg_port if in_place else port
     where = Cluster(s.pg_major, cluster)
     estimate = c.backup["size"] / (RESTORE_MBPS * 1024 * 1024) + 5 + (c.target - c.backup["stop"]) / 600
     rp = RestorePlan(db, target_host, c.target, in_place, c.backup, c.window, cluster, port,
                      where.data, round(estimate, 1), archive_first=c.archive_first, to_end=c.to_end)
-    rp.steps = ([f"commit and switch WAL on {db}, so the archive reaches past the target"]
+    rp.steps = ([f"commit and switch WAL on {primary_host or db}, so the archive reaches past "
+                 "the target"]
                 if c.archive_first else [])
     if in_place:
         rp.steps += [f"stop {where.service} on {db}",
@@ -187,11 +184,12 @@ def plan(backups: Backups, db: str, to: str, onto: str | None = None, in_place: 
     """What a restore would do: fetch the window and the source's liveness, then decide."""
     target_host = onto or db
     _reachable(backups, db, target_host, in_place)
-    c = check(db, to, info(backups, db), primary_up(backups, db), time.time(), backups.settings,
+    leader = primary(backups, db)[0]  # a cluster's leader, or db itself when it is up
+    c = check(db, to, info(backups, db), leader is not None, time.time(), backups.settings,
               backups.stanzas, onto, in_place)
     port = backups.settings[db].pg_port if in_place else _free_port(backups, target_host)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d%H%M%S")
-    return build(db, c, backups.settings[db], target_host, in_place, port, stamp)
+    return build(db, c, backups.settings[db], target_host, in_place, port, stamp, leader)
 
 
 def _reachable(backups: Backups, db: str, target_host: str, in_place: bool) -> None:
@@ -264,7 +262,7 @@ def verify(backups: Backups, host: str, port: int, database: str | None) -> dict
     return out
 
 
-def restore_command(rp: RestorePlan, stanza: str) -> str:
+def pgbackrest_restore(rp: RestorePlan, stanza: str) -> str:
     """pgBackRest restore of the plan's stanza into its data directory. --to latest has no
     target: recovery replays all archived WAL, then promotes. Recovery follows the newest
     timeline's history: the backup's own timeline ends, in the archive, before its last
@@ -281,7 +279,10 @@ def execute(backups: Backups, rp: RestorePlan, say: Callable[[str], None] = lamb
     s = backups.settings[rp.source]
     h = backups.db(rp.target_host)
     c = Cluster(s.pg_major, rp.cluster)
-    common = restore_command(rp, backups.stanza(rp.source))
+    if rp.in_place and s.pg_ha_cluster and not rp.members:  # Patroni would fight a restore under it
+        raise BackupError(f"{rp.source} is a member of cluster {s.pg_ha_cluster}: an in-place "
+                          "restore rebuilds the whole cluster (pgops.backup.cluster_restore)")
+    common = pgbackrest_restore(rp, backups.stanza(rp.source))
     t0 = time.monotonic()
     if rp.archive_first:
         say(f"switching WAL on the primary of {backups.label(rp.source)} so the archive "

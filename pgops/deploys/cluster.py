@@ -218,4 +218,4 @@ def patroni_replicas(s: Settings, topology: Topology, dbs: Mapping[str, Settings
     server.shell(name="This host's unused cluster emptied for a replica",
                  commands=[join.replace_script(c, s.pg_port, host.name)])
     systemd.service(name="Patroni started", service=patroni.service(c), running=True, enabled=True)
-    _wait("Replica streaming from the leader", "/replica?lag=16MB", REPLICA_WAIT_S)
+    _wait("Replica streaming from the leader", patroni.REPLICA_HEALTHY, REPLICA_WAIT_S)

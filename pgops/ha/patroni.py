@@ -44,6 +44,8 @@ TLS_DIR = "/etc/patroni/pgops-tls"
 #: replica is a copy of the whole database: minutes for a large one).
 LEADER_WAIT_S = 120
 REPLICA_WAIT_S = 600
+#: Patroni's health endpoint for a replica that streams and is close behind its leader.
+REPLICA_HEALTHY = "/replica?lag=16MB"
 
 
 def conf_path(c: Cluster) -> str:

@@ -11,7 +11,7 @@ from pgops.settings import LOCAL_REPOSITORY, Settings
 #: Settings every member of one cluster must share: a replica is a copy of the leader, and
 #: backups, failover timing and the client port are the cluster's, not a member's.
 CLUSTER_WIDE = ("pg_major", "pg_cluster", "pg_port", "pg_ha", "pg_backup_host",
-                "pg_backup_transport", "pg_data_checksums")
+                "pg_backup_transport", "pg_data_checksums", "pgbackrest", "pg_backup_timers")
 
 
 @dataclass(frozen=True)
@@ -83,6 +83,14 @@ def _backup_host_problems(topo: Topology, settings: Mapping[str, Settings]) -> l
             for name, s in settings.items() if s.pg_backup_host in members]
 
 
+def _name_problems(topo: Topology, settings: Mapping[str, Settings]) -> list[str]:
+    """A cluster's stanza is named after it, a single host's after the host: one name may
+    not be both, or their backups would share a stanza."""
+    return [f"cluster {c}: pg_ha_cluster names a database host outside it too; name the "
+            "cluster differently (its pgBackRest stanza is named after it)"
+            for c, members in sorted(topo.clusters.items()) if c in settings and c not in members]
+
+
 def _local_repository_problems(topo: Topology, settings: Mapping[str, Settings]) -> list[str]:
     """A cluster's stanza is shared by its members: its repository lives on a repository
     host every member reaches, not on each member's own disk."""
@@ -108,7 +116,7 @@ def problems(topo: Topology, settings: Mapping[str, Settings], etcd_group: str) 
     """Every problem of the layout at once; [] when it is deployable."""
     return [*_etcd_problems(topo, etcd_group), *_agreement_problems(topo, settings),
             *_sync_problems(topo, settings), *_backup_host_problems(topo, settings),
-            *_local_repository_problems(topo, settings)]
+            *_local_repository_problems(topo, settings), *_name_problems(topo, settings)]
 
 
 def client_urls(members: Sequence[str], addresses: Mapping[str, str], port: int,

@@ -129,6 +129,16 @@ def test_read_only_url_reaches_a_standby_and_read_write_the_leader(cluster):
         assert c.info.host == lab.host(leader).address
     with multi_host(lab, "app", "read-only") as c:
         assert c.execute("select pg_is_in_recovery()").fetchone()[0]
+    # pgops.client.db takes the URLs `pgops cluster status` prints, as applications do.
+    from pgops.client.db import DbSettings, make_pool
+
+    urls = status()["clusters"][0]["urls"]
+    for kind, standby in (("read-write", False), ("read-only", True)):
+        url = urls[kind].replace("postgresql://", f"postgresql://app:{secret(lab, 'app')}@", 1)
+        settings = DbSettings(url=url, pool_min=1, pool_max=2)
+        assert settings.check()["server_version"].startswith("17")
+        with make_pool(settings) as pool, pool.connection() as c:
+            assert c.execute("select pg_is_in_recovery()").fetchone()[0] is standby
 
 
 # -- leader changes under write load ---------------------------------------------------------

@@ -71,6 +71,15 @@ def test_members_must_share_the_cluster_wide_settings():
     assert p.startswith("cluster main: pg_port differs between db1 and db3")
 
 
+def test_members_share_their_backup_options_and_a_cluster_is_not_named_like_a_host():
+    dbs = {**three(), "db3": _settings(pg_ha_cluster="main", pgbackrest={"repo1-retention-full": 9})}
+    (p,) = problems(topology(dbs, ["db1", "db2", "db3"]), dbs, "etcd_servers")
+    assert p.startswith("cluster main: pgbackrest differs between db1 and db3")
+    dbs = {**three(), "main": _settings()}  # one stanza name for two things
+    (p,) = problems(topology(dbs, ["db1", "db2", "db3"]), dbs, "etcd_servers")
+    assert p.startswith("cluster main: pg_ha_cluster names a database host outside it too")
+
+
 def test_a_host_in_two_clusters_by_two_groups_is_refused():
     (p,) = membership_problems({"db1": {"east": "a", "west": "b"}, "db2": {"east": "a"}})
     assert p == ("host db1: pg_ha_cluster: in two clusters: a (group east), b (group west); "
