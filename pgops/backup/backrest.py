@@ -70,8 +70,13 @@ def stanza(db_host: str, s: Settings) -> str:
     return s.pg_ha_cluster or db_host
 
 
+def command(stanza_name: str, args: str) -> str:
+    """A pgBackRest command line for one stanza (stanza names are validated identifiers)."""
+    return f"pgbackrest --stanza={stanza_name} {args}"
+
+
 def archive_command(stanza_name: str) -> str:
-    return f"pgbackrest --stanza={stanza_name} archive-push %p"
+    return command(stanza_name, "archive-push %p")
 
 
 def by_stanza(dbs: Mapping[str, Settings]) -> dict[str, list[str]]:

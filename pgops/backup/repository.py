@@ -89,8 +89,7 @@ def connect(inventory: Path, db_host: str | None = None, require_all: bool = Tru
 
 
 def pgbackrest(backups: Backups, db: str, args: str, timeout: int = 3600) -> str:
-    return backups.run_on_repo(db, f"pgbackrest --stanza={shlex.quote(backups.stanza(db))} {args}",
-                               timeout)
+    return backups.run_on_repo(db, backrest.command(backups.stanza(db), args), timeout)
 
 
 def take(backups: Backups, db: str, kind: str = "full") -> dict:

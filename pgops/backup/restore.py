@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
-from pgops.backup import rules
+from pgops.backup import backrest, rules
 from pgops.backup.repository import Backups, info, primary
 from pgops.errors import BackupError, CommandFailed
 from pgops.remote import address, run, try_run
@@ -269,9 +269,8 @@ def pgbackrest_restore(rp: RestorePlan, stanza: str) -> str:
     (partial) segment when a failover or an in-place restore began a new one, and the
     history as it lives now runs on the new one."""
     target = shlex.quote(backrest_time(rp.target_time))
-    return (f"pgbackrest --stanza={stanza} --pg1-path={rp.data_directory} "
-            "--target-timeline=latest "
-            + ("--type=default" if rp.to_end else f"--type=time --target={target} --target-action=promote"))
+    kind = "--type=default" if rp.to_end else f"--type=time --target={target} --target-action=promote"
+    return backrest.command(stanza, f"--pg1-path={rp.data_directory} --target-timeline=latest {kind}")
 
 
 def execute(backups: Backups, rp: RestorePlan, say: Callable[[str], None] = lambda m: None,

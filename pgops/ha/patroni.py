@@ -11,6 +11,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from pgops.backup import backrest
 from pgops.server.cluster import Cluster, bindir
 from pgops.settings.ha import (
     ETCD_CLIENT_PORT,
@@ -130,10 +131,10 @@ def replica_methods(stanza: str | None) -> dict[str, Any]:
         return {"create_replica_methods": ["basebackup"], **basebackup}
     return {
         "create_replica_methods": ["pgbackrest", "basebackup"],
-        "pgbackrest": {"command": f"pgbackrest --stanza={stanza} --delta --type=standby restore",
+        "pgbackrest": {"command": backrest.command(stanza, "--delta --type=standby restore"),
                        "keep_data": True, "no_params": True},
         **basebackup,
-        "recovery_conf": {"restore_command": f"pgbackrest --stanza={stanza} archive-get %f \"%p\""},
+        "recovery_conf": {"restore_command": backrest.command(stanza, 'archive-get %f "%p"')},
     }
 
 

@@ -90,5 +90,5 @@ def stanza(stanza_name: str):
         host.noop(f"stanza {stanza_name} exists ({status['message']})")
         return
     logger.info(f"{host.print_prefix}creating stanza {stanza_name} ({status['message']})")
-    yield (f"cd / && pgbackrest --stanza={stanza_name} stanza-create && "
-           f"pgbackrest --stanza={stanza_name} check")
+    yield (f"cd / && {backrest.command(stanza_name, 'stanza-create')} && "
+           f"{backrest.command(stanza_name, 'check')}")
