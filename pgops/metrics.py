@@ -1,8 +1,10 @@
-"""Prometheus textfile-collector metrics for the rows of `pgops status` (pure rendering)."""
+"""Prometheus textfile-collector metrics for `pgops status` and `pgops cluster status`
+(pure rendering), and the atomic write the textfile collector needs."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 #: name, help, and the samples of one host's backup report: (extra labels, value) pairs.
 Samples = Callable[[dict], Iterable[tuple[str, object]]]
@@ -29,6 +31,11 @@ BACKUP_METRICS: tuple[tuple[str, str, Samples], ...] = (
 )
 
 
+def _stanza(report: dict) -> str:
+    """The stanza label of a backup report (a cluster's backups are the cluster's)."""
+    return f',stanza="{report["stanza"]}"' if report.get("stanza") else ""
+
+
 def prometheus(rows: list[dict]) -> str:
     out = ["# HELP pgops_up 1 if the server answered.", "# TYPE pgops_up gauge"]
     out += [f'pgops_up{{host="{r["host"]}"}} {1 if r["up"] else 0}' for r in rows]
@@ -36,5 +43,44 @@ def prometheus(rows: list[dict]) -> str:
         out += [f"# HELP {name} {help_}", f"# TYPE {name} gauge"]
         for r in rows:
             if r.get("backup"):
-                out += [f'{name}{{host="{r["host"]}"{labels}}} {v}' for labels, v in samples(r["backup"])]
+                out += [f'{name}{{host="{r["host"]}"{_stanza(r["backup"])}{labels}}} {v}'
+                        for labels, v in samples(r["backup"])]
     return "\n".join(out) + "\n"
+
+
+#: name, help, and one member row's value (None: no sample).
+MEMBER_METRICS: tuple[tuple[str, str, Callable[[dict], object]], ...] = (
+    ("pgops_cluster_member_up", "1 if Patroni lists the member running or streaming.",
+     lambda m: int(m["state"] in ("running", "streaming"))),
+    ("pgops_cluster_member_leader", "1 for the member holding the leader key.",
+     lambda m: int(m["role"] == "leader")),
+    ("pgops_cluster_member_timeline", "The member's timeline.", lambda m: m["timeline"]),
+    ("pgops_cluster_member_lag_bytes", "Replay lag behind the leader, bytes.", lambda m: m["lag_bytes"]),
+    ("pgops_cluster_member_lag_seconds", "Replay lag behind the leader, seconds.", lambda m: m["lag_s"]),
+    ("pgops_cluster_member_pending_restart", "1 when a parameter waits for a restart.",
+     lambda m: None if m["pending_restart"] is None else int(m["pending_restart"])),
+)
+
+
+def cluster_prometheus(st: dict) -> str:
+    """`pgops cluster status`'s report as metrics: per member, and etcd's health."""
+    out = ["# HELP pgops_cluster_has_leader 1 if the cluster has a leader.",
+           "# TYPE pgops_cluster_has_leader gauge"]
+    out += [f'pgops_cluster_has_leader{{cluster="{c["cluster"]}"}} {int(bool(c["leader"]))}'
+            for c in st["clusters"]]
+    for name, help_, value in MEMBER_METRICS:
+        out += [f"# HELP {name} {help_}", f"# TYPE {name} gauge"]
+        out += [f'{name}{{cluster="{c["cluster"]}",member="{m["member"]}"}} {v}'
+                for c in st["clusters"] for m in c["members"] if (v := value(m)) is not None]
+    out += ["# HELP pgops_etcd_healthy 1 if the etcd endpoint answered healthy.",
+            "# TYPE pgops_etcd_healthy gauge"]
+    out += [f'pgops_etcd_healthy{{endpoint="{e["endpoint"]}"}} {int(e["healthy"])}'
+            for e in st["etcd"] or ()]
+    return "\n".join(out) + "\n"
+
+
+def write(path: Path, text: str) -> None:
+    """Write a metrics file atomically (the textfile collector never reads half of one)."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)

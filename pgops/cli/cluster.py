@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from pgops import metrics
 from pgops.cli import render
 from pgops.cli.common import err, inventory_option, inventory_path, say
 from pgops.errors import PgopsError
@@ -21,18 +22,22 @@ def cluster() -> None:
 @cluster.command("status")
 @inventory_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def cluster_status(inventory, as_json: bool) -> None:
+@click.option("--metrics-file", type=click.Path(path_type=Path),
+              help="Also write Prometheus textfile metrics here.")
+def cluster_status(inventory, as_json: bool, metrics_file: Path | None) -> None:
     """Members (role, state, timeline, lag in bytes and seconds, sync state, pending
     restart), the etcd members' health and the clients' URLs; exit 1 when a member is down,
     a cluster has no leader or an etcd member is unhealthy."""
-    sys.exit(print_cluster_status(inventory_path(inventory), as_json))
+    sys.exit(print_cluster_status(inventory_path(inventory), as_json, metrics_file))
 
 
-def print_cluster_status(inventory: Path, as_json: bool) -> int:
-    """Print the clusters' status; 0 when healthy, else 1."""
+def print_cluster_status(inventory: Path, as_json: bool, metrics_file: Path | None = None) -> int:
+    """Print the clusters' status (and write its metrics); 0 when healthy, else 1."""
     from pgops.ha.status import cluster_status as read_status  # pyinfra: not in the dev image
 
     st = read_status(inventory)
+    if metrics_file:
+        metrics.write(metrics_file, metrics.cluster_prometheus(st))
     if as_json:
         render.print_json(st)
     else:

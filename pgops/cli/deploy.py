@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from pgops import PROJECT_ROOT
+from pgops import PROJECT_ROOT, metrics
 from pgops.backup.rules import Thresholds
 from pgops.cli import render
 from pgops.cli.backup import first_backups
@@ -18,7 +18,6 @@ from pgops.cli.cluster import print_cluster_status
 from pgops.cli.common import display, err, inventory_option, inventory_path
 from pgops.cli.lab import backup_option, cluster_option, hosts_option, lab_up_and_secrets
 from pgops.errors import PgopsError
-from pgops.metrics import prometheus
 
 
 def run_deploy(inventory: Path, limit: str | None, dry: bool) -> int:
@@ -62,9 +61,7 @@ def print_status(inventory: Path, as_json: bool, thresholds=None, metrics_file: 
 
     rows = server_status(inventory, thresholds)
     if metrics_file:
-        tmp = metrics_file.with_suffix(".tmp")
-        tmp.write_text(prometheus(rows))
-        tmp.replace(metrics_file)  # atomic for the textfile collector
+        metrics.write(metrics_file, metrics.prometheus(rows))
     if as_json:
         render.print_json(rows)
     else:

@@ -141,6 +141,17 @@ def test_read_only_url_reaches_a_standby_and_read_write_the_leader(cluster):
             assert c.execute("select pg_is_in_recovery()").fetchone()[0] is standby
 
 
+def test_cluster_status_writes_prometheus_metrics(cluster, tmp_path):
+    metrics = tmp_path / "pgops_cluster.prom"
+    pgops("cluster", "status", "--metrics-file", str(metrics), env=ENV)
+    lines = metrics.read_text().splitlines()
+    assert 'pgops_cluster_has_leader{cluster="main"} 1' in lines
+    assert [x for x in lines if x.startswith("pgops_cluster_member_up{")] == [
+        f'pgops_cluster_member_up{{cluster="main",member="{m}"}} 1' for m in MEMBERS]
+    assert sum(x.startswith("pgops_cluster_member_leader{") and x.endswith(" 1") for x in lines) == 1
+    assert sum(x.startswith("pgops_etcd_healthy{") and x.endswith(" 1") for x in lines) == 3
+
+
 # -- leader changes under write load ---------------------------------------------------------
 def _url(lab: Lab) -> str:
     hosts = ",".join(lab.host(m).address for m in MEMBERS)

@@ -231,6 +231,10 @@ def test_prometheus_text():
         assert line in text.splitlines()
     assert 'type="diff"' not in text and 'pgops_repo_size_bytes{host="db2"}' not in text
     assert text.endswith("\n") and text.count("# TYPE") == 7
+    # A cluster's backups carry its stanza, so dashboards follow the cluster, not a member.
+    clustered = prometheus([{"host": "db1", "up": True, "backup": {
+        "stanza": "main", "repo_size_bytes": 1, "alerts": []}}])
+    assert 'pgops_repo_size_bytes{host="db1",stanza="main"} 1' in clustered.splitlines()
 
 
 def test_an_in_place_cluster_restore_plans_every_member_and_the_new_timeline():

@@ -269,3 +269,32 @@ def test_a_backed_up_cluster_makes_replicas_from_the_repository_first():
     assert m["pgbackrest"]["command"] == "pgbackrest --stanza=main --delta --type=standby restore"
     assert m["pgbackrest"]["keep_data"] and m["pgbackrest"]["no_params"]
     assert m["recovery_conf"]["restore_command"] == 'pgbackrest --stanza=main archive-get %f "%p"'
+
+
+def test_cluster_status_as_prometheus_metrics():
+    from pgops.metrics import cluster_prometheus
+
+    seen = {"members": [
+        {"name": "db1", "role": "leader", "state": "running", "timeline": 4},
+        {"name": "db2", "role": "replica", "state": "streaming", "timeline": 4, "lag": 0},
+    ]}
+    repl = [{"name": "db2", "sync_state": "async", "lag_bytes": 2048, "lag_s": 0.5}]
+    st = {"clusters": [{"cluster": "main", "leader": "db1",
+                        "members": member_rows(seen, repl, ["db1", "db2", "db3"])}],
+          "etcd": [{"endpoint": "https://10.0.0.1:2379", "healthy": True},
+                   {"endpoint": "https://10.0.0.3:2379", "healthy": False}]}
+    lines = set(cluster_prometheus(st).splitlines())
+    for sample in ('pgops_cluster_has_leader{cluster="main"} 1',
+                   'pgops_cluster_member_up{cluster="main",member="db1"} 1',
+                   'pgops_cluster_member_up{cluster="main",member="db3"} 0',  # down
+                   'pgops_cluster_member_leader{cluster="main",member="db1"} 1',
+                   'pgops_cluster_member_leader{cluster="main",member="db2"} 0',
+                   'pgops_cluster_member_timeline{cluster="main",member="db2"} 4',
+                   'pgops_cluster_member_lag_bytes{cluster="main",member="db2"} 2048',
+                   'pgops_cluster_member_lag_seconds{cluster="main",member="db2"} 0.5',
+                   'pgops_etcd_healthy{endpoint="https://10.0.0.3:2379"} 0'):
+        assert sample in lines, sample
+    # A member that is down has no timeline or lag: no sample rather than a made-up one.
+    assert not any(x.startswith('pgops_cluster_member_timeline{cluster="main",member="db3"}')
+                   for x in lines)
+    assert "# TYPE pgops_cluster_member_lag_bytes gauge" in lines
