@@ -20,6 +20,20 @@ from pgops.cli.lab import backup_option, cluster_option, hosts_option, lab_up_an
 from pgops.errors import PgopsError
 
 
+def _refuse_limit_in_cluster(limit: str, inv, settings: dict, where: str) -> None:
+    """A cluster is deployed whole: its plan (who leads, who joins) reads every member, and
+    etcd's membership every etcd member."""
+    from pgops.settings.inventory import ETCD_GROUP
+
+    cluster = getattr(settings.get(limit), "pg_ha_cluster", None)
+    if cluster:
+        raise PgopsError(f"--limit {limit}: it is a member of cluster {cluster} in {where}, "
+                         "which is deployed whole (its plan reads every member); drop --limit")
+    if any(h.name == limit and ETCD_GROUP in h.groups for h in inv):
+        raise PgopsError(f"--limit {limit}: it is an etcd member in {where}, and etcd is "
+                         "deployed whole; drop --limit")
+
+
 def run_deploy(inventory: Path, limit: str | None, dry: bool) -> int:
     """Validate every host and check SSH before pyinfra runs deploy.py; pyinfra's exit code."""
     # pyinfra only where it runs: the dev image's pgops (no pyinfra) loads this module too.
@@ -30,6 +44,8 @@ def run_deploy(inventory: Path, limit: str | None, dry: bool) -> int:
     settings = validate_inventory(inv, display(inventory))
     if limit and limit not in {h.name for h in inv}:
         raise PgopsError(f"--limit {limit}: no such host in {display(inventory)}")
+    if limit:
+        _refuse_limit_in_cluster(limit, inv, settings, display(inventory))
     # A limited run still reads its backup repository host (SSH trust spans both).
     wanted = {limit, getattr(settings.get(limit), "pg_backup_host", None)} if limit else None
     check_reachable([h for h in inv if wanted is None or h.name in wanted])

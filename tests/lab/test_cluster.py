@@ -431,3 +431,10 @@ def test_in_place_cluster_restore_is_exact_on_every_member_on_a_new_timeline(clu
     rto, missing, leader = fault(cluster, "Patroni stopped")
     assert missing == 0 and leader != result["host"]
     assert pgops("backup", "--type", "incr", env=ENV).rc == 0
+
+
+def test_limit_to_a_cluster_member_is_refused_before_any_change(cluster):
+    out = pgops("deploy", "--limit", "db2", env=ENV, check=False)
+    assert out.rc == 2, out.out
+    assert "--limit db2: it is a member of cluster main" in out.out and "drop --limit" in out.out
+    assert "Starting operation" not in out.out
