@@ -31,9 +31,11 @@ BACKUP_METRICS: tuple[tuple[str, str, Samples], ...] = (
 )
 
 
-def _stanza(report: dict) -> str:
-    """The stanza label of a backup report (a cluster's backups are the cluster's)."""
-    return f',stanza="{report["stanza"]}"' if report.get("stanza") else ""
+def _stanza(row: dict) -> str:
+    """A cluster's backups are the cluster's: their stanza as a label. A single host's
+    stanza is its own name, and its series keep the labels they always had."""
+    stanza = row["backup"].get("stanza")
+    return f',stanza="{stanza}"' if stanza and stanza != row["host"] else ""
 
 
 def prometheus(rows: list[dict]) -> str:
@@ -43,7 +45,7 @@ def prometheus(rows: list[dict]) -> str:
         out += [f"# HELP {name} {help_}", f"# TYPE {name} gauge"]
         for r in rows:
             if r.get("backup"):
-                out += [f'{name}{{host="{r["host"]}"{_stanza(r["backup"])}{labels}}} {v}'
+                out += [f'{name}{{host="{r["host"]}"{_stanza(r)}{labels}}} {v}'
                         for labels, v in samples(r["backup"])]
     return "\n".join(out) + "\n"
 

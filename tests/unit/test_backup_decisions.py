@@ -235,6 +235,9 @@ def test_prometheus_text():
     clustered = prometheus([{"host": "db1", "up": True, "backup": {
         "stanza": "main", "repo_size_bytes": 1, "alerts": []}}])
     assert 'pgops_repo_size_bytes{host="db1",stanza="main"} 1' in clustered.splitlines()
+    single = prometheus([{"host": "db1", "up": True, "backup": {
+        "stanza": "db1", "repo_size_bytes": 1, "alerts": []}}])
+    assert 'pgops_repo_size_bytes{host="db1"} 1' in single.splitlines()  # labels unchanged
 
 
 def test_an_in_place_cluster_restore_plans_every_member_and_the_new_timeline():
