@@ -13,8 +13,10 @@ from pgops.deploys import (
     patroni_bootstrap,
     patroni_member,
     patroni_replicas,
+    pooler,
     postgres_access,
     postgres_server,
+    proxy,
 )
 from pgops.remote import address
 from pgops.settings.inventory import DB_GROUP, all_settings, all_topology
@@ -39,6 +41,9 @@ if DB_GROUP in host.groups:
     if writes_here:
         app_schema(s=settings, address=addresses[host.name])  # "deployed" means a ready database
     patroni_replicas(s=settings, topology=topology, dbs=dbs)  # clone once the leader's roles exist
+    # The clients' endpoint: HAProxy to the leader and replicas, PgBouncer pools.
+    proxy(s=settings, topology=topology, addresses=addresses)
+    pooler(s=settings, topology=topology)
 
 # pgBackRest on database hosts with pg_backup_host and on their repository hosts
 backups(dbs=dbs, addresses=addresses)

@@ -98,7 +98,8 @@ def _plan_command(command: str):
 @click.option("--to", help="The replica to become leader (default: the least behind).")
 def switchover(inventory, name, to, yes, plan_only) -> None:
     """Planned change of leader: no committed row is lost (the leader stops cleanly first)."""
-    _run(inventory, name, lambda control, st, s: control.switchover_plan(st, to), yes, plan_only)
+    _run(inventory, name, lambda control, st, s: control.switchover_plan(
+        st, to, pooled=bool(s.pooler)), yes, plan_only)
 
 
 @_plan_command("failover")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pyinfra.api import deploy
 
 from pgops.ha.patroni import REWIND_FUNCTIONS
+from pgops.operations import pooler as pooler_ops
 from pgops.operations import postgres
 from pgops.server.psql import AS_POSTGRES
 from pgops.settings import Settings
@@ -21,6 +22,9 @@ def postgres_access(s: Settings) -> None:
     if s.pg_ha_cluster:
         postgres.function_grants(name=f"{REWINDER} may run pg_rewind's functions",
                                  role_name=REWINDER, functions=REWIND_FUNCTIONS,
+                                 port=s.pg_port, **AS_POSTGRES)
+    if s.pooler:
+        pooler_ops.auth_function(name="PgBouncer's password lookup function",
                                  port=s.pg_port, **AS_POSTGRES)
     for d in s.pg_databases:
         postgres.database(name=f"Database {d.name}", db=d, port=s.pg_port, **AS_POSTGRES)

@@ -190,6 +190,8 @@ def _config(s: Settings, cluster: str, topology: Topology, addresses: Mapping[st
     """patroni.yml for this host: the same parameters and pg_hba rules a single host gets."""
     members = topology.clusters[cluster]
     hba = [*patroni.replication_hba([addresses[m] for m in members]),
+           *(patroni.pooler_hba([addresses[m] for m in members], [d.name for d in s.pg_databases])
+             if s.pooler else ()),
            *(line.strip() for line in pgconf.render_hba(s).splitlines() if line.strip())]
     parameters = _parameters(s)
     return patroni.render(

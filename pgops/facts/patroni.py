@@ -43,26 +43,32 @@ def get_command(path: str) -> str:
     return _get(path, "body") + " 2>/dev/null || echo null"
 
 
-#: PATCH the local member's /config with the JSON in argv[2], authenticated with the REST
-#: API's user from Patroni's own config file (argv[1]), so no secret is on a command line.
-PATCH = """
+#: Send the JSON in argv[2] to the local member's URL argv[3] with method argv[4] (PATCH
+#: /config, POST /switchover), authenticated with the REST API's user from Patroni's own
+#: config file (argv[1]), so no secret is on a command line; prints Patroni's answer.
+REQUEST = """
 import base64, json, ssl, sys, urllib.request
 conf = json.loads(open(sys.argv[1]).read().split("\\n", 1)[1])
 auth = conf["restapi"]["authentication"]
 token = base64.b64encode(f"{auth['username']}:{auth['password']}".encode()).decode()
 ctx = ssl.create_default_context(cafile=conf["ctl"]["cacert"])
-req = urllib.request.Request(sys.argv[3], data=sys.argv[2].encode(), method="PATCH",
+req = urllib.request.Request(sys.argv[3], data=sys.argv[2].encode(), method=sys.argv[4],
                              headers={"Authorization": "Basic " + token,
                                       "Content-Type": "application/json"})
-urllib.request.urlopen(req, context=ctx, timeout=10).read()
+print(urllib.request.urlopen(req, context=ctx, timeout=300).read().decode())
 """
+
+
+def request_command(conf_path: str, method: str, path: str, body: dict) -> str:
+    """A shell command (run as postgres) sending `body` to the local member's REST API."""
+    url = f"https://127.0.0.1:{PATRONI_PORT}{path}"
+    return (f"python3 -c {shlex.quote(REQUEST)} {shlex.quote(conf_path)} "
+            f"{shlex.quote(json.dumps(body, sort_keys=True))} {shlex.quote(url)} {method}")
 
 
 def patch_command(conf_path: str, body: dict) -> str:
     """A shell command (run as postgres) PATCHing the local member's dynamic configuration."""
-    url = f"https://127.0.0.1:{PATRONI_PORT}/config"
-    return (f"python3 -c {shlex.quote(PATCH)} {shlex.quote(conf_path)} "
-            f"{shlex.quote(json.dumps(body, sort_keys=True))} {shlex.quote(url)}")
+    return request_command(conf_path, "PATCH", "/config", body)
 
 
 def status_command(path: str) -> str:
@@ -70,12 +76,12 @@ def status_command(path: str) -> str:
     return _get(path, "status") + " 2>/dev/null || echo 0"
 
 
-def wait_command(path: str, seconds: int) -> str:
-    """A shell command polling the local member until `path` answers 200 (Patroni's health
-    endpoints), failing with the reason after `seconds`."""
-    return (f"for i in $(seq {seconds}); do [ \"$({status_command(path)})\" = 200 ] && exit 0; "
-            f"sleep 1; done; echo 'Patroni did not answer 200 on {path} within {seconds} s' >&2; "
-            "exit 1")
+def wait_command(path: str, seconds: int, interval: float = 1) -> str:
+    """A shell command polling the local member every `interval` s until `path` answers 200
+    (Patroni's health endpoints), failing with the reason after about `seconds`."""
+    return (f"for i in $(seq {max(1, round(seconds / interval))}); do "
+            f"[ \"$({status_command(path)})\" = 200 ] && exit 0; sleep {interval}; done; "
+            f"echo 'Patroni did not answer 200 on {path} within {seconds} s' >&2; exit 1")
 
 
 class _RestFact(FactBase[Any]):

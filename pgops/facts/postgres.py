@@ -120,3 +120,13 @@ class PgArchiver(_JsonFact):
 
     def command(self, port: int = 5432) -> str:
         return _psql(port, self.SQL)
+
+
+class PgAuthFunction(_JsonFact):
+    """PgBouncer's lookup function as it is (pgops.endpoint.auth.STATE_SQL): one line, ""
+    when it does not exist, None when the server is down."""
+
+    def command(self, port: int = 5432) -> str:
+        from pgops.endpoint import auth
+
+        return _psql(port, f"select to_json(coalesce(({auth.STATE_SQL}), ''))", auth.DATABASE)

@@ -14,7 +14,9 @@ from pyinfra.api.host import Host
 
 from pgops import remote
 from pgops.errors import PgopsError
+from pgops.facts.patroni import request_command
 from pgops.ha import patroni
+from pgops.server import psql
 from pgops.server.cluster import Cluster
 from pgops.settings import Settings
 
@@ -29,6 +31,11 @@ class Plan:
     refusals: list[str] = field(default_factory=list)
     needs_yes: list[str] = field(default_factory=list)
     commands: list[tuple[str, str]] = field(default_factory=list)  # (member to run on, patronictl args)
+    #: A switchover's members and new leader: the endpoint is paused and re-pointed around it.
+    members: list[str] = field(default_factory=list)
+    leader: str | None = None
+    new_leader: str | None = None
+    pooled: bool = False
 
 
 def _members(st: Mapping[str, Any]) -> dict[str, dict]:
@@ -40,9 +47,10 @@ def _healthy_replicas(st: Mapping[str, Any]) -> list[dict]:
             and m["state"] == "streaming"]
 
 
-def switchover_plan(st: Mapping[str, Any], to: str | None) -> Plan:
+def switchover_plan(st: Mapping[str, Any], to: str | None, pooled: bool = False) -> Plan:
     """A planned change of leader: the leader shuts down cleanly after its standbys received
-    everything, so nothing committed is lost; the target must be a streaming replica."""
+    everything, so nothing committed is lost; the target must be a streaming replica. With
+    PgBouncer (`pooled`), its clients are paused around it instead of disconnected."""
     plan = Plan("switchover", st["cluster"])
     leader = st["leader"]
     members = _members(st)
@@ -71,7 +79,17 @@ def switchover_plan(st: Mapping[str, Any], to: str | None) -> Plan:
         f"{leader} stops accepting writes and shuts down cleanly once {target} has its WAL",
         f"{target} is promoted (a new timeline); clients of the read-write URL reconnect to it",
         f"{leader} restarts as a replica of {target}",
+        f"every member's HAProxy routes the read-write port to {target} once it accepts writes",
     ]
+    if pooled:
+        plan.steps[:0] = ["PgBouncer pauses on every member: transactions in flight finish, "
+                          "new ones wait (clients stay connected)"]
+        plan.steps[2] = f"{target} is promoted (a new timeline)"
+        plan.steps.append("PgBouncer resumes: the waiting transactions run on "
+                          f"{target}, with no error")
+    plan.members = [m["member"] for m in st["members"]]
+    plan.leader, plan.new_leader = leader, target
+    plan.pooled = pooled
     plan.commands = [(target, f"switchover {shlex.quote(st['cluster'])} --leader "
                               f"{shlex.quote(leader)} --candidate {shlex.quote(target)} --force")]
     return plan
@@ -149,6 +167,9 @@ def execute(plan: Plan, hosts: Mapping[str, Host], settings: Settings, yes: bool
         raise PgopsError(f"{plan.action} refused: " + "; ".join(plan.refusals))
     if plan.needs_yes and not yes:
         raise PgopsError(f"{plan.action} needs --yes: " + "; ".join(plan.needs_yes))
+    if plan.action == "switchover":
+        _switchover(plan, hosts, settings, say)
+        return
     conf = patroni.conf_path(Cluster(settings.pg_major, settings.pg_cluster))
     for member, args in plan.commands:
         t0 = time.monotonic()
@@ -157,3 +178,33 @@ def execute(plan: Plan, hosts: Mapping[str, Host], settings: Settings, yes: bool
         if plan.action == "restart":
             wait_healthy()
         say(f"{member}: done in {time.monotonic() - t0:.1f} s")
+
+
+def _switchover(plan: Plan, hosts: Mapping[str, Host], settings: Settings,
+                say: Callable[[str], None]) -> None:
+    """Patroni's switchover inside the endpoint's pause: a checkpoint first (so the leader's
+    shutdown checkpoint is short), PgBouncer paused, Patroni switches (its REST API on the
+    leader, which answers once it is done), the routes follow the new leader as soon as it
+    accepts writes, PgBouncer resumes: its clients saw a pause."""
+    from contextlib import nullcontext
+
+    from pgops.endpoint import control as endpoint
+
+    assert plan.leader and plan.new_leader
+    conf = patroni.conf_path(Cluster(settings.pg_major, settings.pg_cluster))
+    t0 = time.monotonic()
+    remote.run(hosts[plan.leader], psql.shell("CHECKPOINT", settings.pg_port), timeout=600)
+    say(f"{plan.leader}: checkpoint done ({time.monotonic() - t0:.2f} s)")
+    pause = (endpoint.paused(hosts, plan.members, settings, say) if plan.pooled
+             else nullcontext())
+    with pause:
+        t1 = time.monotonic()
+        say(f"{plan.leader}: switchover to {plan.new_leader} (Patroni's REST API)")
+        remote.run(hosts[plan.leader], request_command(
+            conf, "POST", "/switchover", {"leader": plan.leader, "candidate": plan.new_leader}),
+            user="postgres", timeout=600)
+        say(f"Patroni switched over ({time.monotonic() - t1:.2f} s)")
+        endpoint.point_at(hosts, plan.members, plan.new_leader, settings, plan.pooled)
+        say(f"{plan.new_leader} accepts writes; every route points at it "
+            f"({time.monotonic() - t1:.2f} s)")
+    say(f"switchover done in {time.monotonic() - t0:.1f} s")

@@ -120,6 +120,15 @@ def replication_hba(member_addresses: Sequence[str]) -> list[str]:
     return lines
 
 
+def pooler_hba(member_addresses: Sequence[str], databases: Sequence[str]) -> list[str]:
+    """pg_hba lines for the members' PgBouncers and HAProxies, which reach the leader (and
+    the read-only port, a replica) from a member's address: the application databases only,
+    TLS and SCRAM as any client."""
+    names = ",".join(databases) or "all"
+    return [f"hostssl  {names}  all  {a}/{128 if ':' in a else 32}  scram-sha-256"
+            for a in member_addresses]
+
+
 def replica_methods(stanza: str | None) -> dict[str, Any]:
     """How Patroni makes a replica: from the newest backup in the pgBackRest repository
     when the cluster has one (a delta restore, then streaming from the leader; where no

@@ -7,11 +7,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from pgops.settings import LOCAL_REPOSITORY, Settings
+from pgops.settings.endpoint import AUTH_POOL_SIZE, RESERVED_CONNECTIONS
 
 #: Settings every member of one cluster must share: a replica is a copy of the leader, and
 #: backups, failover timing and the client port are the cluster's, not a member's.
 CLUSTER_WIDE = ("pg_major", "pg_cluster", "pg_port", "pg_ha", "pg_backup_host",
-                "pg_backup_transport", "pg_data_checksums", "pgbackrest", "pg_backup_timers")
+                "pg_backup_transport", "pg_data_checksums", "pgbackrest", "pg_backup_timers",
+                "pg_pooler", "pg_proxy")
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,36 @@ def _local_repository_problems(topo: Topology, settings: Mapping[str, Settings])
             if settings[ms[0]].pg_backup_host == LOCAL_REPOSITORY]
 
 
+def _pool_budget_problems(topo: Topology, settings: Mapping[str, Settings]) -> list[str]:
+    """Every PgBouncer of a cluster reaches its leader: their server connections together,
+    and pgops's reserve, must fit the leader's max_connections, so clients wait for a pool
+    instead of Postgres refusing them."""
+    problems = []
+    groups = {**{c: ms for c, ms in topo.clusters.items()},
+              **{h: (h,) for h, s in settings.items() if not s.pg_ha_cluster}}
+    for name, members in sorted(groups.items()):
+        s = settings[members[0]]
+        if not s.pooler:
+            continue
+        need = len(members) * pool_connections(s)
+        limit = int(s.pg_settings.get("max_connections", s.pg_tuning.max_connections))
+        if need > limit - RESERVED_CONNECTIONS:
+            what = f"cluster {name}" if s.pg_ha_cluster else f"host {name}"
+            problems.append(
+                f"{what}: pg_pooler: {len(members)} PgBouncer(s) x {pool_connections(s)} server "
+                f"connections ({len(s.pg_databases)} database(s) x max_db_connections "
+                f"{s.pooler.max_db_connections}, and {AUTH_POOL_SIZE} for password lookups) = "
+                f"{need} exceed max_connections {limit} less {RESERVED_CONNECTIONS} reserved; "
+                "lower pg_pooler.max_db_connections or raise pg_tuning.max_connections")
+    return problems
+
+
+def pool_connections(s: Settings) -> int:
+    """The most server connections one PgBouncer of `s` opens."""
+    assert s.pooler
+    return len(s.pg_databases) * s.pooler.max_db_connections + AUTH_POOL_SIZE
+
+
 def membership_problems(declared: Mapping[str, Mapping[str, str]]) -> list[str]:
     """`declared`: host -> {group: the pg_ha_cluster that group's data gives it}. A host placed
     in two clusters by two groups would silently follow whichever group pyinfra ranks last."""
@@ -116,7 +148,8 @@ def problems(topo: Topology, settings: Mapping[str, Settings], etcd_group: str) 
     """Every problem of the layout at once; [] when it is deployable."""
     return [*_etcd_problems(topo, etcd_group), *_agreement_problems(topo, settings),
             *_sync_problems(topo, settings), *_backup_host_problems(topo, settings),
-            *_local_repository_problems(topo, settings), *_name_problems(topo, settings)]
+            *_local_repository_problems(topo, settings), *_name_problems(topo, settings),
+            *_pool_budget_problems(topo, settings)]
 
 
 def client_urls(members: Sequence[str], addresses: Mapping[str, str], port: int,

@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import SecretStr, ValidationError
 
 from pgops.errors import ConfigError
+from pgops.settings.endpoint import POOLER_ROLE
 from pgops.settings.ha import HA_ROLES, PATRONI_API_SECRET
 from pgops.settings.model import LOCAL_REPOSITORY, Settings
 from pgops.settings.secrets import (
@@ -179,6 +180,9 @@ def _missing_secret(name: str, secrets_file: Any, roles: Mapping[str, str]) -> s
     if roles[name] in HA_ROLES:
         return (f"pg_ha_cluster: secret {name} (the cluster's {roles[name]} role) is "
                 f"not set (environment{where})")
+    if roles[name] == POOLER_ROLE:
+        return (f"pg_pooler: secret {name} (PgBouncer's password lookup role "
+                f"{POOLER_ROLE}) is not set (environment{where})")
     return f"pg_roles[{roles[name]}].password: secret {name} is not set (environment{where})"
 
 

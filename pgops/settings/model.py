@@ -14,8 +14,10 @@ from pydantic import (
     Field,
     SecretStr,
     field_validator,
+    model_validator,
 )
 
+from pgops.settings.endpoint import POOLER_ROLE, Pooler, Proxy, pooler_of
 from pgops.settings.ha import REPLICATOR, REWINDER, Ha
 from pgops.settings.secrets import BACKUP_SECRET, S3_KEY, S3_KEY_SECRET, role_secret
 
@@ -224,6 +226,11 @@ class Settings(_Model):
     pg_ha_cluster: Ident | None = None
     #: The cluster's failover timing and synchronous replication (pgops.settings.ha.Ha).
     pg_ha: Ha = Ha()
+    #: PgBouncer on this host (pgops.settings.endpoint.Pooler): unset = on for a cluster
+    #: member, off for a single host; True, False or its settings.
+    pg_pooler: Pooler | bool | None = None
+    #: HAProxy on a cluster's members: the read-write and read-only ports (Proxy).
+    pg_proxy: Proxy = Proxy()
     #: Resolved secrets (never from inventory): filled by load_settings.
     secrets: dict[str, SecretStr] = {}
 
@@ -254,15 +261,32 @@ class Settings(_Model):
                 raise ValueError(f"{k!r} is not a PostgreSQL setting name")
         return v
 
+    @model_validator(mode="after")
+    def _pooler_reaches_postgres(self) -> Settings:
+        local = {"*", "0.0.0.0", "::", "127.0.0.1", "localhost"}
+        if self.pooler and not local & set(self.pg_listen_addresses):
+            raise ValueError("pg_pooler: PgBouncer reaches Postgres on 127.0.0.1, which "
+                             f"pg_listen_addresses {list(self.pg_listen_addresses)} leaves out "
+                             "(add '127.0.0.1')")
+        return self
+
+    @property
+    def pooler(self) -> Pooler | None:
+        """PgBouncer's settings on this host, None when it runs none."""
+        return pooler_of(self.pg_pooler, bool(self.pg_ha_cluster))
+
     @property
     def roles(self) -> tuple[Role, ...]:
-        """pg_roles, and for a cluster member the roles Patroni needs (unless defined there)."""
-        if not self.pg_ha_cluster:
-            return self.pg_roles
+        """pg_roles, and the roles pgops's parts need (unless defined there): Patroni's
+        for a cluster member, PgBouncer's lookup role where it runs."""
+        extra = []
+        if self.pg_ha_cluster:
+            extra += [Role(name=REPLICATOR, replication=True, connection_limit=10),
+                      Role(name=REWINDER, connection_limit=5)]
+        if self.pooler:
+            extra.append(Role(name=POOLER_ROLE, connection_limit=10))
         own = {r.name for r in self.pg_roles}
-        ha = (Role(name=REPLICATOR, replication=True, connection_limit=10),
-              Role(name=REWINDER, connection_limit=5))
-        return (*self.pg_roles, *(r for r in ha if r.name not in own))
+        return (*self.pg_roles, *(r for r in extra if r.name not in own))
 
     def role(self, name: str) -> Role:
         return next(r for r in self.roles if r.name == name)

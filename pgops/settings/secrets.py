@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from pgops.settings.endpoint import POOLER_ROLE, pooler_of
 from pgops.settings.ha import HA_ROLES, PATRONI_API_SECRET
 
 #: The repository encryption passphrase.
@@ -32,7 +33,13 @@ def role_secrets(settings_data: dict[str, Any]) -> dict[str, str]:
     """secret name -> role, for the roles of raw settings that log in with a password (and
     a cluster member's replication and rewind roles); tolerant of invalid role entries,
     which field validation reports."""
-    out = {role_secret(r): r for r in HA_ROLES} if settings_data.get("pg_ha_cluster") else {}
+    cluster = bool(settings_data.get("pg_ha_cluster"))
+    out = {role_secret(r): r for r in HA_ROLES} if cluster else {}
+    try:
+        if pooler_of(settings_data.get("pg_pooler"), cluster):
+            out[role_secret(POOLER_ROLE)] = POOLER_ROLE
+    except ValueError:
+        pass  # an invalid pg_pooler: field validation reports it
     for r in settings_data.get("pg_roles") or ():
         name = raw_field(r, "name")
         if isinstance(name, str) and raw_field(r, "login", True) and raw_field(r, "password", True):

@@ -74,6 +74,36 @@ def first_deploy(lab) -> Run:
 REUSED = bool(os.environ.get("PGOPS_REUSE_LAB"))
 
 
+#: The cluster lab: `pgops up --cluster` on three database hosts (etcd members too) and a
+#: repository host, shared by the modules that test a cluster and its endpoint.
+CLUSTER_ENV = {"PGOPS_LAB": "testha"}
+
+
+@pytest.fixture(scope="session")
+def cluster():
+    """`pgops up --cluster` on a fresh `testha` lab: (lab, the run). Removed after the last
+    test that uses it (pytest_runtest_teardown), so it does not outlive its tests."""
+    the_lab = Lab(CLUSTER_ENV["PGOPS_LAB"])
+    if not REUSED:
+        pgops("lab", "down", env=CLUSTER_ENV, check=False)
+    up = pgops("up", "--cluster", env=CLUSTER_ENV)
+    yield the_lab, up
+    _cluster_lab_down()
+
+
+def _cluster_lab_down() -> None:
+    if not os.environ.get("PGOPS_KEEP_LAB"):
+        pgops("lab", "down", env=CLUSTER_ENV, check=False)
+
+
+def pytest_runtest_teardown(item, nextitem) -> None:
+    """The cluster lab goes as soon as the tests that use it are done (they run in a row:
+    their modules sort together), before later modules boot labs of their own."""
+    if "cluster" in getattr(item, "fixturenames", ()) and (
+            nextitem is None or "cluster" not in getattr(nextitem, "fixturenames", ())):
+        _cluster_lab_down()
+
+
 @pytest.fixture(scope="session")
 def secrets(lab) -> dict[str, str]:
     return read_secrets_file(lab.secrets_file)

@@ -1,11 +1,10 @@
 """A Patroni cluster on the lab: three database hosts (also the etcd members) deployed from
-bare hosts by `pgops up --cluster`, then checked on the hosts. Its own lab (`testha`), booted
-once for this file and removed after it."""
+bare hosts by `pgops up --cluster`, then checked on the hosts. Its own lab (`testha`, the
+`cluster` fixture), shared with test_cluster_endpoint.py."""
 
 from __future__ import annotations
 
 import json
-import os
 import time
 
 import psycopg
@@ -13,24 +12,12 @@ import pytest
 
 from pgops.lab import Lab
 from pgops.settings import read_secrets_file
-from tests.lab.conftest import REUSED, pgops, results, variant_inventory
+from tests.lab.conftest import CLUSTER_ENV as ENV
+from tests.lab.conftest import pgops, results, variant_inventory
 
 pytestmark = pytest.mark.lab
 
-ENV = {"PGOPS_LAB": "testha"}
 MEMBERS = ("db1", "db2", "db3")
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    """`pgops up --cluster` on a fresh `testha` lab: (lab, the run)."""
-    the_lab = Lab(ENV["PGOPS_LAB"])
-    if not REUSED:
-        pgops("lab", "down", env=ENV, check=False)
-    up = pgops("up", "--cluster", env=ENV)
-    yield the_lab, up
-    if not os.environ.get("PGOPS_KEEP_LAB"):
-        pgops("lab", "down", env=ENV, check=False)
 
 
 def status() -> dict:

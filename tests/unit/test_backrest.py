@@ -11,6 +11,7 @@ def settings(**over):
     data = {"pg_roles": [{"name": "o", "password": False}], "pg_backup_host": "backup1", **over}
     return load_settings("db1", data, environ={
         "PGOPS_BACKUP_CIPHER_PASS": "s3cret-pass", "PGOPS_PATRONI_API_PASSWORD": "api",
+        "PGOPS_ROLE_PGBOUNCER_PASSWORD": "pool",
         "PGOPS_ROLE_REPLICATOR_PASSWORD": "r", "PGOPS_ROLE_REWINDER_PASSWORD": "w"})
 
 

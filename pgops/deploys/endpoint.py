@@ -1,0 +1,68 @@
+"""The clients' endpoint on database hosts: PgBouncer where pg_pooler says, HAProxy on every
+member of a cluster (pgops.endpoint)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from io import StringIO
+
+from pyinfra import host
+from pyinfra.api import deploy
+from pyinfra.facts.files import FileContents
+from pyinfra.operations import apt, files, server, systemd
+
+from pgops.endpoint import haproxy, pgbouncer
+from pgops.ha.topology import Topology
+from pgops.settings import Settings
+from pgops.settings.endpoint import POOLER_ROLE
+
+
+@deploy("PgBouncer")
+def pooler(s: Settings, topology: Topology) -> None:
+    """PgBouncer in front of this host's Postgres, or of a cluster's leader (through the
+    member's HAProxy); a settings change is a reload, and a restart only for the listening
+    socket."""
+    if not s.pooler:
+        return
+    apt.packages(name="Install PgBouncer", packages=["pgbouncer"], no_recommends=True)
+    in_cluster = topology.cluster_of(host.name) is not None
+    upstream = ("127.0.0.1", s.pg_proxy.leader_port if in_cluster else s.pg_port)
+    ini = pgbouncer.render(s, upstream)
+    old = host.get_fact(FileContents, path=pgbouncer.CONF)
+    own = {"user": "postgres", "group": "postgres"}
+    changes = [
+        files.put(name="PgBouncer configuration", src=StringIO(ini), dest=pgbouncer.CONF,
+                  mode="640", **own),
+        files.put(name="PgBouncer's client authentication (hba)",
+                  src=StringIO(pgbouncer.render_hba()), dest=pgbouncer.HBA, mode="640", **own),
+        files.put(name=f"PgBouncer's auth_file (the {POOLER_ROLE} role only)",
+                  src=StringIO(pgbouncer.render_userlist(s.password(s.role(POOLER_ROLE)))),
+                  dest=pgbouncer.USERLIST, mode="600", **own),
+    ]
+    dropin = files.put(name="PgBouncer's descriptor limit (systemd drop-in)",
+                       src=StringIO(pgbouncer.limits_dropin(s)), create_remote_dir=True,
+                       dest=f"/etc/systemd/system/{pgbouncer.SERVICE}.service.d/pgops.conf", mode="644")
+    systemd.daemon_reload(name="systemd reloaded (drop-in changed)", _if=dropin.did_change)
+    changed = any(op.will_change for op in changes)
+    restart = dropin.will_change or (
+        changed and pgbouncer.needs_restart("\n".join(old) if old else None, ini))
+    systemd.service(name="PgBouncer running", service=pgbouncer.SERVICE, running=True,
+                    enabled=True, restarted=restart, reloaded=changed and not restart)
+
+
+@deploy("HAProxy")
+def proxy(s: Settings, topology: Topology, addresses: Mapping[str, str]) -> None:
+    """HAProxy on a cluster member: the read-write and read-only ports, and PgBouncer's way
+    to the leader; a change is checked by HAProxy, then reloaded (connections stay)."""
+    cluster = topology.cluster_of(host.name)
+    if cluster is None:
+        return
+    apt.packages(name="Install HAProxy", packages=list(haproxy.PACKAGES), no_recommends=True)
+    members = {m: addresses[m] for m in topology.clusters[cluster]}
+    cfg = files.put(name="HAProxy configuration", src=StringIO(haproxy.render(s, members)),
+                    dest=haproxy.CONF, mode="644")
+    server.shell(name="HAProxy accepts the configuration", _if=cfg.did_change,
+                 commands=[f"haproxy -c -q -f {haproxy.CONF}"])
+    systemd.service(name="HAProxy running", service=haproxy.SERVICE, running=True, enabled=True)
+    server.shell(name="HAProxy reloaded (connections stay)", _if=cfg.did_change,
+                 commands=[haproxy.reload_command()])

@@ -1,0 +1,2 @@
+"""The clients' endpoint: PgBouncer pools in front of Postgres, HAProxy routing to the
+cluster's leader and replicas, and their pause, resume and status."""

@@ -1,0 +1,111 @@
+"""The endpoint during a change of leader: PgBouncer paused on every member (transactions in
+flight finish, new ones wait), the routes pointed at the new leader as soon as it accepts
+writes, then resumed. Clients see a pause, not an error."""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+
+from pyinfra.api.host import Host
+
+from pgops import remote
+from pgops.endpoint import haproxy, pgbouncer
+from pgops.errors import PgopsError
+from pgops.facts.patroni import wait_command
+from pgops.server import psql
+from pgops.settings import Settings
+
+#: How long a PAUSE may wait for the transactions in flight (longer: nothing is switched).
+PAUSE_TIMEOUT_S = 30
+#: How long the new leader may take to accept writes once Patroni has switched over.
+PROMOTE_WAIT_S = 60
+
+
+@contextmanager
+def paused(hosts: Mapping[str, Host], members: Sequence[str], s: Settings,
+           say: Callable[[str], None]) -> Iterator[None]:
+    """PgBouncer paused on `members` for the block, resumed after it whatever happens."""
+    assert s.pooler
+    port = s.pooler.port
+    done: list[str] = []
+    t0 = time.monotonic()
+    try:
+        for m in members:
+            ok, out = remote.try_run(hosts[m], pgbouncer.admin_command("PAUSE", port, PAUSE_TIMEOUT_S),
+                                     user=pgbouncer.ADMIN_USER, timeout=PAUSE_TIMEOUT_S + 10)
+            if not ok:
+                raise PgopsError(f"{m}: PgBouncer did not pause within {PAUSE_TIMEOUT_S} s (a "
+                                 f"transaction still running?): {out.strip()[-300:]}; nothing "
+                                 "was switched")
+            done.append(m)
+        say(f"PgBouncer paused on {', '.join(members)} ({time.monotonic() - t0:.2f} s)")
+        yield
+    finally:
+        failed = []
+        for m in done:
+            ok, out = remote.try_run(hosts[m], pgbouncer.admin_command("RESUME", port),
+                                     user=pgbouncer.ADMIN_USER, timeout=40)
+            if not ok:
+                failed.append(f"{m}: {out.strip()[-200:]}")
+        if done:
+            say(f"PgBouncer resumed on {', '.join(done)}: clients waited at most "
+                f"{time.monotonic() - t0:.2f} s")
+        if failed:
+            raise PgopsError("PgBouncer did not resume on " + "; ".join(failed) +
+                             f" (run RESUME on its admin console: {pgbouncer.admin_command('RESUME', port)})")
+
+
+def route_commands(members: Sequence[str], leader: str) -> list[str]:
+    """HAProxy runtime commands pointing every route at `leader` now (pure); Patroni's
+    health checks go on and agree, so nothing stays forced."""
+    cmds = []
+    for m in members:
+        up = "up" if m == leader else "down"
+        cmds += [f"set server {haproxy.RW}/{m} health {up}",
+                 f"set server {haproxy.LEADER}/{m} health {up}"]
+    cmds.append(f"set server {haproxy.RO}/{leader} health down")
+    return cmds
+
+
+def writable_command(port: int, seconds: int = PROMOTE_WAIT_S) -> str:
+    """A shell command (as root) waiting until the local Postgres has left recovery. Patroni
+    answers /primary as soon as it holds the leader key, while the promotion may still be
+    fetching WAL and history files: writes sent then fail as read-only."""
+    check = psql.shell("select pg_is_in_recovery()", port)
+    return (f"for i in $(seq {seconds * 10}); do [ \"$({check} 2>/dev/null)\" = f ] && exit 0; "
+            f"sleep 0.1; done; echo 'Postgres still in recovery after {seconds} s' >&2; exit 1")
+
+
+def point_at(hosts: Mapping[str, Host], members: Sequence[str], leader: str,
+             s: Settings, pooled: bool) -> None:
+    """Once `leader` has left recovery (its promotion done), every member's HAProxy routes
+    to it."""
+    remote.run(hosts[leader], f"({wait_command('/primary', PROMOTE_WAIT_S, interval=0.1)}) && "
+                              f"({writable_command(s.pg_port)})", timeout=2 * PROMOTE_WAIT_S + 10)
+    cmds = route_commands(members, leader)
+    if not pooled:
+        cmds = [c for c in cmds if f" {haproxy.LEADER}/" not in c]
+    for m in members:
+        remote.run(hosts[m], haproxy.runtime_command(cmds), timeout=30)
+
+
+def parse_stat(text: str) -> list[dict[str, str]]:
+    """HAProxy's `show stat` CSV as rows by column name (pure)."""
+    lines = text.strip().splitlines()
+    if not lines or not lines[0].startswith("# "):
+        return []
+    return list(csv.DictReader(io.StringIO("\n".join([lines[0][2:], *lines[1:]]))))
+
+
+def routes(stat_rows: Sequence[Mapping[str, str]]) -> dict[str, dict[str, str]]:
+    """route -> server -> status (UP, DOWN, MAINT...) for pgops's routes (pure)."""
+    out: dict[str, dict[str, str]] = {}
+    for r in stat_rows:
+        if r.get("pxname") in (haproxy.RW, haproxy.RO, haproxy.LEADER) and \
+                r.get("svname") not in ("FRONTEND", "BACKEND"):
+            out.setdefault(r["pxname"], {})[r["svname"]] = r.get("status", "")
+    return out

@@ -1,0 +1,99 @@
+"""HAProxy's configuration on a cluster's database hosts, rendered from the settings (pure).
+
+Three routes, each choosing members by Patroni's REST API health checks (TLS, the cluster CA):
+- rw (`Proxy.rw_port`): the leader's PgBouncer (GET /primary). Sessions are not cut when the
+  leader changes: a client of the old leader's PgBouncer goes on through its `leader` route.
+- ro (`Proxy.ro_port`): the replicas' Postgres no further behind than max_replica_lag
+  (GET /replica?lag=N); a member that stops qualifying has its sessions cut, so the port
+  never serves a promoted member.
+- leader (127.0.0.1:`Proxy.leader_port`): the leader's Postgres, for the local PgBouncer's
+  server connections; cut when the leader changes, so none reaches a demoted one.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping
+
+from pgops.ha.patroni import TLS_DIR
+from pgops.settings import Settings
+from pgops.settings.ha import PATRONI_PORT
+
+SERVICE = "haproxy"
+CONF = "/etc/haproxy/haproxy.cfg"
+ADMIN_SOCKET = "/run/haproxy/admin.sock"
+#: The master process's socket (Debian's unit starts HAProxy with -S here).
+MASTER_SOCKET = "/run/haproxy-master.sock"
+PACKAGES = ("haproxy",)
+#: The routes' names (HAProxy proxies), by what they serve.
+RW, RO, LEADER = "pgops_rw", "pgops_ro", "pgops_leader"
+
+
+def render(s: Settings, members: Mapping[str, str]) -> str:
+    """haproxy.cfg for a member of a cluster; `members`: name -> address."""
+    px = s.pg_proxy
+    i = px.check_interval_ms
+    pooled = s.pooler.port if s.pooler else s.pg_port
+    out = [
+        "# Managed by pgops: edits here are overwritten on the next deploy.",
+        "global",
+        f"    stats socket {ADMIN_SOCKET} mode 660 level admin",
+        "    stats timeout 30s",
+        "    user haproxy",
+        "    group haproxy",
+        "",
+        "defaults",
+        "    mode tcp",
+        "    timeout connect 3s",
+        "    timeout client 30m",
+        "    timeout server 30m",
+        "    timeout check 2s",
+        f"    default-server inter {i}ms fastinter {max(100, i // 4)}ms downinter {i}ms "
+        f"rise 1 fall 2 check-ssl verify required ca-file {TLS_DIR}/ca.crt port {PATRONI_PORT}",
+        "",
+    ]
+
+    def route(name: str, bind: str, check: str, port: int, cut: bool) -> list[str]:
+        lines = [f"listen {name}", f"    bind {bind}", "    balance roundrobin",
+                 "    option httpchk", f"    http-check send meth GET uri {check}",
+                 "    http-check expect status 200"]
+        lines += [f"    server {m} {a}:{port} check" + (" on-marked-down shutdown-sessions" if cut else "")
+                  for m, a in members.items()]
+        return [*lines, ""]
+
+    out += route(RW, f"*:{px.rw_port}", "/primary", pooled, cut=False)
+    out += route(RO, f"*:{px.ro_port}", f"/replica?lag={px.max_replica_lag}", s.pg_port, cut=True)
+    if s.pooler:
+        out += route(LEADER, f"127.0.0.1:{px.leader_port}", "/primary", s.pg_port, cut=True)
+    out += [
+        "frontend pgops_stats",
+        "    mode http",
+        f"    bind *:{px.stats_port}",
+        "    http-request use-service prometheus-exporter if { path /metrics }",
+        "    stats enable",
+        "    stats uri /stats",
+        "    stats refresh 10s",
+        "",
+    ]
+    return "\n".join(out)
+
+
+def reload_command() -> str:
+    """A shell command reloading HAProxy through its master socket and failing unless the new
+    configuration loaded (a reload by signal that fails keeps the old one and exits 0)."""
+    return (_socket_command(MASTER_SOCKET, ["reload"])
+            + " | tee /dev/stderr | grep -q '^Success=1'")
+
+
+def runtime_command(commands: list[str]) -> str:
+    """A shell command sending runtime API commands to the local HAProxy (as root), printing
+    its answers."""
+    return _socket_command(ADMIN_SOCKET, commands)
+
+
+def _socket_command(socket_path: str, commands: list[str]) -> str:
+    script = ("import socket,sys\ns=socket.socket(socket.AF_UNIX)\ns.connect(sys.argv[1])\n"
+              "s.sendall(sys.argv[2].encode()+b'\\n')\nb=b''\nwhile True:\n"
+              "    d=s.recv(65536)\n    if not d: break\n    b+=d\nprint(b.decode())\n")
+    return (f"python3 -c {shlex.quote(script)} {socket_path} "
+            f"{shlex.quote('; '.join(commands))}")

@@ -1,0 +1,269 @@
+"""The clients' endpoint of the cluster lab (`testha`, shared with test_cluster.py): HAProxy's
+read-write and read-only ports, PgBouncer's pools and password lookup, a switchover clients
+see as a pause, a failover they reach again through the same port."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+
+import psycopg
+import pytest
+
+from pgops.lab import Lab
+from tests.lab.conftest import CLUSTER_ENV as ENV
+from tests.lab.conftest import pgops, variant_inventory
+from tests.lab.test_cluster import MEMBERS, secret, wait_healthy
+
+pytestmark = pytest.mark.lab
+
+RW, RO, POOLER = 5000, 5001, 6432
+
+
+def through(lab: Lab, member: str, port: int, role: str, password: str | None = None,
+            **kw) -> psycopg.Connection:
+    """A connection as `role` to port `port` of `member` (one host and port, as most clients)."""
+    lab.require_network()
+    return psycopg.connect(host=lab.host(member).address, port=port, dbname="app", user=role,
+                           password=password if password is not None else secret(lab, role),
+                           sslmode="require", connect_timeout=5, **kw)
+
+
+def served_by(conn: psycopg.Connection) -> tuple[str, bool]:
+    """(the server's address, whether it is a replica) of a connection."""
+    addr, replica = conn.execute("select host(inet_server_addr()), pg_is_in_recovery()").fetchone()
+    return addr, replica
+
+
+def leader_sql(lab: Lab, sql: str) -> str:
+    """Run SQL as postgres on the current leader (peer authentication, on the host)."""
+    leader = wait_healthy()["leader"]
+    return lab.ssh(leader, f"cd / && runuser -u postgres -- psql -XAtq -v ON_ERROR_STOP=1 "
+                           f"-d app -c \"{sql}\"").stdout.strip()
+
+
+def on_host(lab: Lab, member: str, role: str, password: str, dbname: str,
+            sql: str) -> tuple[int, str]:
+    """psql on `member` to its Postgres over 127.0.0.1 as `role` (password from a pgpass
+    file): (exit code, output)."""
+    lab.ssh(member, "umask 077; cat > /root/.pgops-test-pgpass",
+            input=f"127.0.0.1:5432:{dbname}:{role}:{password}\n")
+    r = lab.ssh(member, f"cd / && PGPASSFILE=/root/.pgops-test-pgpass psql -XAt 'host=127.0.0.1 "
+                        f"dbname={dbname} user={role} sslmode=require' -c \"{sql}\" 2>&1", check=False)
+    return r.returncode, r.stdout.strip()
+
+
+def test_rw_port_of_every_member_reaches_the_leader_and_ro_port_a_replica(cluster):
+    lab, _ = cluster
+    leader = wait_healthy()["leader"]
+    leader_addr = lab.host(leader).address
+    for m in MEMBERS:
+        with through(lab, m, RW, "app") as c:
+            assert served_by(c) == (leader_addr, False), m
+        with through(lab, m, RO, "app") as c:
+            addr, replica = served_by(c)
+            assert replica and addr != leader_addr, m
+
+
+def _pooler_files(lab: Lab) -> dict[str, str]:
+    """Each member's PgBouncer files (checksums) and the time its PgBouncer started."""
+    return {m: lab.ssh(m, "md5sum /etc/pgbouncer/*; systemctl show -p ActiveEnterTimestamp "
+                          "pgbouncer").stdout for m in MEMBERS}
+
+
+def test_a_role_added_by_a_deploy_logs_in_through_pgbouncer_and_a_rotation_takes_effect(
+        cluster, tmp_path):
+    lab, _ = cluster
+    before = _pooler_files(lab)
+    roles = [{"name": "migrator", "login": True, "connection_limit": 10},
+             {"name": "app_rw", "login": False},
+             {"name": "app", "login": True, "connection_limit": 80, "member_of": ["app_rw"]},
+             {"name": "reporter", "login": True, "member_of": ["app_rw"]}]
+    inv = variant_inventory(tmp_path, "reporter", pg_ha_cluster="main", pg_roles=roles)
+    for password in ("first-reporter-pw", "rotated-reporter-pw"):
+        pgops("deploy", "-i", str(inv), env={**ENV, "PGOPS_ROLE_REPORTER_PASSWORD": password})
+        for m in MEMBERS:
+            with through(lab, m, RW, "reporter", password) as c:
+                assert c.execute("select current_user").fetchone() == ("reporter",)
+    with pytest.raises(psycopg.OperationalError, match="authentication failed"):
+        through(lab, MEMBERS[0], RW, "reporter", "first-reporter-pw")
+    assert _pooler_files(lab) == before  # no PgBouncer file changed, none restarted
+
+
+def test_superusers_expired_passwords_and_the_lookup_function_are_refused(cluster):
+    lab, _ = cluster
+    leader_sql(lab, "drop role if exists pgops_t_su; drop role if exists pgops_t_expired; "
+                    "create role pgops_t_su superuser login password 'su-pass-123'; "
+                    "create role pgops_t_expired login password 'exp-pass-123' "
+                    "valid until '2001-01-01'")
+    try:
+        for role, password in (("pgops_t_su", "su-pass-123"), ("pgops_t_expired", "exp-pass-123")):
+            for port in (RW, POOLER):
+                with pytest.raises(psycopg.OperationalError) as e:
+                    through(lab, MEMBERS[0], port, role, password)
+                # The lookup answers nothing for them: to PgBouncer they do not exist.
+                assert re.search("no such user|authentication failed", str(e.value)), \
+                    (role, port, e.value)
+        # The same superuser password is right: Postgres itself lets it in on the host.
+        leader = wait_healthy()["leader"]
+        assert on_host(lab, leader, "pgops_t_su", "su-pass-123", "app", "select 1") == (0, "1")
+        # The lookup role cannot log in through the pooler, and app cannot run the lookup.
+        with pytest.raises(psycopg.OperationalError):
+            through(lab, MEMBERS[0], RW, "pgbouncer", secret(lab, "pgbouncer"))
+        rc, out = on_host(lab, leader, "app", secret(lab, "app"), "postgres",
+                          "select * from pgbouncer.get_auth('app')")
+        assert rc != 0 and "permission denied for schema pgbouncer" in out, out
+    finally:
+        leader_sql(lab, "drop role if exists pgops_t_su; drop role if exists pgops_t_expired")
+
+
+def _pgbench(lab: Lab, on: str, target: str, args: str) -> tuple[int, str]:
+    """pgbench (the lab hosts have PostgreSQL 17's) on host `on` against `target`'s
+    read-write port, as migrator; the password from a pgpass file, not the command line."""
+    line = f"{lab.host(target).address}:{RW}:app:migrator:{secret(lab, 'migrator')}\n"
+    lab.ssh(on, "umask 077; cat > /root/.pgops-test-pgpass", input=line)
+    r = lab.ssh(on, f"cd / && PGPASSFILE=/root/.pgops-test-pgpass /usr/lib/postgresql/17/bin/pgbench "
+                    f"-h {lab.host(target).address} -p {RW} -U migrator "
+                    f"'sslmode=require dbname=app' {args} 2>&1", check=False, timeout=600)
+    return r.returncode, r.stdout
+
+
+def test_switchover_through_the_rw_port_fails_no_transaction_and_loses_nothing(cluster):
+    from pgops.ha.writer import Writer
+
+    lab, _ = cluster
+    c = wait_healthy()
+    old = c["leader"]
+    target, runner = [m["member"] for m in c["members"] if m["member"] != old]
+    rc, out = _pgbench(lab, runner, old, "-i -s 2 -q")
+    assert rc == 0, out
+    # Writes enter through the old leader's own HAProxy and PgBouncer: the path that must
+    # carry on to the new leader.
+    url = (f"postgresql://migrator:{secret(lab, 'migrator')}@{lab.host(old).address}:{RW}/app"
+           "?sslmode=require")
+    writer = Writer(url).start()
+    assert writer.wait_writes(30, timeout=60), writer.errors
+    bench: dict = {}
+    thread = threading.Thread(target=lambda: bench.update(
+        zip(("rc", "out"), _pgbench(lab, runner, old, "-c 8 -j 2 -T 25 -n -P 5"))))
+    thread.start()
+    time.sleep(5)
+    t = time.monotonic()
+    sw = pgops("cluster", "switchover", "--to", target, env=ENV)
+    thread.join()
+    assert writer.wait_writes(30, timeout=60), writer.errors
+    writer.stop()
+    pause = writer.longest_gap(t)
+    failed = re.search(r"number of failed transactions: (\d+)", bench["out"])
+    done = re.search(r"number of transactions actually processed: (\d+)", bench["out"])
+    print(f"switchover {old} -> {target} under pgbench -c 8 through {old}:{RW}: "
+          f"{done[1] if done else '?'} transactions, {failed[1] if failed else '?'} failed; "
+          f"writer paused {pause:.2f} s, {len(writer.errors)} errors, {len(writer.acked)} rows")
+    assert bench["rc"] == 0 and "aborted" not in bench["out"], bench["out"][-3000:]
+    assert failed and failed[1] == "0", bench["out"][-3000:]
+    assert writer.errors == [] and writer.outages == []
+    assert writer.missing() == []
+    assert wait_healthy()["leader"] == target
+    assert "PgBouncer paused" in sw.out and "PgBouncer resumed" in sw.out
+    # Right after: the read-write port of each member reaches the new leader, the read-only
+    # port never the promoted member.
+    for m in MEMBERS:
+        with through(lab, m, RW, "app") as conn:
+            assert served_by(conn) == (lab.host(target).address, False)
+        for _ in range(3):
+            with through(lab, m, RO, "app") as conn:
+                assert served_by(conn)[1], m
+
+
+def test_after_an_unplanned_failover_writes_resume_through_the_same_rw_port(cluster):
+    from pgops.ha.writer import Writer
+    from pgops.lab.faults import FAULTS
+
+    lab, _ = cluster
+    c = wait_healthy()
+    old = c["leader"]
+    entry = next(m["member"] for m in c["members"] if m["member"] != old)
+    writer = Writer(f"postgresql://migrator:{secret(lab, 'migrator')}@"
+                    f"{lab.host(entry).address}:{RW}/app?sslmode=require").start()
+    assert writer.wait_writes(30, timeout=60), writer.errors
+    inject, heal = FAULTS["docker kill"]
+    t = time.monotonic()
+    inject(lab, old)
+    assert writer.wait_writes(30, timeout=120), f"writes did not resume: {writer.errors}"
+    writer.stop()
+    rto = writer.longest_gap(t)
+    heal(lab, old)
+    new = wait_healthy()["leader"]
+    missing = writer.missing()
+    print(f"docker kill of {old}, writes through {entry}:{RW}: again after {rto:.1f} s "
+          f"(no client change), {len(missing)} acknowledged rows missing, new leader {new}")
+    assert new != old
+    assert len(missing) * 64 <= 1048576
+
+
+def test_ro_port_drops_a_replica_that_lags_beyond_the_limit(cluster):
+    lab, _ = cluster
+    c = wait_healthy()
+    leader = c["leader"]
+    lagging, other = [m["member"] for m in c["members"] if m["member"] != leader]
+    lab.ssh(lagging, "command -v iptables >/dev/null || DEBIAN_FRONTEND=noninteractive "
+                     "apt-get install -y -qq --no-install-recommends iptables >/dev/null")
+    block = f"INPUT -p tcp -s {lab.host(leader).address} --sport 5432 -j DROP"
+    lab.ssh(lagging, f"iptables -I {block}")
+    try:
+        leader_sql(lab, "create table if not exists pgops_t_lag (x text); "
+                        "insert into pgops_t_lag select repeat('x', 1000) from generate_series(1, 6000)")
+        deadline = time.monotonic() + 60
+        while True:  # Patroni publishes the leader's position every loop_wait (3 s)
+            seen = set()
+            for _ in range(6):
+                with through(lab, leader, RO, "app") as conn:
+                    seen.add(served_by(conn)[0])
+            if seen == {lab.host(other).address}:
+                break
+            assert time.monotonic() < deadline, f"{lagging} still served by the ro port: {seen}"
+            time.sleep(1)
+    finally:
+        lab.ssh(lagging, f"iptables -D {block}")
+        leader_sql(lab, "drop table if exists pgops_t_lag")
+    deadline = time.monotonic() + 90
+    while True:  # caught up again: back in the read-only pool
+        seen = set()
+        for _ in range(6):
+            with through(lab, leader, RO, "app") as conn:
+                seen.add(served_by(conn)[0])
+        if lab.host(lagging).address in seen:
+            break
+        assert time.monotonic() < deadline, f"{lagging} not back in the ro port: {seen}"
+        time.sleep(1)
+
+
+def test_more_clients_than_the_pool_wait_then_time_out_and_postgres_stays_within_limits(cluster):
+    lab, _ = cluster
+    leader = wait_healthy()["leader"]
+    pool = 20  # pg_pooler.max_db_connections (default)
+    holders = [through(lab, MEMBERS[0], RW, "app") for _ in range(pool)]
+    try:
+        for h in holders:  # each holds a server connection: a transaction left open
+            h.execute("begin; select 1")
+        servers = int(lab.ssh(leader, "cd / && runuser -u postgres -- psql -XAt -d app -c "
+                                      "\"select count(*) from pg_stat_activity where "
+                                      "usename = 'app' and datname = 'app'\"").stdout.strip())
+        assert servers <= pool, servers
+        waiter = through(lab, MEMBERS[0], RW, "app")
+        t = time.monotonic()
+        with pytest.raises(psycopg.OperationalError, match="query_wait_timeout"):
+            waiter.execute("select 1")
+        waited = time.monotonic() - t
+        print(f"{pool} transactions held the pool; the next client waited {waited:.1f} s, "
+              "then: query_wait_timeout")
+        assert 25 <= waited <= 40  # pg_pooler.query_wait_timeout (30 s)
+        maxc = int(leader_sql(lab, "show max_connections"))
+        total = int(leader_sql(lab, "select count(*) from pg_stat_activity"))
+        assert total < maxc, (total, maxc)
+    finally:
+        for h in holders:
+            h.close()
+    with through(lab, MEMBERS[0], RW, "app") as c:  # the pool serves again at once
+        assert c.execute("select 1").fetchone() == (1,)
