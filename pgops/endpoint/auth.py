@@ -36,6 +36,28 @@ AS $fn${BODY}$fn$;
 ALTER FUNCTION {AUTH_FUNCTION} OWNER TO postgres;
 REVOKE ALL ON FUNCTION {AUTH_FUNCTION} FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION {AUTH_FUNCTION} TO {POOLER_ROLE};
+DO $do$
+DECLARE r record;
+BEGIN
+  -- Grants anyone added beside pgops's, and members of the pooler role, which inherit them.
+  FOR r IN SELECT DISTINCT a.grantee::regrole::text AS who
+           FROM pg_proc p, aclexplode(p.proacl) a
+           WHERE p.oid = '{AUTH_FUNCTION}'::regprocedure AND a.grantee <> 0
+             AND a.grantee::regrole::text NOT IN ('postgres', '{POOLER_ROLE}') LOOP
+    EXECUTE format('REVOKE ALL ON FUNCTION {AUTH_FUNCTION} FROM %s', r.who);
+  END LOOP;
+  FOR r IN SELECT DISTINCT a.grantee::regrole::text AS who
+           FROM pg_namespace n, aclexplode(n.nspacl) a
+           WHERE n.nspname = '{AUTH_SCHEMA}' AND a.grantee <> 0
+             AND a.grantee::regrole::text NOT IN ('postgres', '{POOLER_ROLE}') LOOP
+    EXECUTE format('REVOKE ALL ON SCHEMA {AUTH_SCHEMA} FROM %s', r.who);
+  END LOOP;
+  FOR r IN SELECT m.member::regrole::text AS who FROM pg_auth_members m
+           WHERE m.roleid = '{POOLER_ROLE}'::regrole LOOP
+    EXECUTE format('REVOKE {POOLER_ROLE} FROM %s', r.who);
+  END LOOP;
+END
+$do$;
 """
 
 #: The function's state as one line, compared with WANT: definer, search_path, body, who may

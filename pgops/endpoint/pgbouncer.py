@@ -70,11 +70,16 @@ def render(s: Settings, upstream: tuple[str, int]) -> str:
             + "".join(f"{k} = {v}\n" for k, v in settings.items()))
 
 
+def pool_connections(s: Settings) -> int:
+    """The most server connections one PgBouncer of `s` opens: max_db_connections for each
+    application database, and the password lookups' own."""
+    assert s.pooler
+    return len(s.pg_databases) * s.pooler.max_db_connections + AUTH_POOL_SIZE
+
+
 def limits_dropin(s: Settings) -> str:
     """A systemd drop-in giving PgBouncer a descriptor per client and server connection
     (Debian's unit leaves the soft limit at 1024, fewer than max_client_conn allows)."""
-    from pgops.ha.topology import pool_connections
-
     assert s.pooler
     n = s.pooler.max_client_conn + pool_connections(s) + 64
     return f"# Managed by pgops: a descriptor per connection.\n[Service]\nLimitNOFILE={n}\n"

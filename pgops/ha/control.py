@@ -90,8 +90,6 @@ def switchover_plan(st: Mapping[str, Any], to: str | None, pooled: bool = False)
     plan.members = [m["member"] for m in st["members"]]
     plan.leader, plan.new_leader = leader, target
     plan.pooled = pooled
-    plan.commands = [(target, f"switchover {shlex.quote(st['cluster'])} --leader "
-                              f"{shlex.quote(leader)} --candidate {shlex.quote(target)} --force")]
     return plan
 
 

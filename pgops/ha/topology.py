@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from pgops.endpoint.pgbouncer import pool_connections
 from pgops.settings import LOCAL_REPOSITORY, Settings
 from pgops.settings.endpoint import AUTH_POOL_SIZE, RESERVED_CONNECTIONS
 
@@ -124,12 +125,6 @@ def _pool_budget_problems(topo: Topology, settings: Mapping[str, Settings]) -> l
                 f"{need} exceed max_connections {limit} less {RESERVED_CONNECTIONS} reserved; "
                 "lower pg_pooler.max_db_connections or raise pg_tuning.max_connections")
     return problems
-
-
-def pool_connections(s: Settings) -> int:
-    """The most server connections one PgBouncer of `s` opens."""
-    assert s.pooler
-    return len(s.pg_databases) * s.pooler.max_db_connections + AUTH_POOL_SIZE
 
 
 def membership_problems(declared: Mapping[str, Mapping[str, str]]) -> list[str]:

@@ -146,7 +146,7 @@ def test_switchover_through_the_rw_port_fails_no_transaction_and_loses_nothing(c
     assert writer.wait_writes(30, timeout=60), writer.errors
     bench: dict = {}
     thread = threading.Thread(target=lambda: bench.update(
-        zip(("rc", "out"), _pgbench(lab, runner, old, "-c 8 -j 2 -T 25 -n -P 5"))))
+        zip(("rc", "out"), _pgbench(lab, runner, old, "-c 8 -j 2 -T 25 -n -P 5"), strict=True)))
     thread.start()
     time.sleep(5)
     t = time.monotonic()

@@ -19,11 +19,19 @@ HEALTHY = cluster(member("db1", "leader", "running"), member("db2", lag=300),
                   member("db3", lag=100))
 
 
-def test_switchover_picks_the_least_behind_replica_and_runs_patronictl_there():
+def test_switchover_picks_the_least_behind_replica():
     plan = control.switchover_plan(HEALTHY, None)
     assert not plan.refusals and not plan.needs_yes
-    assert plan.commands == [("db3", "switchover main --leader db1 --candidate db3 --force")]
+    assert (plan.leader, plan.new_leader, plan.members) == ("db1", "db3", ["db1", "db2", "db3"])
     assert any("db1 restarts as a replica of db3" in s for s in plan.steps)
+    assert not plan.pooled and not any("PgBouncer" in s for s in plan.steps)
+
+
+def test_a_pooled_switchover_pauses_pgbouncer_first_and_resumes_it_last():
+    plan = control.switchover_plan(HEALTHY, "db2", pooled=True)
+    assert plan.pooled and plan.new_leader == "db2"
+    assert plan.steps[0].startswith("PgBouncer pauses on every member")
+    assert plan.steps[-1].startswith("PgBouncer resumes")
 
 
 def test_switchover_refuses_a_target_that_is_not_a_streaming_replica():

@@ -1,0 +1,132 @@
+"""The endpoint's pure parts: PgBouncer's and HAProxy's files from the settings, the rule for
+whether a host runs PgBouncer, the connection budget, and the runtime commands and status
+parsing around a switchover."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from pgops.endpoint import auth, control, haproxy, pgbouncer
+from pgops.ha.topology import problems, topology
+from pgops.settings import Settings
+from pgops.settings.endpoint import Pooler, pooler_of
+from pgops.settings.secrets import role_secrets
+
+SECRETS = {"PGOPS_ROLE_PGBOUNCER_PASSWORD": "pool-pw"}
+APP = [{"name": "app", "owner": "migrator"}]
+
+
+def member(**kw) -> Settings:
+    return Settings(pg_ha_cluster="main", pg_databases=APP, secrets=SECRETS, **kw)
+
+
+def test_pgbouncer_runs_on_cluster_members_by_default_and_on_a_single_host_when_asked():
+    assert pooler_of(None, in_cluster=True) == Pooler()
+    assert pooler_of(None, in_cluster=False) is None
+    assert pooler_of(False, in_cluster=True) is None
+    assert pooler_of({"port": 7432}, in_cluster=False).port == 7432
+    assert "pgbouncer" in [r.name for r in member().roles]
+    assert "pgbouncer" not in [r.name for r in Settings().roles]
+    # The lookup role's password is a secret whenever the pooler runs.
+    assert role_secrets({"pg_ha_cluster": "main"})["PGOPS_ROLE_PGBOUNCER_PASSWORD"] == "pgbouncer"
+    assert "PGOPS_ROLE_PGBOUNCER_PASSWORD" not in role_secrets({"pg_ha_cluster": "main",
+                                                                "pg_pooler": False})
+
+
+def test_bad_pooler_settings_are_refused_naming_the_field():
+    with pytest.raises(ValidationError, match="default_pool_size .* exceeds max_db_connections"):
+        Settings(pg_pooler={"default_pool_size": 50, "max_db_connections": 10})
+    with pytest.raises(ValidationError, match="pg_listen_addresses .* leaves out"):
+        Settings(pg_pooler=True, pg_listen_addresses=["10.0.0.5"])
+    with pytest.raises(ValidationError, match="must differ"):
+        Settings(pg_proxy={"rw_port": 5001})
+
+
+def test_pgbouncer_serves_only_the_application_databases_through_the_leader_route():
+    ini = pgbouncer.render(member(), ("127.0.0.1", 5002))
+    assert "app = host=127.0.0.1 port=5002 dbname=app\n" in ini
+    assert "* =" not in ini  # no wildcard: a pool per listed database, nothing else reachable
+    assert "pgops_auth = host=127.0.0.1 port=5432 dbname=postgres pool_size=2" in ini
+    settings = pgbouncer.parse(ini)
+    assert settings["auth_user"] == "pgbouncer" and settings["auth_query"] == auth.QUERY
+    assert settings["client_tls_sslmode"] == "require" == settings["server_tls_sslmode"]
+    assert settings["pool_mode"] == "transaction" and settings["query_wait_timeout"] == "30"
+
+
+def test_pgbouncer_hba_lets_the_admin_in_by_peer_only_and_refuses_the_lookup_entry():
+    hba = pgbouncer.render_hba()
+    assert "local    pgbouncer  postgres  peer" in hba
+    assert "hostssl  all  pgbouncer  0.0.0.0/0  reject" in hba
+    assert "hostssl  all  postgres  0.0.0.0/0  reject" in hba
+    assert "hostssl  pgops_auth  all  0.0.0.0/0  reject" in hba
+    lines = [ln for ln in hba.splitlines() if ln.startswith("hostssl")]
+    assert lines[-1].endswith("scram-sha-256") and all("trust" not in ln for ln in lines)
+
+
+def test_the_auth_file_holds_the_lookup_password_and_an_unusable_admin_entry():
+    text = pgbouncer.render_userlist('pw"with quote')
+    assert '"pgbouncer" "pw""with quote"' in text
+    admin = text.splitlines()[1]
+    assert admin.startswith('"postgres" "') and "pw" not in admin
+    assert pgbouncer.render_userlist("a") == pgbouncer.render_userlist("a")  # idempotent
+
+
+def test_only_a_change_of_the_listening_socket_restarts_pgbouncer():
+    old = pgbouncer.render(member(), ("127.0.0.1", 5002))
+    bigger = pgbouncer.render(member(pg_pooler={"default_pool_size": 10}), ("127.0.0.1", 5002))
+    moved = pgbouncer.render(member(pg_pooler={"port": 7432}), ("127.0.0.1", 5002))
+    assert not pgbouncer.needs_restart(old, bigger)
+    assert pgbouncer.needs_restart(old, moved)
+    assert pgbouncer.needs_restart(None, old)
+
+
+def test_haproxy_routes_by_patroni_role_and_cuts_sessions_only_where_a_member_turns_wrong():
+    cfg = haproxy.render(member(), {"db1": "10.0.0.1", "db2": "10.0.0.2"})
+    sections = {s.split("\n", 1)[0]: s for s in cfg.split("\n\n")}
+    rw = sections[f"listen {haproxy.RW}"]
+    ro = sections[f"listen {haproxy.RO}"]
+    leader = sections[f"listen {haproxy.LEADER}"]
+    assert "bind *:5000" in rw and "uri /primary" in rw and "10.0.0.1:6432 check" in rw
+    assert "shutdown-sessions" not in rw  # clients of a demoted leader's PgBouncer carry on
+    assert "uri /replica?lag=1048576" in ro and "10.0.0.2:5432 check on-marked-down shutdown-sessions" in ro
+    assert "bind 127.0.0.1:5002" in leader and "on-marked-down shutdown-sessions" in leader
+    assert "check-ssl verify required ca-file" in cfg and "port 8008" in cfg
+    # Without PgBouncer the rw port goes to Postgres and there is no leader route.
+    plain = haproxy.render(member(pg_pooler=False), {"db1": "10.0.0.1"})
+    assert "10.0.0.1:5432 check" in plain.split(f"listen {haproxy.RO}")[0]
+    assert haproxy.LEADER not in plain
+
+
+def test_the_connection_budget_of_every_pgbouncer_must_fit_max_connections():
+    ok = {f"db{i}": member() for i in (1, 2, 3)}
+    assert problems(topology(ok, ["db1", "db2", "db3"]), ok, "etcd_servers") == []
+    big = {f"db{i}": member(pg_pooler={"max_db_connections": 40, "default_pool_size": 40})
+           for i in (1, 2, 3)}
+    (problem,) = problems(topology(big, ["db1", "db2", "db3"]), big, "etcd_servers")
+    assert problem.startswith("cluster main: pg_pooler: 3 PgBouncer(s) x 42 server connections")
+    assert "exceed max_connections 100 less 15 reserved" in problem
+
+
+def test_routes_point_at_the_new_leader_and_keep_it_off_the_read_only_port():
+    cmds = control.route_commands(["db1", "db2", "db3"], "db2")
+    assert f"set server {haproxy.RW}/db2 health up" in cmds
+    assert f"set server {haproxy.LEADER}/db1 health down" in cmds
+    assert f"set server {haproxy.RO}/db2 health down" in cmds
+    assert not any(f"{haproxy.RO}/db1" in c or f"{haproxy.RO}/db3" in c for c in cmds)
+
+
+def test_haproxy_stat_csv_is_read_into_routes():
+    text = ("# pxname,svname,qcur,status,extra\n"
+            f"{haproxy.RW},FRONTEND,,OPEN,\n{haproxy.RW},db1,0,UP,\n{haproxy.RW},db2,0,DOWN,\n"
+            f"{haproxy.RW},BACKEND,0,UP,\npgops_stats,FRONTEND,,OPEN,\n")
+    assert control.routes(control.parse_stat(text)) == {haproxy.RW: {"db1": "UP", "db2": "DOWN"}}
+    assert control.parse_stat("") == []
+
+
+def test_the_lookup_function_is_pinned_and_answers_only_ordinary_login_roles():
+    assert "SECURITY DEFINER" in auth.SQL and "SET search_path = pg_catalog, pg_temp" in auth.SQL
+    assert "REVOKE ALL ON FUNCTION pgbouncer.get_auth(text) FROM PUBLIC" in auth.SQL
+    for condition in ("rolcanlogin", "NOT rolsuper", "NOT rolreplication", "rolvaliduntil"):
+        assert condition in auth.BODY
+    assert auth.want().endswith("|pgbouncer|pgbouncer")
