@@ -74,11 +74,43 @@ def cluster_prometheus(st: dict) -> str:
         out += [f"# HELP {name} {help_}", f"# TYPE {name} gauge"]
         out += [f'{name}{{cluster="{c["cluster"]}",member="{m["member"]}"}} {v}'
                 for c in st["clusters"] for m in c["members"] if (v := value(m)) is not None]
+    out += _endpoint_metrics(st)
     out += ["# HELP pgops_etcd_healthy 1 if the etcd endpoint answered healthy.",
             "# TYPE pgops_etcd_healthy gauge"]
     out += [f'pgops_etcd_healthy{{endpoint="{e["endpoint"]}"}} {int(e["healthy"])}'
             for e in st["etcd"] or ()]
     return "\n".join(out) + "\n"
+
+
+#: PgBouncer's pools as metrics: (name, help, SHOW POOLS field).
+POOL_METRICS = (
+    ("pgops_pooler_clients_active", "Client connections linked to a server connection.", "cl_active"),
+    ("pgops_pooler_clients_waiting", "Client connections waiting for a server connection.", "cl_waiting"),
+    ("pgops_pooler_servers_active", "Server connections linked to a client.", "sv_active"),
+    ("pgops_pooler_servers_idle", "Server connections idle and ready.", "sv_idle"),
+    ("pgops_pooler_maxwait_seconds", "How long the oldest waiting client has waited.", "maxwait_s"),
+)
+
+
+def _endpoint_metrics(st: dict) -> list[str]:
+    """Per member: each pool's numbers, whether PgBouncer and HAProxy answered, and each
+    HAProxy route's view of each member (1 up)."""
+    rows = [(c["cluster"], e) for c in st["clusters"] for e in c.get("endpoint") or ()]
+    out = ["# HELP pgops_pooler_up 1 if the member's PgBouncer answered.",
+           "# TYPE pgops_pooler_up gauge"]
+    out += [f'pgops_pooler_up{{cluster="{c}",member="{e["member"]}"}} {int(e["pools"] is not None)}'
+            for c, e in rows]
+    for name, help_, field in POOL_METRICS:
+        out += [f"# HELP {name} {help_}", f"# TYPE {name} gauge"]
+        out += [f'{name}{{cluster="{c}",member="{e["member"]}",database="{p["database"]}",'
+                f'user="{p["user"]}"}} {p[field]}' for c, e in rows for p in e["pools"] or ()]
+    out += ["# HELP pgops_proxy_route_up 1 if the member's HAProxy sends the route to that server.",
+            "# TYPE pgops_proxy_route_up gauge"]
+    out += [f'pgops_proxy_route_up{{cluster="{c}",member="{e["member"]}",route="{route}",'
+            f'server="{srv}"}} {int(status == "UP")}'
+            for c, e in rows for route, servers in (e["routes"] or {}).items()
+            for srv, status in servers.items()]
+    return out
 
 
 def write(path: Path, text: str) -> None:

@@ -26,8 +26,9 @@ def cluster() -> None:
               help="Also write Prometheus textfile metrics here.")
 def cluster_status(inventory, as_json: bool, metrics_file: Path | None) -> None:
     """Members (role, state, timeline, lag in bytes and seconds, sync state, pending
-    restart), the etcd members' health and the clients' URLs; exit 1 when a member is down,
-    a cluster has no leader or an etcd member is unhealthy."""
+    restart), each member's HAProxy routes and PgBouncer pools, the etcd members' health and
+    the clients' URLs; exit 1 when a member, its HAProxy or PgBouncer is down, a cluster has
+    no leader or an etcd member is unhealthy."""
     sys.exit(print_cluster_status(inventory_path(inventory), as_json, metrics_file))
 
 
@@ -46,10 +47,13 @@ def print_cluster_status(inventory: Path, as_json: bool, metrics_file: Path | No
 
 
 def healthy(st: dict) -> bool:
-    """Every cluster has a leader and every member runs; every etcd member is healthy."""
+    """Every cluster has a leader and every member runs, with its HAProxy and PgBouncer
+    answering; every etcd member is healthy."""
     members_ok = all(c["leader"] and all(m["state"] in ("running", "streaming")
                                          for m in c["members"]) for c in st["clusters"])
-    return members_ok and all(e["healthy"] for e in st["etcd"] or ())
+    endpoint_ok = all(e["routes"] is not None and (e["pools"] is not None or not e["pooled"])
+                      for c in st["clusters"] for e in c.get("endpoint") or ())
+    return members_ok and endpoint_ok and all(e["healthy"] for e in st["etcd"] or ())
 
 
 cluster_name_option = click.option("--cluster", "name", help="The cluster (default: the only one).")

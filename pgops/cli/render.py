@@ -160,8 +160,12 @@ def cluster_status(st: dict) -> None:
                f"{c['synchronous_mode']}",
                ("member", "host", "role", "state", "TL", "lag", "lag s", "sync", "pending restart"),
                [_member_row(m) for m in c["members"]])
+        if c.get("endpoint"):
+            _table("endpoint: HAProxy routes and PgBouncer pools on each member",
+                   ("member", "rw to", "ro to", "clients", "waiting", "server conns",
+                    "max wait"), [_endpoint_row(e) for e in c["endpoint"]])
         for attrs, url in c["urls"].items():
-            console.print(f"  {attrs:<15} {url}")
+            console.print(f"  {attrs:<22} {url}")
     if st.get("etcd") is None:  # not asked for
         return
     if st["etcd"]:
@@ -170,6 +174,21 @@ def cluster_status(st: dict) -> None:
                 for e in st["etcd"]])
     else:
         console.print("etcd: no member answered")
+
+
+def _endpoint_row(e: dict) -> tuple:
+    def up(route: str) -> str:
+        if e["routes"] is None:
+            return "HAProxy DOWN"
+        return ", ".join(m for m, st in e["routes"].get(route, {}).items() if st == "UP") or "none"
+    pools = e["pools"]
+    if pools is None:
+        return (e["member"], up("rw"), up("ro"), "PgBouncer DOWN" if e["pooled"] else "no PgBouncer",
+                "-", "-", "-")
+    total = {k: sum(p[k] for p in pools) for k in ("cl_active", "cl_waiting", "sv_active", "sv_idle")}
+    return (e["member"], up("rw"), up("ro"), str(total["cl_active"]), str(total["cl_waiting"]),
+            f"{total['sv_active']} active, {total['sv_idle']} idle",
+            f"{max((p['maxwait_s'] for p in pools), default=0):.1f}s")
 
 
 def cluster_plan(plan) -> None:

@@ -102,10 +102,10 @@ def parse_stat(text: str) -> list[dict[str, str]]:
 
 
 def routes(stat_rows: Sequence[Mapping[str, str]]) -> dict[str, dict[str, str]]:
-    """route -> server -> status (UP, DOWN, MAINT...) for pgops's routes (pure)."""
+    """route (rw, ro, leader) -> member -> status (UP, DOWN, MAINT...) (pure)."""
     out: dict[str, dict[str, str]] = {}
     for r in stat_rows:
-        if r.get("pxname") in (haproxy.RW, haproxy.RO, haproxy.LEADER) and \
-                r.get("svname") not in ("FRONTEND", "BACKEND"):
-            out.setdefault(r["pxname"], {})[r["svname"]] = r.get("status", "")
+        name = haproxy.ROUTE_NAMES.get(r.get("pxname", ""))
+        if name and r.get("svname") not in ("FRONTEND", "BACKEND"):
+            out.setdefault(name, {})[r["svname"]] = r.get("status", "")
     return out

@@ -27,6 +27,8 @@ MASTER_SOCKET = "/run/haproxy-master.sock"
 PACKAGES = ("haproxy",)
 #: The routes' names (HAProxy proxies), by what they serve.
 RW, RO, LEADER = "pgops_rw", "pgops_ro", "pgops_leader"
+#: How status and metrics name them.
+ROUTE_NAMES = {RW: "rw", RO: "ro", LEADER: "leader"}
 
 
 def render(s: Settings, members: Mapping[str, str]) -> str:

@@ -132,8 +132,18 @@ def needs_restart(old: str | None, new: str) -> bool:
 
 def admin_command(sql: str, port: int, timeout_s: int = 30) -> str:
     """A shell command running `sql` on the local admin console, as ADMIN_USER (run it as
-    that user); it gives up after `timeout_s` (a PAUSE waits for transactions to end)."""
+    that user), printing `|`-separated rows under a header line; it gives up after
+    `timeout_s` (a PAUSE waits for transactions to end)."""
     import shlex
 
-    return (f"timeout {int(timeout_s)} psql -XAtq -F '|' -h {SOCKET_DIR} -p {int(port)} "
-            f"-U {ADMIN_USER} -d pgbouncer -c {shlex.quote(sql)}")
+    return (f"timeout {int(timeout_s)} psql -XAq -P footer=off -F '|' -h {SOCKET_DIR} "
+            f"-p {int(port)} -U {ADMIN_USER} -d pgbouncer -c {shlex.quote(sql)}")
+
+
+def parse_rows(text: str) -> list[dict[str, str]]:
+    """admin_command's output (a header line, then rows) as dicts by column (pure)."""
+    lines = [ln for ln in text.strip().splitlines() if ln]
+    if not lines:
+        return []
+    header = lines[0].split("|")
+    return [dict(zip(header, ln.split("|"), strict=False)) for ln in lines[1:]]

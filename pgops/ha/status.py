@@ -13,6 +13,7 @@ from typing import Any
 from pyinfra.api.host import Host
 
 from pgops import remote
+from pgops.endpoint.status import member_endpoint
 from pgops.errors import PgopsError
 from pgops.facts.patroni import get_command
 from pgops.ha import etcd
@@ -141,8 +142,9 @@ class Clusters:
         return {
             "cluster": cluster, "leader": leader,
             "members": member_rows(seen, replication, members),
-            "urls": client_urls(members, addresses, s.pg_port, s.pg_app_database or "postgres"),
+            "urls": client_urls(members, addresses, s, s.pg_app_database or "postgres"),
             "synchronous_mode": synchronous_mode(dcs),
+            "endpoint": [member_endpoint(m, self.hosts[m], s) for m in members],
         }
 
     def etcd(self) -> list[dict[str, Any]]:

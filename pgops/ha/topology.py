@@ -147,10 +147,19 @@ def problems(topo: Topology, settings: Mapping[str, Settings], etcd_group: str) 
             *_pool_budget_problems(topo, settings)]
 
 
-def client_urls(members: Sequence[str], addresses: Mapping[str, str], port: int,
+def client_urls(members: Sequence[str], addresses: Mapping[str, str], s: Settings,
                 database: str) -> dict[str, str]:
-    """libpq multi-host URLs for applications: writes find the leader, reads prefer a standby."""
-    hosts = ",".join(f"{addresses[m]}:{port}" for m in members)
-    base = f"postgresql://{hosts}/{database}?sslmode=require&target_session_attrs="
-    return {"read-write": base + "read-write", "prefer-standby": base + "prefer-standby",
-            "read-only": base + "read-only"}
+    """The URLs applications use. Through the endpoint: any member's HAProxy routes the
+    read-write port to the leader (through PgBouncer) and the read-only port to a replica;
+    every member is listed so that a client tries the next when one is down (or put one
+    address in front: a DNS name or virtual IP). Direct: libpq multi-host URLs to Postgres
+    itself, which find the leader or a standby by session attributes."""
+    def url(port: int, query: str = "") -> str:
+        hosts = ",".join(f"{addresses[m]}:{port}" for m in members)
+        return f"postgresql://{hosts}/{database}?sslmode=require{query}"
+
+    attrs = "&target_session_attrs="
+    return {"read-write": url(s.pg_proxy.rw_port), "read-only": url(s.pg_proxy.ro_port),
+            "direct read-write": url(s.pg_port, attrs + "read-write"),
+            "direct prefer-standby": url(s.pg_port, attrs + "prefer-standby"),
+            "direct read-only": url(s.pg_port, attrs + "read-only")}

@@ -53,7 +53,8 @@ def test_a_cluster_deploys_from_bare_hosts_with_one_leader_and_streaming_replica
     assert {m["state"] for m in c["members"] if m["role"] == "replica"} == {"streaming"}
     assert len({m["timeline"] for m in c["members"]}) == 1
     assert all(m["lag_bytes"] is not None and m["lag_bytes"] < 16 * 2**20 for m in c["members"])
-    assert set(c["urls"]) == {"read-write", "prefer-standby", "read-only"}
+    assert set(c["urls"]) == {"read-write", "read-only", "direct read-write",
+                              "direct prefer-standby", "direct read-only"}
     st = status()
     assert len(st["etcd"]) == 3 and all(e["healthy"] for e in st["etcd"])
     assert st["rc"] == 0
@@ -116,7 +117,8 @@ def test_read_only_url_reaches_a_standby_and_read_write_the_leader(cluster):
         assert c.info.host == lab.host(leader).address
     with multi_host(lab, "app", "read-only") as c:
         assert c.execute("select pg_is_in_recovery()").fetchone()[0]
-    # pgops.client.db takes the URLs `pgops cluster status` prints, as applications do.
+    # pgops.client.db takes the URLs `pgops cluster status` prints, as applications do: the
+    # endpoint's read-write port (HAProxy, PgBouncer) and read-only port.
     from pgops.client.db import DbSettings, make_pool
 
     urls = status()["clusters"][0]["urls"]

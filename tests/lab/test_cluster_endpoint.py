@@ -43,6 +43,14 @@ def leader_sql(lab: Lab, sql: str) -> str:
                            f"-d app -c \"{sql}\"").stdout.strip()
 
 
+def status_with(metrics) -> dict:
+    """`pgops cluster status --json --metrics-file` (and its exit code)."""
+    import json
+
+    run = pgops("cluster", "status", "--json", "--metrics-file", str(metrics), env=ENV, check=False)
+    return {**json.loads(run.stdout), "rc": run.rc}
+
+
 def on_host(lab: Lab, member: str, role: str, password: str, dbname: str,
             sql: str) -> tuple[int, str]:
     """psql on `member` to its Postgres over 127.0.0.1 as `role` (password from a pgpass
@@ -54,7 +62,7 @@ def on_host(lab: Lab, member: str, role: str, password: str, dbname: str,
     return r.returncode, r.stdout.strip()
 
 
-def test_rw_port_of_every_member_reaches_the_leader_and_ro_port_a_replica(cluster):
+def test_rw_port_of_every_member_reaches_the_leader_and_ro_port_a_replica(cluster, tmp_path):
     lab, _ = cluster
     leader = wait_healthy()["leader"]
     leader_addr = lab.host(leader).address
@@ -64,6 +72,19 @@ def test_rw_port_of_every_member_reaches_the_leader_and_ro_port_a_replica(cluste
         with through(lab, m, RO, "app") as c:
             addr, replica = served_by(c)
             assert replica and addr != leader_addr, m
+    # Status shows each member's routes and pools, and exports them as metrics.
+    metrics = tmp_path / "cluster.prom"
+    st = status_with(metrics)
+    assert st["rc"] == 0
+    for e in st["clusters"][0]["endpoint"]:
+        assert [m for m, s in e["routes"]["rw"].items() if s == "UP"] == [leader], e
+        assert leader not in [m for m, s in e["routes"]["ro"].items() if s == "UP"], e
+        assert e["pools"] is not None, e  # every member's PgBouncer answers
+        if e["member"] == leader:  # the rw port's clients were pooled there
+            assert ("app", "app") in {(p["database"], p["user"]) for p in e["pools"]}, e
+    text = metrics.read_text()
+    assert f'pgops_proxy_route_up{{cluster="main",member="db1",route="rw",server="{leader}"}} 1' in text
+    assert f'pgops_pooler_up{{cluster="main",member="{leader}"}} 1' in text
 
 
 def _pooler_files(lab: Lab) -> dict[str, str]:

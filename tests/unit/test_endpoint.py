@@ -120,7 +120,7 @@ def test_haproxy_stat_csv_is_read_into_routes():
     text = ("# pxname,svname,qcur,status,extra\n"
             f"{haproxy.RW},FRONTEND,,OPEN,\n{haproxy.RW},db1,0,UP,\n{haproxy.RW},db2,0,DOWN,\n"
             f"{haproxy.RW},BACKEND,0,UP,\npgops_stats,FRONTEND,,OPEN,\n")
-    assert control.routes(control.parse_stat(text)) == {haproxy.RW: {"db1": "UP", "db2": "DOWN"}}
+    assert control.routes(control.parse_stat(text)) == {"rw": {"db1": "UP", "db2": "DOWN"}}
     assert control.parse_stat("") == []
 
 
@@ -130,3 +130,13 @@ def test_the_lookup_function_is_pinned_and_answers_only_ordinary_login_roles():
     for condition in ("rolcanlogin", "NOT rolsuper", "NOT rolreplication", "rolvaliduntil"):
         assert condition in auth.BODY
     assert auth.want().endswith("|pgbouncer|pgbouncer")
+
+
+def test_pool_rows_become_numbers_without_the_admin_console():
+    from pgops.endpoint.status import pools
+
+    text = ("database|user|cl_active|cl_waiting|sv_active|sv_idle|sv_used|maxwait|maxwait_us|pool_mode\n"
+            "app|app|3|2|3|0|1|1|500000|transaction\npgbouncer|pgbouncer|1|0|0|0|0|0|0|statement\n")
+    (row,) = pools(pgbouncer.parse_rows(text))
+    assert row == {"database": "app", "user": "app", "cl_active": 3, "cl_waiting": 2,
+                   "sv_active": 3, "sv_idle": 0, "sv_used": 1, "maxwait_s": 1.5}

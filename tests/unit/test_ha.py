@@ -94,11 +94,14 @@ def test_ha_timing_that_would_demote_a_healthy_leader_is_refused():
     assert Ha().loop_wait + 2 * Ha().retry_timeout <= Ha().ttl
 
 
-def test_client_urls_list_every_member_and_the_session_attributes():
-    urls = client_urls(["db1", "db2"], {"db1": "10.0.0.1", "db2": "10.0.0.2"}, 5432, "app")
-    assert urls["read-write"] == ("postgresql://10.0.0.1:5432,10.0.0.2:5432/app?sslmode=require"
-                                  "&target_session_attrs=read-write")
-    assert urls["prefer-standby"].endswith("target_session_attrs=prefer-standby")
+def test_client_urls_name_the_endpoint_ports_and_the_direct_session_attributes():
+    urls = client_urls(["db1", "db2"], {"db1": "10.0.0.1", "db2": "10.0.0.2"},
+                       _settings(pg_ha_cluster="main"), "app")
+    assert urls["read-write"] == "postgresql://10.0.0.1:5000,10.0.0.2:5000/app?sslmode=require"
+    assert urls["read-only"] == "postgresql://10.0.0.1:5001,10.0.0.2:5001/app?sslmode=require"
+    assert urls["direct read-write"] == ("postgresql://10.0.0.1:5432,10.0.0.2:5432/app?"
+                                         "sslmode=require&target_session_attrs=read-write")
+    assert urls["direct prefer-standby"].endswith("target_session_attrs=prefer-standby")
 
 
 # -- what each member does ---------------------------------------------------------------

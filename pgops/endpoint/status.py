@@ -1,0 +1,45 @@
+"""What the endpoint looks like on each member: PgBouncer's pools (SHOW POOLS) and which
+members each HAProxy route sends to (its `show stat`), for `pgops cluster status`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pyinfra.api.host import Host
+
+from pgops import remote
+from pgops.endpoint import control, haproxy, pgbouncer
+from pgops.settings import Settings
+
+#: SHOW POOLS columns pgops reports: clients served and waiting, server connections in use
+#: and idle, and how long the oldest waiting client has waited.
+POOL_COLUMNS = ("cl_active", "cl_waiting", "sv_active", "sv_idle", "sv_used")
+
+
+def pools(rows: Sequence[Mapping[str, str]]) -> list[dict[str, Any]]:
+    """SHOW POOLS rows as numbers, the admin console's own pool left out (pure)."""
+    out = []
+    for r in rows:
+        if r.get("database") == "pgbouncer":
+            continue
+        row: dict[str, Any] = {"database": r.get("database"), "user": r.get("user")}
+        row.update({c: int(r.get(c) or 0) for c in POOL_COLUMNS})
+        row["maxwait_s"] = int(r.get("maxwait") or 0) + int(r.get("maxwait_us") or 0) / 1e6
+        out.append(row)
+    return out
+
+
+def member_endpoint(name: str, h: Host, s: Settings) -> dict[str, Any]:
+    """One member's pools and routes; None where its PgBouncer (`pooled`: it should run one)
+    or HAProxy does not answer."""
+    row: dict[str, Any] = {"member": name, "pooled": bool(s.pooler), "pools": None, "routes": None}
+    if not h.connected:
+        return row
+    if s.pooler:
+        ok, out = remote.try_run(h, pgbouncer.admin_command("SHOW POOLS", s.pooler.port, 10),
+                                 user=pgbouncer.ADMIN_USER, timeout=20)
+        row["pools"] = pools(pgbouncer.parse_rows(out)) if ok else None
+    ok, out = remote.try_run(h, haproxy.runtime_command(["show stat"]), timeout=20)
+    row["routes"] = control.routes(control.parse_stat(out)) if ok else None
+    return row
