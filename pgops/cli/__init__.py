@@ -43,5 +43,7 @@ def run() -> None:
 
         if not isinstance(e, psycopg.Error):
             raise
-        click.echo(f"pgops: database error: {str(e).strip()}", err=True)
+        from pgops.cli.common import chosen_hint
+
+        click.echo(f"pgops: database error: {str(e).strip()}{chosen_hint()}", err=True)
         sys.exit(1)

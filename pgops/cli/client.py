@@ -23,7 +23,7 @@ def health(dsn, inventory, host_name, user, as_json, retries, serve_port, bind) 
     """Reachability, latency, versions, schema version, pool stats; exit 1 when unhealthy."""
     from pgops.client.probe import check, serve
 
-    t = target(dsn, inventory, host_name, user)
+    t = target(dsn, inventory, host_name, user, pooled=True)
     if serve_port:
         serve(t.url, serve_port, bind)
         return
@@ -42,7 +42,7 @@ def health(dsn, inventory, host_name, user, as_json, retries, serve_port, bind) 
 def shell(dsn, inventory, host_name, user, pgcli_args) -> None:
     """Open pgcli on the target (the password goes through the environment, not argv).
     Arguments after the options go to pgcli, e.g. `pgops shell -- -c "select 1"`."""
-    t = target(dsn, inventory, host_name, user)
+    t = target(dsn, inventory, host_name, user, pooled=True)
     conninfo, password = t.without_password()
     env = dict(os.environ)
     if password:

@@ -60,7 +60,25 @@ def target_options(default_user: str):
     return wrap
 
 
-def target(dsn, inventory, host_name, user):
+#: The target a command chose, for the error a failed connection ends with.
+CHOSEN: list = []
+
+
+def target(dsn, inventory, host_name, user, pooled: bool = False):
+    """The command's target, said on stderr with where it came from (a .env left in the
+    current directory must not aim a command elsewhere unseen)."""
     from pgops.client.targets import resolve
 
-    return resolve(dsn, inventory, host_name, user)
+    t = resolve(dsn, inventory, host_name, user, pooled=pooled)
+    CHOSEN.append(t)
+    err.print(f"[cyan]target[/]: {t.label} [dim](from {t.source})[/]")
+    return t
+
+
+def chosen_hint() -> str:
+    """What a database error should add: the target and where it came from."""
+    if not CHOSEN:
+        return ""
+    t = CHOSEN[-1]
+    return (f" (target: {t.label}, from {t.source}; choose another with -d, or -i/--host for "
+            "an inventory)")

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from pgops.cli import render
-from pgops.cli.common import dsn_option, err, inventory_option, inventory_path
+from pgops.cli.common import display, dsn_option, err, inventory_option, inventory_path
 from pgops.client.dump import KEEP
 
 
@@ -16,7 +16,13 @@ def dump_target(dsn, inventory, host_name):
     or None: the inventory's database host."""
     from pgops.client.targets import dsn_target
 
-    return dsn_target(dsn) if dsn or not (inventory or host_name) else None
+    t = dsn_target(dsn) if dsn or not (inventory or host_name) else None
+    if t:
+        err.print(f"[cyan]target[/]: {t.label} [dim](from {t.source})[/]")
+    else:
+        err.print(f"[cyan]target[/]: {host_name or 'the first database host'} of "
+                  f"{display(inventory_path(inventory))} [dim](no -d, DATABASE_URL or PG*)[/]")
+    return t
 
 
 @click.command()

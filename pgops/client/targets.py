@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 class Target:
     url: str  # may hold a password: never print it, print `label`
     label: str
+    #: Where the choice came from (-d, DATABASE_URL in the environment or a .env file, PG*,
+    #: an inventory), printed with the label so a stray .env is seen at once.
+    source: str = ""
 
     def without_password(self) -> tuple[str, str | None]:
         """(conninfo without password, password) for tools that take the password from
@@ -33,33 +36,44 @@ class Target:
 
 
 def resolve(dsn: str | None = None, inventory: Path | None = None, host: str | None = None,
-            user: str = "migrator", database: str | None = None) -> Target:
+            user: str = "migrator", database: str | None = None, pooled: bool = False) -> Target:
+    """The target of a client command: -d, else DATABASE_URL/PG*, else the inventory. With
+    `pooled`, an inventory target is the endpoint applications use (PgBouncer, and for a
+    cluster HAProxy's read-write port); without, Postgres itself (the leader of a cluster),
+    for work that needs a session of its own (migrations take a session advisory lock)."""
     if dsn or (inventory is None and host is None):
         target = dsn_target(dsn)
         if target:
             return target
-    return inventory_target(inventory, host, user, database)
+    return inventory_target(inventory, host, user, database, pooled)
 
 
 def dsn_target(dsn: str | None = None) -> Target | None:
     """-d DSN, else DATABASE_URL (DATABASE_URL_TEST when PGOPS_ENV=test) from the environment
     or .env, else the PG* variables; None when none is set (the caller uses the inventory)."""
     if dsn:
-        return Target(dsn, redact(dsn))
-    merged = {**read_env_file(".env"), **os.environ}
+        return Target(dsn, redact(dsn), "-d")
+    env_file = read_env_file(".env")
+    merged = {**env_file, **os.environ}
     test = (merged.get("PGOPS_ENV") or merged.get("NODE_ENV")) == "test"
-    url = merged.get("DATABASE_URL_TEST" if test else "DATABASE_URL")
+    name = "DATABASE_URL_TEST" if test else "DATABASE_URL"
+    url = merged.get(name)
     if url:
-        return Target(url, redact(url))
+        where = ("the environment" if name in os.environ
+                 else f"{Path('.env').resolve()} (a .env file in the current directory)")
+        return Target(url, redact(url), f"{name} in {where}")
     if os.environ.get("PGHOST") or os.environ.get("PGDATABASE"):
-        return Target("", "libpq environment (PG* variables)")
+        given = ", ".join(f"{k}={os.environ[k]}" for k in ("PGHOST", "PGPORT", "PGDATABASE")
+                          if os.environ.get(k))
+        return Target("", "libpq environment", f"PG* variables ({given})")
     return None
 
 
 def inventory_target(inventory: Path | None, host: str | None, user: str,
-                     database: str | None) -> Target:
+                     database: str | None, pooled: bool = False) -> Target:
     """`user` on `database` (default: pg_app_database) of an inventory's database host (default:
-    its first), over TLS; the role's password comes from its secret, like a deploy's."""
+    its first; for a cluster, the whole cluster: see `resolve`), over TLS; the role's
+    password comes from its secret, like a deploy's."""
     # pyinfra only here: the dev image has none, and reaches its database by DSN.
     from pgops.remote import address
     from pgops.settings.inventory import default_inventory, load_inventory, validate_inventory
@@ -73,13 +87,29 @@ def inventory_target(inventory: Path | None, host: str | None, user: str,
     dbname = database or s.pg_app_database
     if not dbname:
         raise PgopsError(f"{path} [{h.name}]: no database given and pg_app_database is not set")
-    where = address(h)
-    params: dict[str, str | int] = {"host": where, "port": s.pg_port, "dbname": dbname, "user": user,
-                                    "sslmode": "require", "application_name": "pgops"}
+    params: dict[str, str | int] = {"dbname": dbname, "user": user, "sslmode": "require",
+                                    "application_name": "pgops"}
+    if s.pg_ha_cluster and not host:
+        members = [m for m in inv if m.data.get("pg_ha_cluster") == s.pg_ha_cluster]
+        hosts = [address(m) for m in members]
+        names = ", ".join(m.name for m in members)
+        if pooled:
+            port, what = s.pg_proxy.rw_port, f"cluster {s.pg_ha_cluster}'s read-write endpoint " \
+                f"(HAProxy :{s.pg_proxy.rw_port} on {names})"
+        else:
+            port, what = s.pg_port, f"cluster {s.pg_ha_cluster}'s leader (Postgres :{s.pg_port} " \
+                f"on {names}, read-write)"
+            params["target_session_attrs"] = "read-write"
+        params.update(host=",".join(hosts), port=",".join([str(port)] * len(hosts)))
+    else:
+        port = s.pooler.port if pooled and s.pooler else s.pg_port
+        via = "PgBouncer" if port != s.pg_port else "Postgres"
+        params.update(host=address(h), port=port)
+        what = f"{h.name} ({via} {address(h)}:{port})"
     if role.login and role.password:
         params["password"] = s.password(role)
     url = psycopg.conninfo.make_conninfo("", **params)
-    return Target(url, f"{h.name} ({where}:{s.pg_port}) database {dbname} as {user}")
+    return Target(url, f"{what} database {dbname} as {user}", f"inventory {path}")
 
 
 def _database_host(inv: Inventory, host: str | None, path: Path) -> Host:

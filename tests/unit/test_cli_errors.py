@@ -32,3 +32,20 @@ def test_inventory_without_database_hosts(tmp_path):
     r = run("deploy", "-i", str(inv))
     assert r.returncode == 2
     assert "no hosts in group db_servers" in r.stderr
+
+
+def test_a_stray_env_file_is_named_as_the_target_and_in_the_connection_error(tmp_path):
+    """A developer's .env left in the current directory aims client commands at its
+    DATABASE_URL: the command says so first, and the failure names it again."""
+    (tmp_path / ".env").write_text("DATABASE_URL=postgresql://app:pw@127.0.0.1:1/app\n")
+    env = {k: v for k, v in __import__("os").environ.items()
+           if k not in ("DATABASE_URL", "PGHOST", "PGDATABASE", "PGOPS_ENV")}
+    r = subprocess.run([PGOPS, "migrate", "status"], capture_output=True, text=True, timeout=60,
+                       cwd=tmp_path, env=env)
+    assert r.returncode != 0
+    where = f"DATABASE_URL in {tmp_path / '.env'} (a .env file in the current directory)"
+    first = r.stderr.splitlines()[0]
+    assert first.startswith("target: ") and "host=127.0.0.1 port=1" in first and where in first
+    assert "Connection refused" in r.stderr or "connection refused" in r.stderr.lower()
+    assert f"from {where}" in r.stderr.splitlines()[-1]
+    assert "pw@" not in r.stderr

@@ -118,7 +118,8 @@ def test_inventory_target_defaults_to_the_first_database_host(inventory_file):
     assert conninfo(target.url) == {
         "host": "10.0.0.1", "port": "5433", "dbname": "appdb", "user": "app", "sslmode": "require",
         "application_name": "pgops", "password": "s3cret"}
-    assert target.label == "db1 (10.0.0.1:5433) database appdb as app"
+    assert target.label == "db1 (Postgres 10.0.0.1:5433) database appdb as app"
+    assert target.source == f"inventory {inventory_file}"
 
 
 def test_inventory_target_named_host_database_and_role_without_password(inventory_file):
@@ -126,7 +127,50 @@ def test_inventory_target_named_host_database_and_role_without_password(inventor
     assert conninfo(target.url) == {
         "host": "db2", "port": "5433", "dbname": "other", "user": "nopw", "sslmode": "require",
         "application_name": "pgops"}
-    assert target.label == "db2 (db2:5433) database other as nopw"
+    assert target.label == "db2 (Postgres db2:5433) database other as nopw"
+
+
+CLUSTER = '''
+_data = {"pg_roles": [{"name": "app"}, {"name": "migrator"}], "pg_ha_cluster": "main",
+         "pg_databases": [{"name": "app", "owner": "migrator"}], "pg_app_database": "app"}
+db_servers = ([("db1", {"ssh_hostname": "10.0.0.1"}), ("db2", {"ssh_hostname": "10.0.0.2"})], _data)
+etcd_servers = ["db1", "db2", ("e3", {"ssh_hostname": "10.0.0.3"})]
+'''
+
+
+def test_a_cluster_target_is_its_endpoint_for_clients_and_its_leader_for_migrations(
+        tmp_path, monkeypatch):
+    for name in ("APP", "MIGRATOR", "REPLICATOR", "REWINDER", "PGBOUNCER"):
+        monkeypatch.setenv(f"PGOPS_ROLE_{name}_PASSWORD", "pw")
+    monkeypatch.setenv("PGOPS_PATRONI_API_PASSWORD", "pw")
+    path = tmp_path / "cluster.py"
+    path.write_text(CLUSTER)
+    pooled = inventory_target(path, None, "app", None, pooled=True)
+    assert conninfo(pooled.url)["host"] == "10.0.0.1,10.0.0.2"
+    assert conninfo(pooled.url)["port"] == "5000,5000"
+    assert pooled.label.startswith("cluster main's read-write endpoint (HAProxy :5000 on db1, db2)")
+    direct = inventory_target(path, None, "migrator", None)
+    assert conninfo(direct.url)["port"] == "5432,5432"
+    assert conninfo(direct.url)["target_session_attrs"] == "read-write"
+    # A named member is that member, as asked.
+    assert conninfo(inventory_target(path, "db2", "app", None).url)["host"] == "10.0.0.2"
+
+
+def test_a_dsn_target_says_where_it_came_from(tmp_path, monkeypatch):
+    from pgops.client.targets import dsn_target
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.delenv("PGHOST", raising=False)
+    monkeypatch.delenv("PGDATABASE", raising=False)
+    assert dsn_target(None) is None
+    (tmp_path / ".env").write_text("DATABASE_URL=postgresql://app:pw@127.0.0.1:5432/app\n")
+    t = dsn_target(None)
+    assert t.source == f"DATABASE_URL in {tmp_path / '.env'} (a .env file in the current directory)"
+    assert "pw" not in t.label
+    monkeypatch.setenv("DATABASE_URL", "postgresql://x@h/db")
+    assert dsn_target(None).source == "DATABASE_URL in the environment"
+    assert dsn_target("host=h").source == "-d"
 
 
 def test_inventory_target_group_role_gets_no_password(inventory_file):
