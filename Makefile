@@ -1,5 +1,5 @@
 # pgops: the two commands that matter are `make up` and `make test` (see README.md).
-.PHONY: up test down bootstrap lint bench bench-backup bench-ha unit lock
+.PHONY: up test down bootstrap lint bench bench-backup bench-ha bench-endpoint unit lock
 
 up: bootstrap
 	.venv/bin/pgops up
@@ -25,6 +25,9 @@ bench-backup: bootstrap
 
 bench-ha: bootstrap
 	.venv/bin/python bench/ha.py
+
+bench-endpoint: bootstrap
+	.venv/bin/python bench/endpoint.py
 
 bootstrap:
 	@scripts/bootstrap.sh

@@ -19,8 +19,6 @@ members), measured in one run:
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -32,40 +30,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 os.environ["PGOPS_LAB"] = "bench"
 
+from bench.cluster_lab import arguments, fresh_cluster, healthy, pgops  # noqa: E402
 from pgops.ha.writer import Writer  # noqa: E402
 from pgops.lab import Lab  # noqa: E402
 from pgops.lab.faults import FAULTS as LEADER_FAULTS  # noqa: E402
 from pgops.settings import read_secrets_file  # noqa: E402
 
-PGOPS = str(Path(sys.executable).parent / "pgops")
 MEMBERS = ("db1", "db2", "db3")
 CONF = "/etc/patroni/17-main.yml"
-
-
-def pgops(*args: str) -> str:
-    r = subprocess.run([PGOPS, *args], capture_output=True, text=True, timeout=1800)
-    if r.returncode:
-        raise SystemExit(f"pgops {' '.join(args)} failed ({r.returncode}):\n{r.stdout}{r.stderr}")
-    return r.stdout
-
-
-def cluster() -> dict:
-    return json.loads(pgops("cluster", "status", "--json"))["clusters"][0]
-
-
-def healthy(timeout: float = 240) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            c = cluster()
-        except SystemExit:
-            c = {"leader": None, "members": []}
-        if c["leader"] and all(m["state"] in ("running", "streaming") for m in c["members"]) \
-                and len({m["timeline"] for m in c["members"]}) == 1:
-            return c
-        if time.monotonic() > deadline:
-            raise SystemExit(f"cluster not healthy after {timeout} s: {c}")
-        time.sleep(1)
 
 
 def url(lab: Lab, role: str = "migrator") -> str:
@@ -129,16 +101,9 @@ Lab().ssh({leader!r}, 'cd / && runuser -u postgres -- pgbench -n -c 4 -T {second
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--seconds", type=int, default=20)
-    ap.add_argument("--keep", action="store_true", help="Keep the bench lab afterwards.")
-    args = ap.parse_args()
+    args = arguments(__doc__, seconds=20)
     lab = Lab()
-    t0 = time.monotonic()
-    pgops("lab", "down")
-    pgops("up", "--cluster", "--no-backup")
-    print(f"cluster up from bare hosts in {time.monotonic() - t0:.0f} s", flush=True)
+    fresh_cluster()
     lab.ssh(healthy()["leader"], "cd / && runuser -u postgres -- createdb bench && "
             "runuser -u postgres -- pgbench -q -i -s 10 bench")
 

@@ -71,3 +71,12 @@ pg_migration_role = "migrator"
 # each job an OnCalendar= expression, or None to drop it):
 #   pg_backup_timers = {"full": "Sun *-*-* 01:00:00", "diff": "Mon..Sat *-*-* 01:00:00",
 #                       "incr": "hourly", "drill": "*-*-* 04:30:00", "status": "*:0/5"}
+
+# The clients' endpoint. PgBouncer (pg_pooler): unset = on for cluster members, off for a
+# single host; True, False, or its settings (pgops.settings.endpoint.Pooler):
+#   pg_pooler = {"port": 6432, "pool_mode": "transaction", "default_pool_size": 20,
+#                "max_db_connections": 20, "max_client_conn": 1000, "query_wait_timeout": 30}
+# HAProxy on a cluster's members (pg_proxy): read-write and read-only ports, PgBouncer's
+# loopback route to the leader, statistics/metrics, the read-only port's lag limit (bytes):
+#   pg_proxy = {"rw_port": 5000, "ro_port": 5001, "leader_port": 5002, "stats_port": 8404,
+#               "max_replica_lag": 1048576, "check_interval_ms": 1000}

@@ -23,7 +23,7 @@ def main() -> None:
 
 for command in (lab.lab, deploy.deploy, deploy.status, deploy.up, backup.backup, backup.restore,
                 backup.drill, dumps.dump, dumps.load, schedule.schedule_group, schema.migrate,
-                schema.seed, client.health, client.shell, cluster.cluster):
+                schema.seed, client.health, client.shell, cluster.cluster, cluster.upgrade):
     main.add_command(command)
 
 

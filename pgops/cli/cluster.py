@@ -126,3 +126,41 @@ def reinit(inventory, name, member, yes, plan_only) -> None:
 def restart(inventory, name, pending, yes, plan_only) -> None:
     """Rolling restart: replicas one at a time (each streaming again first), the leader last."""
     _run(inventory, name, lambda control, st, s: control.restart_plan(st, pending), yes, plan_only)
+
+
+@click.command()
+@click.option("--minor", is_flag=True, required=True,
+              help="A minor upgrade (same major): PostgreSQL and pgvector from apt.")
+@plan_option
+@cluster_name_option
+@inventory_option
+def upgrade(minor: bool, plan_only: bool, name: str | None, inventory) -> None:
+    """Rolling minor upgrade of a cluster: replicas first (each streaming again before the
+    next), a switchover (clients of the endpoint see a pause), the old leader last; stops at
+    the first member that is not healthy again."""
+    from pgops import remote
+    from pgops.ha import upgrade as up
+    from pgops.ha.status import connect
+
+    del minor  # the only kind pgops does; a major upgrade is a restore into a new cluster
+    clusters = connect(inventory_path(inventory))
+    cname = clusters.one(name)
+    s = clusters.settings_of(cname)
+    st = clusters.status(cname)
+    versions = {}
+    for m in clusters.topology.clusters[cname]:
+        ok, out = remote.try_run(clusters.hosts[m], up.versions_command(s.pg_major), timeout=300)
+        if ok:
+            versions[m] = up.parse_versions(out)
+    plan = up.upgrade_plan(st, versions, pooled=bool(s.pooler))
+    err.print(f"[bold]minor upgrade[/] of cluster {cname}:")
+    for i, step in enumerate(plan.steps, 1):
+        err.print(f"  {i}. {step.text}")
+    for r in plan.refusals:
+        err.print(f"  [red]refused[/]: {r}")
+    if plan_only:
+        sys.exit(1 if plan.refusals else 0)
+    t0 = time.monotonic()
+    up.execute(plan, clusters.hosts, s, lambda: clusters.status(cname), say("upgrade"))
+    err.print(f"[cyan]upgrade[/]: done in {time.monotonic() - t0:.1f} s")
+    render.cluster_status({"clusters": [clusters.status(cname)], "etcd": None})

@@ -150,6 +150,15 @@ def _pgbench(lab: Lab, on: str, target: str, args: str) -> tuple[int, str]:
     return r.returncode, r.stdout
 
 
+def _pgbench_meanwhile(lab: Lab, on: str, target: str, args: str) -> tuple[threading.Thread, dict]:
+    """_pgbench started in a thread: (the thread, where its rc and out will be)."""
+    result: dict = {}
+    thread = threading.Thread(target=lambda: result.update(
+        zip(("rc", "out"), _pgbench(lab, on, target, args), strict=True)))
+    thread.start()
+    return thread, result
+
+
 def test_switchover_through_the_rw_port_fails_no_transaction_and_loses_nothing(cluster):
     from pgops.ha.writer import Writer
 
@@ -165,10 +174,7 @@ def test_switchover_through_the_rw_port_fails_no_transaction_and_loses_nothing(c
            "?sslmode=require")
     writer = Writer(url).start()
     assert writer.wait_writes(30, timeout=60), writer.errors
-    bench: dict = {}
-    thread = threading.Thread(target=lambda: bench.update(
-        zip(("rc", "out"), _pgbench(lab, runner, old, "-c 8 -j 2 -T 25 -n -P 5"), strict=True)))
-    thread.start()
+    thread, bench = _pgbench_meanwhile(lab, runner, old, "-c 8 -j 2 -T 25 -n -P 5")
     time.sleep(5)
     t = time.monotonic()
     sw = pgops("cluster", "switchover", "--to", target, env=ENV)
@@ -195,6 +201,30 @@ def test_switchover_through_the_rw_port_fails_no_transaction_and_loses_nothing(c
         for _ in range(3):
             with through(lab, m, RO, "app") as conn:
                 assert served_by(conn)[1], m
+
+
+def test_a_rolling_minor_upgrade_fails_no_transaction_through_the_rw_port(cluster):
+    lab, _ = cluster
+    c = wait_healthy()
+    old = c["leader"]
+    runner = next(m["member"] for m in c["members"] if m["member"] != old)
+    plan = pgops("upgrade", "--minor", "--plan", env=ENV)
+    assert "switchover" in plan.out and "the old leader, now a replica" in plan.out
+    thread, bench = _pgbench_meanwhile(lab, runner, old, "-c 4 -j 2 -T 60 -n")
+    time.sleep(3)
+    t = time.monotonic()
+    up = pgops("upgrade", "--minor", env=ENV)
+    took = time.monotonic() - t
+    thread.join()
+    failed = re.search(r"number of failed transactions: (\d+)", bench["out"])
+    print(f"rolling minor upgrade (restarts, a switchover) in {took:.0f} s under pgbench through "
+          f"{old}:{RW}: {failed[1] if failed else '?'} failed transactions")
+    assert took < 60, "pgbench must outlast the upgrade for the check to mean anything"
+    assert bench["rc"] == 0 and "aborted" not in bench["out"], bench["out"][-3000:]
+    assert failed and failed[1] == "0"
+    assert "PgBouncer resumed" in up.out
+    c = wait_healthy()
+    assert c["leader"] != old and all(m["timeline"] == c["members"][0]["timeline"] for m in c["members"])
 
 
 def test_after_an_unplanned_failover_writes_resume_through_the_same_rw_port(cluster):

@@ -8,9 +8,11 @@ import json
 import os
 import time
 
+import psycopg
 import pytest
 
 from pgops.lab import Lab
+from pgops.settings import read_secrets_file
 from tests.lab.conftest import PROJECT_ROOT, REUSED, pgops, results
 
 pytestmark = pytest.mark.lab
@@ -31,13 +33,15 @@ def lab():
 
 
 def _single_db1_inventory(directory) -> str:
-    """The lab's inventory with db1 alone and no cluster: a single host, as before."""
+    """The lab's inventory with db1 alone and no cluster: a single host, as before, that
+    turns PgBouncer on (a single host's choice)."""
     (directory / "group_data").symlink_to(PROJECT_ROOT / "inventory" / "group_data")
     path = directory / "single.py"
     path.write_text(
         "from pgops.lab.inventory import db_servers as _db\n"
         "_hosts, _data = _db()\n"
         "_data.pop('pg_ha_cluster', None)\n"
+        "_data['pg_pooler'] = True\n"
         "db_servers = ([h for h in _hosts if h[0] == 'db1'], _data)\n")
     return str(path)
 
@@ -56,6 +60,11 @@ def test_a_deployed_single_host_keeps_its_data_and_leads_the_cluster_it_moves_in
                              "'select pg_postmaster_start_time()'").stdout.strip()
     want = f"{ROWS}|{ROWS * (ROWS + 1) // 2}"
     assert _count(lab, "db1") == want
+    # The single host's PgBouncer serves its clients on 6432, from its own Postgres.
+    password = read_secrets_file(lab.secrets_file)["PGOPS_ROLE_APP_PASSWORD"]
+    with psycopg.connect(host=lab.host("db1").address, port=6432, dbname="app", user="app",
+                         password=password, sslmode="require", connect_timeout=5) as c:
+        assert c.execute("select host(inet_server_addr())").fetchone() == ("127.0.0.1",)
 
     pgops("deploy", env=ENV)  # the lab's inventory: db1, db2, db3 in cluster main
 
@@ -72,3 +81,8 @@ def test_a_deployed_single_host_keeps_its_data_and_leads_the_cluster_it_moves_in
     assert now != started
     again = results(pgops("deploy", env=ENV).out)  # and then nothing more to do
     assert again and [op for op, (ok, error, _) in again.items() if (ok, error) != ("-", "-")] == []
+    # db1's PgBouncer now reaches the leader through its HAProxy, as every member's does.
+    with psycopg.connect(host=lab.host("db2").address, port=5000, dbname="app", user="app",
+                         password=password, sslmode="require", connect_timeout=5) as c:
+        assert c.execute("select host(inet_server_addr()), pg_is_in_recovery()").fetchone() == (
+            lab.host("db1").address, False)

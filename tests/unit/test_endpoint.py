@@ -140,3 +140,24 @@ def test_pool_rows_become_numbers_without_the_admin_console():
     (row,) = pools(pgbouncer.parse_rows(text))
     assert row == {"database": "app", "user": "app", "cl_active": 3, "cl_waiting": 2,
                    "sv_active": 3, "sv_idle": 0, "sv_used": 1, "maxwait_s": 1.5}
+
+
+def test_a_rolling_minor_upgrade_does_replicas_then_switches_over_then_the_old_leader():
+    from pgops.ha import upgrade
+
+    text = ("postgresql-17|17.11-0+deb13u1|17.12-0+deb13u1\n"
+            "postgresql-17-pgvector|0.8.0-1|0.8.0-1\n")
+    v = upgrade.parse_versions(text)
+    assert upgrade.newer(v) == {"postgresql-17": ("17.11-0+deb13u1", "17.12-0+deb13u1")}
+    same = {"postgresql-17": ("17.12", "17.12")}
+    st = {"cluster": "main", "leader": "db2", "members": [
+        {"member": m, "state": "running" if m == "db2" else "streaming"} for m in ("db1", "db2", "db3")]}
+    plan = upgrade.upgrade_plan(st, {"db1": v, "db2": v, "db3": same}, pooled=True)
+    assert [(s.kind, s.member, s.upgrade) for s in plan.steps] == [
+        ("member", "db1", True), ("member", "db3", False), ("switchover", "db1", False),
+        ("member", "db2", True), ("extensions", "db1", False)]
+    assert "restart only" in plan.steps[1].text and "PgBouncer paused" in plan.steps[2].text
+    down = {**st, "members": [*st["members"][:2], {"member": "db3", "state": "stopped"}]}
+    assert upgrade.upgrade_plan(down, {}, pooled=True).refusals == [
+        "every member must be healthy first: db3 is stopped"]
+    assert "versions unknown on db3" in upgrade.upgrade_plan(st, {"db1": v, "db2": v}, True).refusals[0]
