@@ -47,7 +47,7 @@ def get_command(path: str) -> str:
 #: /config, POST /switchover), authenticated with the REST API's user from Patroni's own
 #: config file (argv[1]), so no secret is on a command line; prints Patroni's answer.
 REQUEST = """
-import base64, json, ssl, sys, urllib.request
+import base64, json, ssl, sys, urllib.error, urllib.request
 conf = json.loads(open(sys.argv[1]).read().split("\\n", 1)[1])
 auth = conf["restapi"]["authentication"]
 token = base64.b64encode(f"{auth['username']}:{auth['password']}".encode()).decode()
@@ -55,7 +55,10 @@ ctx = ssl.create_default_context(cafile=conf["ctl"]["cacert"])
 req = urllib.request.Request(sys.argv[3], data=sys.argv[2].encode(), method=sys.argv[4],
                              headers={"Authorization": "Basic " + token,
                                       "Content-Type": "application/json"})
-print(urllib.request.urlopen(req, context=ctx, timeout=300).read().decode())
+try:
+    print(urllib.request.urlopen(req, context=ctx, timeout=300).read().decode())
+except urllib.error.HTTPError as e:
+    sys.exit(f"Patroni answered {e.code} to {sys.argv[4]} {sys.argv[3]}: {e.read().decode()[:300]}")
 """
 
 

@@ -116,6 +116,15 @@ STALE_EXTENSIONS_SQL = (
     "where a.default_version <> e.extversion")
 
 
+def _wait_streaming(h: Host, member: str, when: str) -> None:
+    ok, out = remote.try_run(h, wait_command(patroni.REPLICA_HEALTHY, patroni.REPLICA_WAIT_S),
+                             timeout=patroni.REPLICA_WAIT_S + 30)
+    if not ok:
+        raise PgopsError(f"{member} is not a streaming replica {when} ({out.strip()[-300:]}); "
+                         "the upgrade stopped here, later members are untouched: see `pgops "
+                         "cluster status`")
+
+
 def execute(plan: UpgradePlan, hosts: Mapping[str, Host], s: Settings,
             status: Callable[[], Mapping[str, Any]], say: Callable[[str], None]) -> None:
     """Carry out the plan, checking each member is healthy again before the next step."""
@@ -128,18 +137,14 @@ def execute(plan: UpgradePlan, hosts: Mapping[str, Host], s: Settings,
         say(step.text)
         if step.kind == "member":
             h = hosts[step.member]
+            _wait_streaming(h, step.member, "before its restart")  # a former leader rejoins first
             if step.upgrade:
                 remote.run(h, "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "
                               "--only-upgrade -o Dpkg::Options::=--force-confold "
                               + " ".join(packages(s.pg_major)), timeout=1200)
             remote.run(h, request_command(conf, "POST", "/restart", {}), user="postgres",
                        timeout=600)
-            ok, out = remote.try_run(h, wait_command(patroni.REPLICA_HEALTHY, patroni.REPLICA_WAIT_S),
-                                     timeout=patroni.REPLICA_WAIT_S + 30)
-            if not ok:
-                raise PgopsError(f"{step.member} is not streaming again after its restart "
-                                 f"({out.strip()[-300:]}); the upgrade stopped here, later "
-                                 "members are untouched: see `pgops cluster status`")
+            _wait_streaming(h, step.member, "after its restart")
         elif step.kind == "switchover":
             sw = control.switchover_plan(status(), step.member, pooled=bool(s.pooler))
             control.execute(sw, hosts, s, yes=False, say=say, wait_healthy=lambda: None)
