@@ -43,7 +43,7 @@ if DB_GROUP in host.groups:
     patroni_replicas(s=settings, topology=topology, dbs=dbs)  # clone once the leader's roles exist
     # The clients' endpoint: HAProxy to the leader and replicas, PgBouncer pools.
     proxy(s=settings, topology=topology, addresses=addresses)
-    pooler(s=settings, topology=topology)
+    pooler(s=settings, topology=topology, addresses=addresses)
 
 # pgBackRest on database hosts with pg_backup_host and on their repository hosts
 backups(dbs=dbs, addresses=addresses)

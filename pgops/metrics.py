@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from pgops.ha import RUNNING
+
 #: name, help, and the samples of one host's backup report: (extra labels, value) pairs.
 Samples = Callable[[dict], Iterable[tuple[str, object]]]
 
@@ -53,7 +55,7 @@ def prometheus(rows: list[dict]) -> str:
 #: name, help, and one member row's value (None: no sample).
 MEMBER_METRICS: tuple[tuple[str, str, Callable[[dict], object]], ...] = (
     ("pgops_cluster_member_up", "1 if Patroni lists the member running or streaming.",
-     lambda m: int(m["state"] in ("running", "streaming"))),
+     lambda m: int(m["state"] in RUNNING)),
     ("pgops_cluster_member_leader", "1 for the member holding the leader key.",
      lambda m: int(m["role"] == "leader")),
     ("pgops_cluster_member_timeline", "The member's timeline.", lambda m: m["timeline"]),
@@ -99,7 +101,7 @@ def _endpoint_metrics(st: dict) -> list[str]:
     out = ["# HELP pgops_pooler_up 1 if the member's PgBouncer answered.",
            "# TYPE pgops_pooler_up gauge"]
     out += [f'pgops_pooler_up{{cluster="{c}",member="{e["member"]}"}} {int(e["pools"] is not None)}'
-            for c, e in rows]
+            for c, e in rows if e["pooled"]]
     for name, help_, field in POOL_METRICS:
         out += [f"# HELP {name} {help_}", f"# TYPE {name} gauge"]
         out += [f'{name}{{cluster="{c}",member="{e["member"]}",database="{p["database"]}",'

@@ -12,6 +12,7 @@ from pgops import metrics
 from pgops.cli import render
 from pgops.cli.common import err, inventory_option, inventory_path, say
 from pgops.errors import PgopsError
+from pgops.ha import RUNNING
 
 
 @click.group()
@@ -49,8 +50,8 @@ def print_cluster_status(inventory: Path, as_json: bool, metrics_file: Path | No
 def healthy(st: dict) -> bool:
     """Every cluster has a leader and every member runs, with its HAProxy and PgBouncer
     answering; every etcd member is healthy."""
-    members_ok = all(c["leader"] and all(m["state"] in ("running", "streaming")
-                                         for m in c["members"]) for c in st["clusters"])
+    members_ok = all(c["leader"] and all(m["state"] in RUNNING for m in c["members"])
+                     for c in st["clusters"])
     endpoint_ok = all(e["routes"] is not None and (e["pools"] is not None or not e["pooled"])
                       for c in st["clusters"] for e in c.get("endpoint") or ())
     return members_ok and endpoint_ok and all(e["healthy"] for e in st["etcd"] or ())
@@ -103,7 +104,7 @@ def _plan_command(command: str):
 def switchover(inventory, name, to, yes, plan_only) -> None:
     """Planned change of leader: no committed row is lost (the leader stops cleanly first)."""
     _run(inventory, name, lambda control, st, s: control.switchover_plan(
-        st, to, pooled=bool(s.pooler)), yes, plan_only)
+        st, to, pooled=bool(s.pooler and s.pooler.pausable)), yes, plan_only)
 
 
 @_plan_command("failover")
@@ -152,7 +153,7 @@ def upgrade(minor: bool, plan_only: bool, name: str | None, inventory) -> None:
         ok, out = remote.try_run(clusters.hosts[m], up.versions_command(s.pg_major), timeout=300)
         if ok:
             versions[m] = up.parse_versions(out)
-    plan = up.upgrade_plan(st, versions, pooled=bool(s.pooler))
+    plan = up.upgrade_plan(st, versions, pooled=bool(s.pooler and s.pooler.pausable))
     err.print(f"[bold]minor upgrade[/] of cluster {cname}:")
     for i, step in enumerate(plan.steps, 1):
         err.print(f"  {i}. {step.text}")

@@ -15,6 +15,7 @@ from pyinfra.operations import apt, files, server, systemd
 
 from pgops import pki
 from pgops.backup import backrest, roles
+from pgops.endpoint.access import forwarded_rejects, forwarded_users
 from pgops.facts.patroni import PatroniCluster, wait_command
 from pgops.facts.postgres import PgDatabases
 from pgops.facts.system import HostResources
@@ -190,8 +191,8 @@ def _config(s: Settings, cluster: str, topology: Topology, addresses: Mapping[st
     """patroni.yml for this host: the same parameters and pg_hba rules a single host gets."""
     members = topology.clusters[cluster]
     hba = [*patroni.replication_hba([addresses[m] for m in members]),
-           *(patroni.pooler_hba([addresses[m] for m in members], [d.name for d in s.pg_databases])
-             if s.pooler else ()),
+           *(patroni.pooler_hba([addresses[m] for m in members], [d.name for d in s.pg_databases],
+                                forwarded_rejects(s), forwarded_users(s))),
            *(line.strip() for line in pgconf.render_hba(s).splitlines() if line.strip())]
     parameters = _parameters(s)
     return patroni.render(

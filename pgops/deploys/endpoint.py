@@ -12,13 +12,14 @@ from pyinfra.facts.files import FileContents
 from pyinfra.operations import apt, files, server, systemd
 
 from pgops.endpoint import haproxy, pgbouncer
+from pgops.endpoint.access import client_networks
 from pgops.ha.topology import Topology
 from pgops.settings import Settings
 from pgops.settings.endpoint import POOLER_ROLE
 
 
 @deploy("PgBouncer")
-def pooler(s: Settings, topology: Topology) -> None:
+def pooler(s: Settings, topology: Topology, addresses: Mapping[str, str]) -> None:
     """PgBouncer in front of this host's Postgres, or of a cluster's leader (through the
     member's HAProxy); a settings change is a reload, and a restart only for the listening
     socket."""
@@ -34,7 +35,9 @@ def pooler(s: Settings, topology: Topology) -> None:
         files.put(name="PgBouncer configuration", src=StringIO(ini), dest=pgbouncer.CONF,
                   mode="640", **own),
         files.put(name="PgBouncer's client authentication (hba)",
-                  src=StringIO(pgbouncer.render_hba()), dest=pgbouncer.HBA, mode="640", **own),
+                  src=StringIO(pgbouncer.render_hba(client_networks(
+                      s, [addresses[m] for m in topology.members(host.name)]))),
+                  dest=pgbouncer.HBA, mode="640", **own),
         files.put(name=f"PgBouncer's auth_file (the {POOLER_ROLE} role only)",
                   src=StringIO(pgbouncer.render_userlist(s.password(s.role(POOLER_ROLE)))),
                   dest=pgbouncer.USERLIST, mode="600", **own),
@@ -59,10 +62,11 @@ def proxy(s: Settings, topology: Topology, addresses: Mapping[str, str]) -> None
         return
     apt.packages(name="Install HAProxy", packages=list(haproxy.PACKAGES), no_recommends=True)
     members = {m: addresses[m] for m in topology.clusters[cluster]}
-    cfg = files.put(name="HAProxy configuration", src=StringIO(haproxy.render(s, members)),
-                    dest=haproxy.CONF, mode="644")
-    server.shell(name="HAProxy accepts the configuration", _if=cfg.did_change,
-                 commands=[f"haproxy -c -q -f {haproxy.CONF}"])
+    cfg = haproxy.render(s, members)
+    installed = host.get_fact(FileContents, path=haproxy.CONF)
+    files.put(name="HAProxy configuration staged", src=StringIO(cfg), dest=haproxy.STAGED,
+              mode="644")
     systemd.service(name="HAProxy running", service=haproxy.SERVICE, running=True, enabled=True)
-    server.shell(name="HAProxy reloaded (connections stay)", _if=cfg.did_change,
-                 commands=[haproxy.reload_command()])
+    if installed is None or "\n".join(installed) != cfg.rstrip("\n"):
+        server.shell(name="HAProxy configuration checked, installed and reloaded (connections stay)",
+                     commands=[haproxy.install_command()])

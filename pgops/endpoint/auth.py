@@ -6,8 +6,12 @@ pooler role can do reads pg_authid beyond that."""
 
 from __future__ import annotations
 
+import hashlib
+
 from pgops.settings.endpoint import AUTH_FUNCTION, AUTH_SCHEMA, POOLER_ROLE
 
+#: The function's own search_path: nothing a caller or schema owner can shadow.
+SEARCH_PATH = "pg_catalog, pg_temp"
 #: Where the function lives (PgBouncer's auth_dbname points there).
 DATABASE = "postgres"
 #: What PgBouncer runs, as POOLER_ROLE: one row (name, SCRAM verifier) or none.
@@ -31,7 +35,7 @@ GRANT USAGE ON SCHEMA {AUTH_SCHEMA} TO {POOLER_ROLE};
 CREATE OR REPLACE FUNCTION {AUTH_SCHEMA}.get_auth(p_usename text)
 RETURNS TABLE (usename text, passwd text)
 LANGUAGE sql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
+SET search_path = {SEARCH_PATH}
 AS $fn${BODY}$fn$;
 ALTER FUNCTION {AUTH_FUNCTION} OWNER TO postgres;
 REVOKE ALL ON FUNCTION {AUTH_FUNCTION} FROM PUBLIC;
@@ -60,10 +64,12 @@ END
 $do$;
 """
 
-#: The function's state as one line, compared with WANT: definer, search_path, body, who may
+#: The function's state as one line, compared with want(): the function's and the schema's
+#: owners (a non-superuser owner could replace it), definer, search_path, body, who may
 #: execute it, and who may use the schema (empty when the function does not exist).
 STATE_SQL = f"""
-SELECT concat_ws('|', p.prosecdef, p.proconfig::text, md5(p.prosrc),
+SELECT concat_ws('|', pg_get_userbyid(p.proowner), pg_get_userbyid(n.nspowner),
+  p.prosecdef, p.proconfig::text, md5(p.prosrc),
   (SELECT string_agg(r.rolname, ',' ORDER BY r.rolname) FROM pg_roles r
     WHERE has_function_privilege(r.oid, p.oid, 'EXECUTE') AND NOT r.rolsuper
       AND r.rolname NOT LIKE 'pg\\_%'),
@@ -78,7 +84,5 @@ WHERE n.nspname = '{AUTH_SCHEMA}' AND p.proname = 'get_auth'
 def want() -> str:
     """STATE_SQL's answer once SQL has run: only the pooler role may use it (superusers and
     the predefined pg_* roles such as pg_read_all_data aside)."""
-    import hashlib
-
     md5 = hashlib.md5(BODY.encode()).hexdigest()
-    return f"t|{{\"search_path=pg_catalog, pg_temp\"}}|{md5}|{POOLER_ROLE}|{POOLER_ROLE}"
+    return f"postgres|postgres|t|{{\"search_path={SEARCH_PATH}\"}}|{md5}|{POOLER_ROLE}|{POOLER_ROLE}"

@@ -25,38 +25,47 @@ PAUSE_TIMEOUT_S = 30
 PROMOTE_WAIT_S = 60
 
 
+#: PgBouncer's answer to a RESUME when it is not paused (a PAUSE that never took).
+NOT_PAUSED = "not paused"
+
+
 @contextmanager
 def paused(hosts: Mapping[str, Host], members: Sequence[str], s: Settings,
            say: Callable[[str], None]) -> Iterator[None]:
-    """PgBouncer paused on `members` for the block, resumed after it whatever happens."""
+    """PgBouncer paused on `members` for the block, resumed after it whatever happens: also
+    where a PAUSE gave up waiting (PgBouncer goes on pausing after its client left)."""
     assert s.pooler
     port = s.pooler.port
-    done: list[str] = []
+    tried: list[str] = []
     t0 = time.monotonic()
+    error: BaseException | None = None
     try:
         for m in members:
+            tried.append(m)
             ok, out = remote.try_run(hosts[m], pgbouncer.admin_command("PAUSE", port, PAUSE_TIMEOUT_S),
                                      user=pgbouncer.ADMIN_USER, timeout=PAUSE_TIMEOUT_S + 10)
             if not ok:
-                raise PgopsError(f"{m}: PgBouncer did not pause within {PAUSE_TIMEOUT_S} s (a "
-                                 f"transaction still running?): {out.strip()[-300:]}; nothing "
-                                 "was switched")
-            done.append(m)
+                raise PgopsError(f"{m}: PgBouncer did not pause within {PAUSE_TIMEOUT_S} s "
+                                 f"(a long transaction, or PgBouncer down): {out.strip()[-300:]}; "
+                                 "nothing was switched")
         say(f"PgBouncer paused on {', '.join(members)} ({time.monotonic() - t0:.2f} s)")
         yield
+    except BaseException as e:
+        error = e
+        raise
     finally:
         failed = []
-        for m in done:
+        for m in tried:
             ok, out = remote.try_run(hosts[m], pgbouncer.admin_command("RESUME", port),
-                                     user=pgbouncer.ADMIN_USER, timeout=40)
-            if not ok:
+                                     user=pgbouncer.ADMIN_USER, timeout=PAUSE_TIMEOUT_S + 10)
+            if not ok and NOT_PAUSED not in out:
                 failed.append(f"{m}: {out.strip()[-200:]}")
-        if done:
-            say(f"PgBouncer resumed on {', '.join(done)}: clients waited at most "
-                f"{time.monotonic() - t0:.2f} s")
+        say(f"PgBouncer resumed on {', '.join(tried)}: clients waited at most "
+            f"{time.monotonic() - t0:.2f} s")
         if failed:
-            raise PgopsError("PgBouncer did not resume on " + "; ".join(failed) +
-                             f" (run RESUME on its admin console: {pgbouncer.admin_command('RESUME', port)})")
+            raise PgopsError("PgBouncer did not resume on " + "; ".join(failed) + " (run RESUME "
+                             f"on its admin console: {pgbouncer.admin_command('RESUME', port)})"
+                             + (f"; after: {error}" if error else "")) from error
 
 
 def route_commands(members: Sequence[str], leader: str) -> list[str]:
@@ -90,7 +99,7 @@ def point_at(hosts: Mapping[str, Host], members: Sequence[str], leader: str,
     if not pooled:
         cmds = [c for c in cmds if f" {haproxy.LEADER}/" not in c]
     for m in members:
-        remote.run(hosts[m], haproxy.runtime_command(cmds), timeout=30)
+        remote.run(hosts[m], haproxy.runtime_command(cmds, quiet=True), timeout=30)
 
 
 def parse_stat(text: str) -> list[dict[str, str]]:

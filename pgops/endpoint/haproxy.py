@@ -15,6 +15,7 @@ from __future__ import annotations
 import shlex
 from collections.abc import Mapping
 
+from pgops.endpoint.access import client_networks
 from pgops.ha.patroni import TLS_DIR
 from pgops.settings import Settings
 from pgops.settings.ha import PATRONI_PORT
@@ -47,16 +48,22 @@ def render(s: Settings, members: Mapping[str, str]) -> str:
         "defaults",
         "    mode tcp",
         "    timeout connect 3s",
-        "    timeout client 30m",
-        "    timeout server 30m",
+        # Pooled application connections sit idle for long: keep them (and probe the peers).
+        "    timeout client 24h",
+        "    timeout server 24h",
+        "    option clitcpka",
+        "    option srvtcpka",
         "    timeout check 2s",
         f"    default-server inter {i}ms fastinter {max(100, i // 4)}ms downinter {i}ms "
         f"rise 1 fall 2 check-ssl verify required ca-file {TLS_DIR}/ca.crt port {PATRONI_PORT}",
         "",
     ]
 
+    allowed = " ".join(client_networks(s, list(members.values())))
+
     def route(name: str, bind: str, check: str, port: int, cut: bool) -> list[str]:
         lines = [f"listen {name}", f"    bind {bind}", "    balance roundrobin",
+                 f"    tcp-request connection reject unless {{ src {allowed} }}",
                  "    option httpchk", f"    http-check send meth GET uri {check}",
                  "    http-check expect status 200"]
         lines += [f"    server {m} {a}:{port} check" + (" on-marked-down shutdown-sessions" if cut else "")
@@ -80,6 +87,20 @@ def render(s: Settings, members: Mapping[str, str]) -> str:
     return "\n".join(out)
 
 
+#: Where a deploy stages the rendered configuration before HAProxy has checked it.
+STAGED = "/etc/haproxy/haproxy.cfg.pgops-new"
+
+
+def install_command() -> str:
+    """A shell command (as root) installing STAGED: checked by HAProxy, copied over CONF and
+    reloaded; if HAProxy cannot load it, the previous file is put back and the command fails,
+    so the next deploy still sees the difference and tries again."""
+    return (f"set -e; haproxy -c -q -f {STAGED}; cp {CONF} {CONF}.pgops-prev 2>/dev/null || true; "
+            f"cp {STAGED} {CONF}; if ! ( {reload_command()} ); then "
+            f"cp {CONF}.pgops-prev {CONF}; echo 'HAProxy did not load the new configuration; "
+            "the previous one is back in place' >&2; exit 1; fi")
+
+
 def reload_command() -> str:
     """A shell command reloading HAProxy through its master socket and failing unless the new
     configuration loaded (a reload by signal that fails keeps the old one and exits 0)."""
@@ -87,15 +108,17 @@ def reload_command() -> str:
             + " | tee /dev/stderr | grep -q '^Success=1'")
 
 
-def runtime_command(commands: list[str]) -> str:
+def runtime_command(commands: list[str], quiet: bool = False) -> str:
     """A shell command sending runtime API commands to the local HAProxy (as root), printing
-    its answers."""
-    return _socket_command(ADMIN_SOCKET, commands)
+    its answers; `quiet`: commands that answer nothing on success (`set server`), so any
+    answer ("No such server.") fails the command."""
+    return _socket_command(ADMIN_SOCKET, commands, quiet)
 
 
-def _socket_command(socket_path: str, commands: list[str]) -> str:
+def _socket_command(socket_path: str, commands: list[str], quiet: bool = False) -> str:
     script = ("import socket,sys\ns=socket.socket(socket.AF_UNIX)\ns.connect(sys.argv[1])\n"
               "s.sendall(sys.argv[2].encode()+b'\\n')\nb=b''\nwhile True:\n"
-              "    d=s.recv(65536)\n    if not d: break\n    b+=d\nprint(b.decode())\n")
+              "    d=s.recv(65536)\n    if not d: break\n    b+=d\nprint(b.decode())\n"
+              "sys.exit(1 if sys.argv[3] == 'quiet' and b.strip() else 0)\n")
     return (f"python3 -c {shlex.quote(script)} {socket_path} "
-            f"{shlex.quote('; '.join(commands))}")
+            f"{shlex.quote('; '.join(commands))} {'quiet' if quiet else 'answers'}")

@@ -9,6 +9,8 @@ that after a switchover paused clients resume against the new leader.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from pgops.endpoint import auth
 from pgops.server import pgconf
 from pgops.settings import Settings
@@ -85,16 +87,17 @@ def limits_dropin(s: Settings) -> str:
     return f"# Managed by pgops: a descriptor per connection.\n[Service]\nLimitNOFILE={n}\n"
 
 
-def render_hba() -> str:
+def render_hba(networks: Sequence[str]) -> str:
     """Who may connect to PgBouncer: its admin console from the Unix socket as ADMIN_USER
-    (peer); over TCP only TLS and SCRAM, never to the lookup entry, never as the lookup role
-    or ADMIN_USER."""
+    (peer); over TCP only TLS and SCRAM from `networks` (pgops.endpoint.access), never to
+    the lookup entry, never as the lookup role or ADMIN_USER."""
+    anywhere = ("0.0.0.0/0", "::/0")
     return (HEADER.replace(";", "#")
             + f"local    pgbouncer  {ADMIN_USER}  peer\n"
             + "".join(f"hostssl  all  {u}  {net}  reject\n"
-                      for u in (POOLER_ROLE, ADMIN_USER) for net in ("0.0.0.0/0", "::/0"))
-            + "".join(f"hostssl  {AUTH_DB}  all  {net}  reject\n" for net in ("0.0.0.0/0", "::/0"))
-            + "".join(f"hostssl  all  all  {net}  scram-sha-256\n" for net in ("0.0.0.0/0", "::/0")))
+                      for u in (POOLER_ROLE, ADMIN_USER) for net in anywhere)
+            + "".join(f"hostssl  {AUTH_DB}  all  {net}  reject\n" for net in anywhere)
+            + "".join(f"hostssl  all  all  {net}  scram-sha-256\n" for net in networks))
 
 
 def render_userlist(password: str) -> str:

@@ -12,8 +12,8 @@ from pgops import remote
 from pgops.endpoint import control, haproxy, pgbouncer
 from pgops.settings import Settings
 
-#: SHOW POOLS columns pgops reports: clients served and waiting, server connections in use
-#: and idle, and how long the oldest waiting client has waited.
+#: SHOW POOLS columns pgops reports as counts: clients served and waiting, server connections
+#: in use, idle and just used (the oldest client's wait is maxwait_s, from two columns).
 POOL_COLUMNS = ("cl_active", "cl_waiting", "sv_active", "sv_idle", "sv_used")
 
 

@@ -74,7 +74,9 @@ def switchover_plan(st: Mapping[str, Any], to: str | None, pooled: bool = False)
     elif not candidates:
         plan.refusals.append("no streaming replica to hand the leadership to")
         return plan
-    target = to or min(candidates, key=lambda c: (c["lag_bytes"] or 0, c["member"]))["member"]
+    # In synchronous mode Patroni hands over only to a synchronous standby: prefer one.
+    target = to or min(candidates, key=lambda c: (c.get("sync") != "sync", c["lag_bytes"] or 0,
+                                                  c["member"]))["member"]
     plan.steps = [
         f"{leader} stops accepting writes and shuts down cleanly once {target} has its WAL",
         f"{target} is promoted (a new timeline); clients of the read-write URL reconnect to it",

@@ -120,13 +120,16 @@ def replication_hba(member_addresses: Sequence[str]) -> list[str]:
     return lines
 
 
-def pooler_hba(member_addresses: Sequence[str], databases: Sequence[str]) -> list[str]:
+def pooler_hba(member_addresses: Sequence[str], databases: Sequence[str],
+               rejected: Sequence[str], users: str) -> list[str]:
     """pg_hba lines for the members' PgBouncers and HAProxies, which reach the leader (and
-    the read-only port, a replica) from a member's address: the application databases only,
-    TLS and SCRAM as any client."""
+    the read-only port, a replica) from a member's address on behalf of clients that HAProxy
+    let in: the application databases only, as `users` (pgops.endpoint.access), TLS and
+    SCRAM, never as `rejected` roles (superusers and pgops's own)."""
     names = ",".join(databases) or "all"
-    return [f"hostssl  {names}  all  {a}/{128 if ':' in a else 32}  scram-sha-256"
-            for a in member_addresses]
+    nets = [f"{a}/{128 if ':' in a else 32}" for a in member_addresses]
+    return [*(f"hostssl  {names}  {','.join(rejected)}  {n}  reject" for n in nets),
+            *(f"hostssl  {names}  {users}  {n}  scram-sha-256" for n in nets)]
 
 
 def replica_methods(stanza: str | None) -> dict[str, Any]:

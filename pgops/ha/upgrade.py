@@ -19,7 +19,7 @@ from pyinfra.api.host import Host
 from pgops import remote
 from pgops.errors import PgopsError
 from pgops.facts.patroni import request_command, wait_command
-from pgops.ha import control, patroni
+from pgops.ha import RUNNING, control, patroni
 from pgops.server import psql
 from pgops.server.cluster import Cluster
 from pgops.settings import Settings
@@ -66,6 +66,7 @@ class Step:
 @dataclass
 class UpgradePlan:
     cluster: str
+    pooled: bool = False
     steps: list[Step] = field(default_factory=list)
     refusals: list[str] = field(default_factory=list)
 
@@ -73,13 +74,13 @@ class UpgradePlan:
 def upgrade_plan(st: Mapping[str, Any], versions: Mapping[str, Mapping[str, tuple[str, str]]],
                  pooled: bool) -> UpgradePlan:
     """Replicas one by one, a switchover to the first of them, the old leader, extensions."""
-    plan = UpgradePlan(st["cluster"])
+    plan = UpgradePlan(st["cluster"], pooled)
     leader = st["leader"]
     if leader is None:
         plan.refusals.append(f"cluster {st['cluster']} has no leader")
         return plan
     unwell = [f"{m['member']} is {m['state']}" for m in st["members"]
-              if m["state"] not in ("running", "streaming")]
+              if m["state"] not in RUNNING]
     if unwell:
         plan.refusals.append("every member must be healthy first: " + ", ".join(unwell))
         return plan
@@ -100,12 +101,14 @@ def upgrade_plan(st: Mapping[str, Any], versions: Mapping[str, Mapping[str, tupl
                     upgrade=bool(moves))
 
     plan.steps = [member_step(m, "replica") for m in replicas]
-    pause = "PgBouncer paused around it, " if pooled else ""
-    plan.steps.append(Step("switchover", replicas[0], f"switchover {leader} -> {replicas[0]} "
-                           f"({pause}clients of the read-write port see a pause)"))
+    pause = ("PgBouncer paused around it: clients of the read-write port see a pause" if pooled
+             else "clients of the read-write port reconnect")
+    plan.steps.append(Step("switchover", leader, f"switchover from {leader} to the upgraded "
+                           f"replica Patroni accepts (the synchronous standby in synchronous "
+                           f"mode, else the least behind); {pause}"))
     plan.steps.append(member_step(leader, "the old leader, now a replica"))
-    plan.steps.append(Step("extensions", replicas[0], "extensions with a newer installed "
-                           "version are updated on the new leader (ALTER EXTENSION ... UPDATE)"))
+    plan.steps.append(Step("extensions", leader, "extensions with a newer installed version "
+                           "are updated on the new leader (ALTER EXTENSION ... UPDATE)"))
     return plan
 
 
@@ -146,13 +149,18 @@ def execute(plan: UpgradePlan, hosts: Mapping[str, Host], s: Settings,
                        timeout=600)
             _wait_streaming(h, step.member, "after its restart")
         elif step.kind == "switchover":
-            sw = control.switchover_plan(status(), step.member, pooled=bool(s.pooler))
+            sw = control.switchover_plan(status(), None, pooled=plan.pooled)
+            if sw.refusals:
+                raise PgopsError("upgrade stopped before the switchover: " + "; ".join(sw.refusals))
             control.execute(sw, hosts, s, yes=False, say=say, wait_healthy=lambda: None)
         elif step.kind == "extensions":
+            leader = status()["leader"]
+            if leader is None:
+                raise PgopsError("the cluster has no leader to update extensions on")
             for db in s.pg_databases:
-                sql = remote.run(hosts[step.member], psql.shell(STALE_EXTENSIONS_SQL, s.pg_port, db.name),
+                sql = remote.run(hosts[leader], psql.shell(STALE_EXTENSIONS_SQL, s.pg_port, db.name),
                                  timeout=60).strip()
                 if sql:
-                    remote.run(hosts[step.member], psql.shell(sql, s.pg_port, db.name), timeout=600)
-                    say(f"{db.name}: {sql}")
+                    remote.run(hosts[leader], psql.shell(sql, s.pg_port, db.name), timeout=600)
+                    say(f"{leader}: {db.name}: {sql}")
         say(f"done in {time.monotonic() - t0:.1f} s")

@@ -38,6 +38,12 @@ class Pooler(BaseModel):
     max_client_conn: int = Field(1000, ge=1, le=100000)
     query_wait_timeout: int = Field(30, ge=1, le=3600)
 
+    @property
+    def pausable(self) -> bool:
+        """Whether a PAUSE holds clients between transactions (transaction pooling); in
+        session pooling it would wait for every client to disconnect."""
+        return self.pool_mode == "transaction"
+
     @model_validator(mode="after")
     def _sizes(self) -> Pooler:
         if self.default_pool_size > self.max_db_connections:

@@ -120,12 +120,13 @@ def test_superusers_expired_passwords_and_the_lookup_function_are_refused(cluste
                     "valid until '2001-01-01'")
     try:
         for role, password in (("pgops_t_su", "su-pass-123"), ("pgops_t_expired", "exp-pass-123")):
-            for port in (RW, POOLER):
+            for port in (RW, POOLER, RO):
                 with pytest.raises(psycopg.OperationalError) as e:
                     through(lab, MEMBERS[0], port, role, password)
-                # The lookup answers nothing for them: to PgBouncer they do not exist.
-                assert re.search("no such user|authentication failed", str(e.value)), \
-                    (role, port, e.value)
+                # The lookup answers nothing for them (to PgBouncer they do not exist); the
+                # read-only port's Postgres accepts only pg_hba_rules's roles from a member.
+                assert re.search("no such user|authentication failed|no pg_hba.conf entry",
+                                 str(e.value)), (role, port, e.value)
         # The same superuser password is right: Postgres itself lets it in on the host.
         leader = wait_healthy()["leader"]
         assert on_host(lab, leader, "pgops_t_su", "su-pass-123", "app", "select 1") == (0, "1")

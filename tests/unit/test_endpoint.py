@@ -55,7 +55,15 @@ def test_pgbouncer_serves_only_the_application_databases_through_the_leader_rout
 
 
 def test_pgbouncer_hba_lets_the_admin_in_by_peer_only_and_refuses_the_lookup_entry():
-    hba = pgbouncer.render_hba()
+    from pgops.endpoint.access import client_networks
+
+    nets = client_networks(member(pg_hba_rules=[{"address": "10.1.0.0/16"},
+                                                {"address": "10.9.0.0/16", "method": "reject"}]),
+                           ["10.0.0.1", "10.0.0.2"])
+    assert nets == ["10.1.0.0/16", "10.0.0.1/32", "10.0.0.2/32", "127.0.0.1/32", "::1/128"]
+    hba = pgbouncer.render_hba(nets)
+    assert "hostssl  all  all  10.1.0.0/16  scram-sha-256" in hba
+    assert "0.0.0.0/0  scram-sha-256" not in hba and "10.9.0.0" not in hba
     assert "local    pgbouncer  postgres  peer" in hba
     assert "hostssl  all  pgbouncer  0.0.0.0/0  reject" in hba
     assert "hostssl  all  postgres  0.0.0.0/0  reject" in hba
@@ -68,8 +76,9 @@ def test_the_auth_file_holds_the_lookup_password_and_an_unusable_admin_entry():
     text = pgbouncer.render_userlist('pw"with quote')
     assert '"pgbouncer" "pw""with quote"' in text
     admin = text.splitlines()[1]
-    assert admin.startswith('"postgres" "') and "pw" not in admin
-    assert pgbouncer.render_userlist("a") == pgbouncer.render_userlist("a")  # idempotent
+    assert admin.startswith('"postgres" "') and 'with quote' not in admin
+    # The admin entry depends on the lookup password, so it changes only when that does.
+    assert admin != pgbouncer.render_userlist("another").splitlines()[1]
 
 
 def test_only_a_change_of_the_listening_socket_restarts_pgbouncer():
@@ -92,6 +101,8 @@ def test_haproxy_routes_by_patroni_role_and_cuts_sessions_only_where_a_member_tu
     assert "uri /replica?lag=1048576" in ro and "10.0.0.2:5432 check on-marked-down shutdown-sessions" in ro
     assert "bind 127.0.0.1:5002" in leader and "on-marked-down shutdown-sessions" in leader
     assert "check-ssl verify required ca-file" in cfg and "port 8008" in cfg
+    # Clients only from pg_hba_rules's networks, the members and loopback.
+    assert "tcp-request connection reject unless { src 10.0.0.1/32 10.0.0.2/32 127.0.0.1/32 ::1/128 }" in rw
     # Without PgBouncer the rw port goes to Postgres and there is no leader route.
     plain = haproxy.render(member(pg_pooler=False), {"db1": "10.0.0.1"})
     assert "10.0.0.1:5432 check" in plain.split(f"listen {haproxy.RO}")[0]
@@ -124,12 +135,17 @@ def test_haproxy_stat_csv_is_read_into_routes():
     assert control.parse_stat("") == []
 
 
-def test_the_lookup_function_is_pinned_and_answers_only_ordinary_login_roles():
-    assert "SECURITY DEFINER" in auth.SQL and "SET search_path = pg_catalog, pg_temp" in auth.SQL
-    assert "REVOKE ALL ON FUNCTION pgbouncer.get_auth(text) FROM PUBLIC" in auth.SQL
-    for condition in ("rolcanlogin", "NOT rolsuper", "NOT rolreplication", "rolvaliduntil"):
-        assert condition in auth.BODY
-    assert auth.want().endswith("|pgbouncer|pgbouncer")
+def test_forwarded_connections_never_come_as_superusers_or_pgops_roles():
+    from pgops.endpoint.access import forwarded_rejects, forwarded_users
+    from pgops.ha.patroni import pooler_hba
+
+    s = member(pg_roles=[{"name": "admin", "superuser": True}, {"name": "app"}],
+               pg_hba_rules=[{"user": "app,migrator", "address": "10.1.0.0/16"},
+                             {"user": "app", "address": "10.2.0.0/16"}])
+    lines = pooler_hba(["10.0.0.1"], ["app"], forwarded_rejects(s), forwarded_users(s))
+    assert lines == ["hostssl  app  postgres,admin,replicator,rewinder,pgbouncer  10.0.0.1/32  reject",
+                     "hostssl  app  app,migrator  10.0.0.1/32  scram-sha-256"]
+    assert forwarded_users(member()) == "all"  # no rule: only members and loopback get in
 
 
 def test_pool_rows_become_numbers_without_the_admin_console():
@@ -154,10 +170,53 @@ def test_a_rolling_minor_upgrade_does_replicas_then_switches_over_then_the_old_l
         {"member": m, "state": "running" if m == "db2" else "streaming"} for m in ("db1", "db2", "db3")]}
     plan = upgrade.upgrade_plan(st, {"db1": v, "db2": v, "db3": same}, pooled=True)
     assert [(s.kind, s.member, s.upgrade) for s in plan.steps] == [
-        ("member", "db1", True), ("member", "db3", False), ("switchover", "db1", False),
-        ("member", "db2", True), ("extensions", "db1", False)]
+        ("member", "db1", True), ("member", "db3", False), ("switchover", "db2", False),
+        ("member", "db2", True), ("extensions", "db2", False)]
     assert "restart only" in plan.steps[1].text and "PgBouncer paused" in plan.steps[2].text
     down = {**st, "members": [*st["members"][:2], {"member": "db3", "state": "stopped"}]}
     assert upgrade.upgrade_plan(down, {}, pooled=True).refusals == [
         "every member must be healthy first: db3 is stopped"]
     assert "versions unknown on db3" in upgrade.upgrade_plan(st, {"db1": v, "db2": v}, True).refusals[0]
+
+
+def _fake_admin(monkeypatch, answers):
+    """remote.try_run replaced: PgBouncer admin commands answered from `answers`
+    (member, command) -> (ok, out); records what ran."""
+    ran = []
+
+    def try_run(host, command, user=None, timeout=0):
+        what = "PAUSE" if "PAUSE" in command else "RESUME"
+        ran.append((host, what))
+        return answers.get((host, what), (True, ""))
+
+    monkeypatch.setattr(control.remote, "try_run", try_run)
+    return ran
+
+
+def test_a_pause_that_gives_up_is_still_resumed_and_nothing_is_switched(monkeypatch):
+    from pgops.errors import PgopsError
+
+    ran = _fake_admin(monkeypatch, {("db2", "PAUSE"): (False, "timeout"),
+                                    ("db1", "RESUME"): (True, "")})
+    hosts = {"db1": "db1", "db2": "db2", "db3": "db3"}
+    switched = []
+    with pytest.raises(PgopsError, match="db2: PgBouncer did not pause"):
+        with control.paused(hosts, ["db1", "db2", "db3"], member(), lambda m: None):
+            switched.append(True)
+    assert not switched
+    # db2's PAUSE goes on inside PgBouncer after psql gave up: it is resumed too; db3 was
+    # never paused.
+    assert ran == [("db1", "PAUSE"), ("db2", "PAUSE"), ("db1", "RESUME"), ("db2", "RESUME")]
+
+
+def test_a_failed_resume_names_the_member_and_keeps_the_first_error(monkeypatch):
+    from pgops.errors import PgopsError
+
+    _fake_admin(monkeypatch, {("db1", "RESUME"): (False, "connection refused"),
+                              ("db2", "RESUME"): (False, "ERROR: pooler is not paused/suspended")})
+    with pytest.raises(PgopsError) as e:
+        with control.paused({"db1": "db1", "db2": "db2"}, ["db1", "db2"], member(), lambda m: None):
+            raise PgopsError("Patroni refused the switchover")
+    text = str(e.value)
+    assert "did not resume on db1: connection refused" in text and "db2" not in text.split(";")[0]
+    assert "after: Patroni refused the switchover" in text
