@@ -30,17 +30,16 @@ def pooler(s: Settings, topology: Topology, addresses: Mapping[str, str]) -> Non
     upstream = ("127.0.0.1", s.pg_proxy.leader_port if in_cluster else s.pg_port)
     ini = pgbouncer.render(s, upstream)
     old = host.get_fact(FileContents, path=pgbouncer.CONF)
-    own = {"user": "postgres", "group": "postgres"}
     changes = [
         files.put(name="PgBouncer configuration", src=StringIO(ini), dest=pgbouncer.CONF,
-                  mode="640", **own),
+                  mode="640", user="postgres", group="postgres"),
         files.put(name="PgBouncer's client authentication (hba)",
                   src=StringIO(pgbouncer.render_hba(client_networks(
                       s, [addresses[m] for m in topology.members(host.name)]))),
-                  dest=pgbouncer.HBA, mode="640", **own),
+                  dest=pgbouncer.HBA, mode="640", user="postgres", group="postgres"),
         files.put(name=f"PgBouncer's auth_file (the {POOLER_ROLE} role only)",
                   src=StringIO(pgbouncer.render_userlist(s.password(s.role(POOLER_ROLE)))),
-                  dest=pgbouncer.USERLIST, mode="600", **own),
+                  dest=pgbouncer.USERLIST, mode="600", user="postgres", group="postgres"),
     ]
     dropin = files.put(name="PgBouncer's descriptor limit (systemd drop-in)",
                        src=StringIO(pgbouncer.limits_dropin(s)), create_remote_dir=True,
