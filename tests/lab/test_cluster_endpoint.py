@@ -101,7 +101,11 @@ def test_a_role_added_by_a_deploy_logs_in_through_pgbouncer_and_a_rotation_takes
              {"name": "app_rw", "login": False},
              {"name": "app", "login": True, "connection_limit": 80, "member_of": ["app_rw"]},
              {"name": "reporter", "login": True, "member_of": ["app_rw"]}]
-    inv = variant_inventory(tmp_path, "reporter", pg_ha_cluster="main", pg_roles=roles)
+    # The deploy adds the role and lets it in from the applications' network (pg_hba_rules
+    # decides who Postgres accepts, also through the endpoint); PgBouncer is not touched.
+    rules = [{"database": "app", "user": "app,migrator,reporter", "address": str(lab.subnet)}]
+    inv = variant_inventory(tmp_path, "reporter", pg_ha_cluster="main", pg_roles=roles,
+                            pg_hba_rules=rules)
     for password in ("first-reporter-pw", "rotated-reporter-pw"):
         pgops("deploy", "-i", str(inv), env={**ENV, "PGOPS_ROLE_REPORTER_PASSWORD": password})
         for m in MEMBERS:
