@@ -24,7 +24,7 @@ from pgops.ha.patroni import LEADER_WAIT_S, REPLICA_WAIT_S
 from pgops.ha.topology import Topology
 from pgops.operations import patroni as patroni_ops
 from pgops.operations.ordering import every_host_reaches
-from pgops.server import pgconf
+from pgops.server import pgconf, psql
 from pgops.server.cluster import Cluster
 from pgops.server.psql import AS_POSTGRES
 from pgops.settings import Settings
@@ -184,7 +184,9 @@ def patroni_bootstrap(s: Settings, topology: Topology, dbs: Mapping[str, Setting
     server.shell(name="Debian's unit hands the cluster over to Patroni",
                  commands=[join.hand_over_script(c)])
     systemd.service(name="Patroni started", service=patroni.service(c), running=True, enabled=True)
-    _wait("Leader accepts writes", "/primary", LEADER_WAIT_S)
+    _wait("Leader holds the leader key", "/primary", LEADER_WAIT_S)
+    server.shell(name="Leader accepts writes (its promotion done)",
+                 commands=[psql.wait_writable_command(s.pg_port, LEADER_WAIT_S)])
 
 
 def _config(s: Settings, cluster: str, topology: Topology, addresses: Mapping[str, str]) -> str:

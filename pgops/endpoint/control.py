@@ -80,21 +80,13 @@ def route_commands(members: Sequence[str], leader: str) -> list[str]:
     return cmds
 
 
-def writable_command(port: int, seconds: int = PROMOTE_WAIT_S) -> str:
-    """A shell command (as root) waiting until the local Postgres has left recovery. Patroni
-    answers /primary as soon as it holds the leader key, while the promotion may still be
-    fetching WAL and history files: writes sent then fail as read-only."""
-    check = psql.shell("select pg_is_in_recovery()", port)
-    return (f"for i in $(seq {seconds * 10}); do [ \"$({check} 2>/dev/null)\" = f ] && exit 0; "
-            f"sleep 0.1; done; echo 'Postgres still in recovery after {seconds} s' >&2; exit 1")
-
-
 def point_at(hosts: Mapping[str, Host], members: Sequence[str], leader: str,
              s: Settings, pooled: bool) -> None:
     """Once `leader` has left recovery (its promotion done), every member's HAProxy routes
     to it."""
     remote.run(hosts[leader], f"({wait_command('/primary', PROMOTE_WAIT_S, interval=0.1)}) && "
-                              f"({writable_command(s.pg_port)})", timeout=2 * PROMOTE_WAIT_S + 10)
+                              f"({psql.wait_writable_command(s.pg_port, PROMOTE_WAIT_S)})",
+               timeout=2 * PROMOTE_WAIT_S + 10)
     cmds = route_commands(members, leader)
     if not pooled:
         cmds = [c for c in cmds if f" {haproxy.LEADER}/" not in c]

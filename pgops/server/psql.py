@@ -28,3 +28,13 @@ def shell(sql: str | Sequence[str], port: int, database: str = "postgres",
     """A shell command line; as_postgres runs it as the postgres user (peer authentication)."""
     prefix = "runuser -u postgres -- " if as_postgres else ""
     return prefix + shlex.join(argv(sql, port, database))
+
+
+def wait_writable_command(port: int, seconds: int) -> str:
+    """A shell command (as root) waiting until the local Postgres has left recovery, polling
+    every 0.1 s. Patroni answers /primary as soon as it holds the leader key, while the
+    promotion may still be fetching WAL and history files: writes sent then fail as
+    read-only."""
+    check = shell("select pg_is_in_recovery()", port)
+    return (f"for i in $(seq {seconds * 10}); do [ \"$({check} 2>/dev/null)\" = f ] && exit 0; "
+            f"sleep 0.1; done; echo 'Postgres still in recovery after {seconds} s' >&2; exit 1")
