@@ -30,11 +30,16 @@ def packages(major: int) -> tuple[str, ...]:
     return (f"postgresql-{major}", f"postgresql-{major}-pgvector")
 
 
+#: apt's package lists younger than this are fresh enough to tell whether a newer minor exists.
+APT_LISTS_FRESH_MIN = 60
+
+
 def versions_command(major: int) -> str:
-    """A shell command (as root) refreshing apt's lists, then printing `package|installed|
-    candidate` per package."""
+    """A shell command (as root) refreshing apt's lists unless they are fresh, then printing
+    `package|installed|candidate` per package."""
     pkgs = " ".join(packages(major))
-    return ("apt-get update -qq >/dev/null 2>&1; "
+    return (f"find /var/lib/apt/lists/partial -maxdepth 0 -mmin -{APT_LISTS_FRESH_MIN} 2>/dev/null | "
+            "grep -q . || apt-get update -qq >/dev/null 2>&1; "
             f"for p in {pkgs}; do printf '%s|%s|%s\\n' \"$p\" "
             "\"$(dpkg-query -W -f='${Version}' \"$p\" 2>/dev/null)\" "
             "\"$(apt-cache policy \"$p\" | awk '/Candidate:/ {print $2}')\"; done")
