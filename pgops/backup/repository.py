@@ -116,7 +116,8 @@ def _backup_row(entry: dict) -> dict:
 
 
 ARCHIVER_KEYS = ("archived_count", "failed_count", "last_archived_wal", "last_archived_time",
-                 "last_archived_age_s", "last_failed_time", "current_wal_bytes", "wal_segment_bytes")
+                 "last_archived_age_s", "last_failed_time", "current_wal_bytes", "wal_segment_bytes",
+                 "archive_timeout_s", "oldest_ready_age_s")
 
 
 def primary(backups: Backups, db: str) -> tuple[str | None, dict]:

@@ -71,14 +71,26 @@ def unarchived_bytes(archiver: Mapping) -> int | None:
 
 
 def rpo_estimate(archiver: Mapping) -> float | None:
-    """Seconds of committed work that could be lost now. An idle database writes nothing
-    worth archiving (PostgreSQL skips archive_timeout switches for idle WAL), so when no more
-    than a page of WAL is waiting, nothing is at risk: 0, however old the last archive is."""
+    """Seconds of committed work that could be lost now, at most (None: unknown).
+
+    An idle database writes nothing worth archiving (PostgreSQL skips archive_timeout
+    switches for idle WAL), so with no more than a page of WAL waiting nothing is at risk.
+    Otherwise the time since the last archive overstates it after an idle spell (a write a
+    second ago, the last archive an hour ago). PostgreSQL closes a segment within
+    archive_timeout of its first important write, so the oldest waiting write is at most
+    archive_timeout older than the oldest complete segment still waiting (.ready), or, with
+    none waiting, at most archive_timeout old. Without archive_timeout: the archive's age."""
     pending = unarchived_bytes(archiver)
     if pending is not None and pending <= 8192:
         return 0.0
     age = archiver.get("last_archived_age_s")
-    return None if age is None else float(age)
+    timeout = archiver.get("archive_timeout_s")
+    if age is None or not timeout:
+        return None if age is None else float(age)
+    ready = archiver.get("oldest_ready_age_s")
+    if ready is None:
+        return float(min(float(age), timeout))
+    return float(ready) + timeout
 
 
 def age_alerts(ages: Mapping[str, float | None], t: Thresholds) -> list[str]:
@@ -105,7 +117,9 @@ def alerts(ages: Mapping[str, float | None], rpo_s: float | None, t: Thresholds,
     without it (max_wal_age_s) and uses the age and drill alerts alone."""
     out = age_alerts(ages, t)
     if rpo_s is None or rpo_s > t.max_rpo_s:
-        out.append(f"WAL waits to be archived: last archived {wal_age_s} s ago (> {t.max_rpo_s:.0f} s)")
+        risk = "unknown" if rpo_s is None else f"{rpo_s:.0f} s"
+        out.append(f"WAL waits to be archived: work at risk {risk} (> {t.max_rpo_s:.0f} s), "
+                   f"last archived {wal_age_s} s ago")
     if archiving_failing:
         out.append("WAL archiving is failing (pg_stat_archiver.last_failed_time is the newest)")
     return out + drill_alerts(last_drill)

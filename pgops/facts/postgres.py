@@ -103,7 +103,8 @@ class PgFunctionGrants(_JsonFact):
 
 
 class PgArchiver(_JsonFact):
-    """pg_stat_archiver: WAL archiving health, with ages in seconds."""
+    """pg_stat_archiver: WAL archiving health, with ages in seconds; archive_timeout and the
+    age of the oldest complete segment still waiting (.ready) bound what is at risk."""
 
     SQL = """
     select row_to_json(a) from (
@@ -114,7 +115,10 @@ class PgArchiver(_JsonFact):
              pg_is_in_recovery() as in_recovery,
              case when not pg_is_in_recovery()
                   then pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint end as current_wal_bytes,
-             pg_size_bytes(current_setting('wal_segment_size')) as wal_segment_bytes
+             pg_size_bytes(current_setting('wal_segment_size')) as wal_segment_bytes,
+             (select setting::int from pg_settings where name = 'archive_timeout') as archive_timeout_s,
+             (select extract(epoch from now() - min(modification)) from pg_ls_archive_statusdir()
+              where name like '%.ready') as oldest_ready_age_s
       from pg_stat_archiver) a
     """
 

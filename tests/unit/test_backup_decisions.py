@@ -39,9 +39,9 @@ def test_backup_ages_skip_failed_backups_and_read_both_shapes():
     ({"full": 9 * 24 * H, "diff": 27 * H, "incr": None}, 0.0, False, None,
      ["no full backup within 192 h", "no backup within 26 h"]),
     ({"full": H, "diff": None, "incr": None}, 601.0, False, None,
-     ["WAL waits to be archived: last archived 601.0 s ago (> 600 s)"]),
+     ["WAL waits to be archived: work at risk 601 s (> 600 s), last archived 601.0 s ago"]),
     ({"full": H, "diff": None, "incr": None}, None, True, {"ok": False},
-     ["WAL waits to be archived: last archived None s ago (> 600 s)",
+     ["WAL waits to be archived: work at risk unknown (> 600 s), last archived None s ago",
       "WAL archiving is failing (pg_stat_archiver.last_failed_time is the newest)",
       "the last restore drill failed"]),
 ])
@@ -146,7 +146,7 @@ def test_the_health_report_alerts_when_wal_waits():
     arch = {"last_archived_wal": "000000010000000000000003", "current_wal_bytes": 5 * 16 * 2**20,
             "wal_segment_bytes": 16 * 2**20, "last_archived_age_s": 700.04}
     r = assess(info([backup("full", NOW - H)], arch), None, rules.Thresholds(), NOW)
-    assert r["alerts"] == ["WAL waits to be archived: last archived 700.0 s ago (> 600 s)"]
+    assert r["alerts"] == ["WAL waits to be archived: work at risk 700 s (> 600 s), last archived 700.0 s ago"]
 
 
 def settings(name: str, **over):
