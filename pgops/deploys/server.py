@@ -15,7 +15,7 @@ from pgops.errors import ConfigError
 from pgops.facts.system import HostResources
 from pgops.operations import postgres, tls
 from pgops.server import pgconf
-from pgops.server.cluster import CREATECLUSTER_D
+from pgops.server.cluster import CREATECLUSTER_D, server_packages
 from pgops.settings import DISTRO_MAJORS, Settings
 
 PGDG_LIST = "/etc/apt/sources.list.d/pgops-postgresql.list"
@@ -25,7 +25,7 @@ CREATECLUSTER_CONF = f"{CREATECLUSTER_D}/50-pgops-server.conf"
 
 
 def packages(s: Settings) -> list[str]:
-    return [f"postgresql-{s.pg_major}", f"postgresql-{s.pg_major}-pgvector", "openssl"]
+    return [*server_packages(s.pg_major), "openssl"]
 
 
 def check_distribution(s: Settings) -> str:

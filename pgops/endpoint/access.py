@@ -6,15 +6,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from pgops.server.pgconf import host_network
 from pgops.settings import Settings
 from pgops.settings.endpoint import POOLER_ROLE
 from pgops.settings.ha import REPLICATOR, REWINDER
 
 LOOPBACK = ("127.0.0.1/32", "::1/128")
-
-
-def host_network(address: str) -> str:
-    return f"{address}/{128 if ':' in address else 32}"
 
 
 def client_networks(s: Settings, member_addresses: Sequence[str]) -> list[str]:

@@ -68,14 +68,15 @@ def paused(hosts: Mapping[str, Host], members: Sequence[str], s: Settings,
                              + (f"; after: {error}" if error else "")) from error
 
 
-def route_commands(members: Sequence[str], leader: str) -> list[str]:
+def route_commands(members: Sequence[str], leader: str, pooled: bool = True) -> list[str]:
     """HAProxy runtime commands pointing every route at `leader` now (pure); Patroni's
-    health checks go on and agree, so nothing stays forced."""
+    health checks go on and agree, so nothing stays forced. Without PgBouncer there is no
+    leader route (haproxy.render)."""
+    routes = (haproxy.RW, haproxy.LEADER) if pooled else (haproxy.RW,)
     cmds = []
     for m in members:
         up = "up" if m == leader else "down"
-        cmds += [f"set server {haproxy.RW}/{m} health {up}",
-                 f"set server {haproxy.LEADER}/{m} health {up}"]
+        cmds += [f"set server {r}/{m} health {up}" for r in routes]
     cmds.append(f"set server {haproxy.RO}/{leader} health down")
     return cmds
 
@@ -87,9 +88,7 @@ def point_at(hosts: Mapping[str, Host], members: Sequence[str], leader: str,
     remote.run(hosts[leader], f"({wait_command('/primary', PROMOTE_WAIT_S, interval=0.1)}) && "
                               f"({psql.wait_writable_command(s.pg_port, PROMOTE_WAIT_S)})",
                timeout=2 * PROMOTE_WAIT_S + 10)
-    cmds = route_commands(members, leader)
-    if not pooled:
-        cmds = [c for c in cmds if f" {haproxy.LEADER}/" not in c]
+    cmds = route_commands(members, leader, pooled)
     for m in members:
         remote.run(hosts[m], haproxy.runtime_command(cmds, quiet=True), timeout=30)
 

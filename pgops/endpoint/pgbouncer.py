@@ -9,6 +9,8 @@ that after a switchover paused clients resume against the new leader.
 
 from __future__ import annotations
 
+import hashlib
+import shlex
 from collections.abc import Sequence
 
 from pgops.endpoint import auth
@@ -44,7 +46,7 @@ def render(s: Settings, upstream: tuple[str, int]) -> str:
         "listen_addr": "*",
         "listen_port": p.port,
         "unix_socket_dir": SOCKET_DIR,
-        "pidfile": "/var/run/postgresql/pgbouncer.pid",
+        "pidfile": f"{SOCKET_DIR}/pgbouncer.pid",
         "logfile": "/var/log/postgresql/pgbouncer.log",
         "auth_type": "hba",
         "auth_hba_file": HBA,
@@ -104,8 +106,6 @@ def render_userlist(password: str) -> str:
     """auth_file: the lookup role, whose password PgBouncer needs to log in to Postgres, and
     the admin console's user, which PgBouncer must know to let it in by peer: its entry is a
     digest no one can log in with (the hba file refuses it over TCP anyway)."""
-    import hashlib
-
     def q(v: str) -> str:
         return '"' + v.replace('"', '""') + '"'
     unusable = hashlib.sha256(f"pgops admin console:{password}".encode()).hexdigest()
@@ -137,8 +137,6 @@ def admin_command(sql: str, port: int, timeout_s: int = 30) -> str:
     """A shell command running `sql` on the local admin console, as ADMIN_USER (run it as
     that user), printing `|`-separated rows under a header line; it gives up after
     `timeout_s` (a PAUSE waits for transactions to end)."""
-    import shlex
-
     return (f"timeout {int(timeout_s)} psql -XAq -P footer=off -F '|' -h {SOCKET_DIR} "
             f"-p {int(port)} -U {ADMIN_USER} -d pgbouncer -c {shlex.quote(sql)}")
 

@@ -7,12 +7,14 @@ from __future__ import annotations
 import shlex
 import time
 from collections.abc import Callable, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
 from pyinfra.api.host import Host
 
 from pgops import remote
+from pgops.endpoint import control as endpoint
 from pgops.errors import PgopsError
 from pgops.facts.patroni import request_command
 from pgops.ha import patroni
@@ -186,10 +188,6 @@ def _switchover(plan: Plan, hosts: Mapping[str, Host], settings: Settings,
     shutdown checkpoint is short), PgBouncer paused, Patroni switches (its REST API on the
     leader, which answers once it is done), the routes follow the new leader as soon as it
     accepts writes, PgBouncer resumes: its clients saw a pause."""
-    from contextlib import nullcontext
-
-    from pgops.endpoint import control as endpoint
-
     assert plan.leader and plan.new_leader
     conf = patroni.conf_path(Cluster(settings.pg_major, settings.pg_cluster))
     t0 = time.monotonic()

@@ -13,6 +13,7 @@ from typing import Any
 
 from pgops.backup import backrest
 from pgops.server.cluster import Cluster, bindir
+from pgops.server.pgconf import host_network
 from pgops.settings.ha import (
     ETCD_CLIENT_PORT,
     PATRONI_API_USER,
@@ -114,7 +115,7 @@ def replication_hba(member_addresses: Sequence[str]) -> list[str]:
     Patroni's own replication connection to its local server, for its timeline)."""
     lines = []
     for a in ("127.0.0.1", "::1", *member_addresses):
-        net = f"{a}/32" if ":" not in a else f"{a}/128"
+        net = host_network(a)
         lines.append(f"hostssl  replication  {REPLICATOR}  {net}  scram-sha-256")
         lines.append(f"hostssl  postgres     {REWINDER}  {net}  scram-sha-256")
     return lines
@@ -127,7 +128,7 @@ def pooler_hba(member_addresses: Sequence[str], databases: Sequence[str],
     let in: the application databases only, as `users` (pgops.endpoint.access), TLS and
     SCRAM, never as `rejected` roles (superusers and pgops's own)."""
     names = ",".join(databases) or "all"
-    nets = [f"{a}/{128 if ':' in a else 32}" for a in member_addresses]
+    nets = [host_network(a) for a in member_addresses]
     return [*(f"hostssl  {names}  {','.join(rejected)}  {n}  reject" for n in nets),
             *(f"hostssl  {names}  {users}  {n}  scram-sha-256" for n in nets)]
 

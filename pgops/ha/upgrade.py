@@ -21,14 +21,8 @@ from pgops.errors import PgopsError
 from pgops.facts.patroni import request_command, wait_command
 from pgops.ha import RUNNING, control, patroni
 from pgops.server import psql
-from pgops.server.cluster import Cluster
+from pgops.server.cluster import Cluster, server_packages
 from pgops.settings import Settings
-
-
-def packages(major: int) -> tuple[str, ...]:
-    """The packages a minor upgrade moves."""
-    return (f"postgresql-{major}", f"postgresql-{major}-pgvector")
-
 
 #: apt's package lists younger than this are fresh enough to tell whether a newer minor exists.
 APT_LISTS_FRESH_MIN = 60
@@ -37,7 +31,7 @@ APT_LISTS_FRESH_MIN = 60
 def versions_command(major: int) -> str:
     """A shell command (as root) refreshing apt's lists unless they are fresh, then printing
     `package|installed|candidate` per package."""
-    pkgs = " ".join(packages(major))
+    pkgs = " ".join(server_packages(major))
     return (f"find /var/lib/apt/lists/partial -maxdepth 0 -mmin -{APT_LISTS_FRESH_MIN} 2>/dev/null | "
             "grep -q . || apt-get update -qq >/dev/null 2>&1; "
             f"for p in {pkgs}; do printf '%s|%s|%s\\n' \"$p\" "
@@ -149,7 +143,7 @@ def execute(plan: UpgradePlan, hosts: Mapping[str, Host], s: Settings,
             if step.upgrade:
                 remote.run(h, "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "
                               "--only-upgrade -o Dpkg::Options::=--force-confold "
-                              + " ".join(packages(s.pg_major)), timeout=1200)
+                              + " ".join(server_packages(s.pg_major)), timeout=1200)
             remote.run(h, request_command(conf, "POST", "/restart", {}), user="postgres",
                        timeout=600)
             _wait_streaming(h, step.member, "after its restart")

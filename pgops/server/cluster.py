@@ -49,6 +49,12 @@ class Cluster:
         return f"{self.bindir}/{tool}"
 
 
+def server_packages(major: int) -> tuple[str, ...]:
+    """Debian's packages of one major's server and its pgvector (deployed, and moved by a
+    minor upgrade)."""
+    return (f"postgresql-{major}", f"postgresql-{major}-pgvector")
+
+
 def bindir(major: int) -> str:
     """A major's binaries (pg_dump, pg_controldata, pg_amcheck, ...), shared by its clusters."""
     return f"{PG_LIB}/{major}/bin"

@@ -77,6 +77,11 @@ def changed_keys(old: dict[str, str], new: dict[str, str]) -> set[str]:
     return {k for k in old.keys() | new.keys() if old.get(k) != new.get(k)}
 
 
+def host_network(address: str) -> str:
+    """One address as a pg_hba/HAProxy network: /32 for IPv4, /128 for IPv6."""
+    return f"{address}/{128 if ':' in address else 32}"
+
+
 def render_hba(s: Settings) -> str:
     lines = [
         HEADER,
