@@ -146,7 +146,8 @@ def test_the_health_report_alerts_when_wal_waits():
     arch = {"last_archived_wal": "000000010000000000000003", "current_wal_bytes": 5 * 16 * 2**20,
             "wal_segment_bytes": 16 * 2**20, "last_archived_age_s": 700.04}
     r = assess(info([backup("full", NOW - H)], arch), None, rules.Thresholds(), NOW)
-    assert r["alerts"] == ["WAL waits to be archived: work at risk 700 s (> 600 s), last archived 700.0 s ago"]
+    assert r["alerts"] == ["WAL waits to be archived: work at risk 700 s (> 600 s), "
+                           "last archived 700.0 s ago"]
 
 
 def settings(name: str, **over):
