@@ -43,6 +43,9 @@ def _stanza(row: dict) -> str:
 def prometheus(rows: list[dict]) -> str:
     out = ["# HELP pgops_up 1 if the server answered.", "# TYPE pgops_up gauge"]
     out += [f'pgops_up{{host="{r["host"]}"}} {1 if r["up"] else 0}' for r in rows]
+    pooled = [(f'host="{r["host"]}"', r["pooler"]["pools"]) for r in rows if "pooler" in r]
+    if pooled:
+        out += _pool_metrics(pooled, "host's")
     for name, help_, samples in BACKUP_METRICS:
         out += [f"# HELP {name} {help_}", f"# TYPE {name} gauge"]
         for r in rows:
@@ -94,18 +97,23 @@ POOL_METRICS = (
 )
 
 
+def _pool_metrics(pooled: list[tuple[str, list[dict] | None]], whose: str) -> list[str]:
+    """Whether each PgBouncer answered, and its pools' numbers; `pooled`: (labels, pools)."""
+    out = [f"# HELP pgops_pooler_up 1 if the {whose} PgBouncer answered.", "# TYPE pgops_pooler_up gauge"]
+    out += [f"pgops_pooler_up{{{labels}}} {int(pools is not None)}" for labels, pools in pooled]
+    for name, help_, field in POOL_METRICS:
+        out += [f"# HELP {name} {help_}", f"# TYPE {name} gauge"]
+        out += [f'{name}{{{labels},database="{p["database"]}",user="{p["user"]}"}} {p[field]}'
+                for labels, pools in pooled for p in pools or ()]
+    return out
+
+
 def _endpoint_metrics(st: dict) -> list[str]:
     """Per member: each pool's numbers, whether PgBouncer and HAProxy answered, and each
     HAProxy route's view of each member (1 up)."""
     rows = [(c["cluster"], e) for c in st["clusters"] for e in c.get("endpoint") or ()]
-    out = ["# HELP pgops_pooler_up 1 if the member's PgBouncer answered.",
-           "# TYPE pgops_pooler_up gauge"]
-    out += [f'pgops_pooler_up{{cluster="{c}",member="{e["member"]}"}} {int(e["pools"] is not None)}'
-            for c, e in rows if e["pooled"]]
-    for name, help_, field in POOL_METRICS:
-        out += [f"# HELP {name} {help_}", f"# TYPE {name} gauge"]
-        out += [f'{name}{{cluster="{c}",member="{e["member"]}",database="{p["database"]}",'
-                f'user="{p["user"]}"}} {p[field]}' for c, e in rows for p in e["pools"] or ()]
+    pooled = [(f'cluster="{c}",member="{e["member"]}"', e["pools"]) for c, e in rows if e["pooled"]]
+    out = _pool_metrics(pooled, "member's")
     out += ["# HELP pgops_proxy_route_up 1 if the member's HAProxy sends the route to that server.",
             "# TYPE pgops_proxy_route_up gauge"]
     out += [f'pgops_proxy_route_up{{cluster="{c}",member="{e["member"]}",route="{route}",'

@@ -13,6 +13,7 @@ from pgops import remote
 from pgops.backup import rules
 from pgops.backup.health import health
 from pgops.backup.repository import Backups, backed_up
+from pgops.endpoint.status import host_pools
 from pgops.facts.postgres import PgDatabases, PgExtensions, PgRoles, PgServer
 from pgops.server.psql import AS_POSTGRES
 from pgops.settings import Settings
@@ -57,7 +58,11 @@ def server_status(inventory_path: Path, thresholds: rules.Thresholds | None = No
     for host in state.inventory:
         if DB_GROUP not in host.groups:
             continue
-        row = server_row(host, settings[host.name])
+        s = settings[host.name]
+        row = server_row(host, s)
+        if s.pooler:  # the pools of a host's PgBouncer (None: it does not answer)
+            row["pooler"] = {"port": s.pooler.port,
+                             "pools": host_pools(host, s.pooler.port) if host.connected else None}
         if host.name in backups.stanzas:
             try:
                 row["backup"] = {"stanza": backups.stanza(host.name),

@@ -82,7 +82,8 @@ def print_status(inventory: Path, as_json: bool, thresholds=None, metrics_file: 
         render.print_json(rows)
     else:
         render.status(rows, display(inventory))
-    healthy = all(r["up"] for r in rows) and not any(r.get("backup", {}).get("alerts") for r in rows)
+    healthy = (all(r["up"] for r in rows) and not any(r.get("backup", {}).get("alerts") for r in rows)
+               and all(r["pooler"]["pools"] is not None for r in rows if "pooler" in r))
     return 0 if healthy else 1
 
 
@@ -101,8 +102,9 @@ _DEFAULT = Thresholds()
 @click.option("--metrics-file", type=click.Path(path_type=Path),
               help="Also write Prometheus textfile metrics here.")
 def status(inventory, as_json, max_full_age, max_backup_age, max_rpo, metrics_file) -> None:
-    """Per host: versions, databases, roles, TLS; backups, WAL archiving, RPO, last drill.
-    Exits 1 when a server is down or a backup threshold is passed (for cron alerts)."""
+    """Per host: versions, databases, roles, TLS; PgBouncer's pools; backups, WAL archiving,
+    RPO, last drill. Exits 1 when a server or PgBouncer is down or a backup threshold is
+    passed (for cron alerts)."""
     thresholds = Thresholds(max_full_age, max_backup_age, max_rpo)
     sys.exit(print_status(inventory_path(inventory), as_json, thresholds, metrics_file))
 

@@ -86,6 +86,12 @@ def status(rows: list[dict], where: str) -> None:
     _table(f"pgops status ({where})",
            ("host", "address", "role", "postgres", "pgvector", "databases", "roles", "tls", "checksums"),
            [_server_row(r) for r in rows])
+    pooled = [r for r in rows if "pooler" in r]
+    if pooled:
+        _table("PgBouncer pools", ("host", "port", "clients active", "clients waiting", "servers",
+                                   "max wait"),
+               [(r["host"], str(r["pooler"]["port"]), *_pool_columns(r["pooler"]["pools"], "DOWN"))
+                for r in pooled])
     backed = [r for r in rows if "backup" in r]
     if backed:
         _table("backups", ("stanza", "full", "diff", "incr", "last WAL archived", "archive failures",
@@ -181,12 +187,16 @@ def _endpoint_row(e: dict) -> tuple:
         if e["routes"] is None:
             return "HAProxy DOWN"
         return ", ".join(m for m, st in e["routes"].get(route, {}).items() if st == "UP") or "none"
-    pools = e["pools"]
+    return (e["member"], up("rw"), up("ro"),
+            *_pool_columns(e["pools"], "PgBouncer DOWN" if e["pooled"] else "no PgBouncer"))
+
+
+def _pool_columns(pools: list[dict] | None, missing: str) -> tuple[str, str, str, str]:
+    """Clients active, clients waiting, servers, the longest wait: one PgBouncer's pools summed."""
     if pools is None:
-        return (e["member"], up("rw"), up("ro"), "PgBouncer DOWN" if e["pooled"] else "no PgBouncer",
-                "-", "-", "-")
+        return (missing, "-", "-", "-")
     total = {k: sum(p[k] for p in pools) for k in ("cl_active", "cl_waiting", "sv_active", "sv_idle")}
-    return (e["member"], up("rw"), up("ro"), str(total["cl_active"]), str(total["cl_waiting"]),
+    return (str(total["cl_active"]), str(total["cl_waiting"]),
             f"{total['sv_active']} active, {total['sv_idle']} idle",
             f"{max((p['maxwait_s'] for p in pools), default=0):.1f}s")
 

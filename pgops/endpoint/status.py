@@ -1,5 +1,6 @@
-"""What the endpoint looks like on each member: PgBouncer's pools (SHOW POOLS) and which
-members each HAProxy route sends to (its `show stat`), for `pgops cluster status`."""
+"""What the endpoint looks like on each host: PgBouncer's pools (SHOW POOLS), for `pgops
+status`, and which members each HAProxy route sends to (its `show stat`), for `pgops cluster
+status`."""
 
 from __future__ import annotations
 
@@ -30,6 +31,13 @@ def pools(rows: Sequence[Mapping[str, str]]) -> list[dict[str, Any]]:
     return out
 
 
+def host_pools(h: Host, port: int) -> list[dict[str, Any]] | None:
+    """The pools of the PgBouncer on `h` (None when it does not answer)."""
+    ok, out = remote.try_run(h, pgbouncer.admin_command("SHOW POOLS", port, 10),
+                             user=pgbouncer.ADMIN_USER, timeout=20)
+    return pools(pgbouncer.parse_rows(out)) if ok else None
+
+
 def member_endpoint(name: str, h: Host, s: Settings) -> dict[str, Any]:
     """One member's pools and routes; None where its PgBouncer (`pooled`: it should run one)
     or HAProxy does not answer."""
@@ -37,9 +45,7 @@ def member_endpoint(name: str, h: Host, s: Settings) -> dict[str, Any]:
     if not h.connected:
         return row
     if s.pooler:
-        ok, out = remote.try_run(h, pgbouncer.admin_command("SHOW POOLS", s.pooler.port, 10),
-                                 user=pgbouncer.ADMIN_USER, timeout=20)
-        row["pools"] = pools(pgbouncer.parse_rows(out)) if ok else None
+        row["pools"] = host_pools(h, s.pooler.port)
     ok, out = remote.try_run(h, haproxy.runtime_command(["show stat"]), timeout=20)
     row["routes"] = control.routes(control.parse_stat(out)) if ok else None
     return row

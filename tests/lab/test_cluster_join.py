@@ -52,7 +52,8 @@ def _count(lab: Lab, member: str) -> str:
 
 
 def test_a_deployed_single_host_keeps_its_data_and_leads_the_cluster_it_moves_into(lab, tmp_path):
-    pgops("deploy", "-i", _single_db1_inventory(tmp_path), env=ENV)
+    single_inventory = _single_db1_inventory(tmp_path)
+    pgops("deploy", "-i", single_inventory, env=ENV)
     lab.ssh("db1", "cd / && runuser -u postgres -- psql -XAtq -d app -c "
                    f"'create table kept (n int primary key); insert into kept "
                    f"select generate_series(1, {ROWS})'")
@@ -65,6 +66,11 @@ def test_a_deployed_single_host_keeps_its_data_and_leads_the_cluster_it_moves_in
     with psycopg.connect(host=lab.host("db1").address, port=6432, dbname="app", user="app",
                          password=password, sslmode="require", connect_timeout=5) as c:
         assert c.execute("select host(inet_server_addr())").fetchone() == ("127.0.0.1",)
+    # `pgops status` shows that PgBouncer's pools: the server connection just used stays pooled.
+    single = pgops("status", "--json", "-i", single_inventory, env=ENV, check=False)
+    [row] = json.loads(single.stdout)
+    [pool] = [p for p in row["pooler"]["pools"] if (p["database"], p["user"]) == ("app", "app")]
+    assert row["pooler"]["port"] == 6432 and pool["sv_active"] + pool["sv_idle"] >= 1, row["pooler"]
 
     pgops("deploy", env=ENV)  # the lab's inventory: db1, db2, db3 in cluster main
 

@@ -232,6 +232,15 @@ def test_prometheus_text():
         assert line in text.splitlines()
     assert 'type="diff"' not in text and 'pgops_repo_size_bytes{host="db2"}' not in text
     assert text.endswith("\n") and text.count("# TYPE") == 7
+    # A host's PgBouncer: whether it answers, and its pools.
+    pool = {"database": "app", "user": "app", "cl_active": 3, "cl_waiting": 1, "sv_active": 2,
+            "sv_idle": 4, "sv_used": 0, "maxwait_s": 1.5}
+    pooled = prometheus([{"host": "db1", "up": True, "pooler": {"port": 6432, "pools": [pool]}},
+                         {"host": "db2", "up": True, "pooler": {"port": 6432, "pools": None}}]).splitlines()
+    for line in ('pgops_pooler_up{host="db1"} 1', 'pgops_pooler_up{host="db2"} 0',
+                 'pgops_pooler_clients_waiting{host="db1",database="app",user="app"} 1',
+                 'pgops_pooler_maxwait_seconds{host="db1",database="app",user="app"} 1.5'):
+        assert line in pooled
     # A cluster's backups carry its stanza, so dashboards follow the cluster, not a member.
     clustered = prometheus([{"host": "db1", "up": True, "backup": {
         "stanza": "main", "repo_size_bytes": 1, "alerts": []}}])
