@@ -19,7 +19,7 @@ from pgops.deploys import (
     proxy,
 )
 from pgops.remote import address
-from pgops.settings.inventory import DB_GROUP, all_settings, all_topology
+from pgops.settings.inventory import DB_GROUP, PROXY_GROUP, all_settings, all_topology
 
 dbs = all_settings()  # every database host's settings, validated before any operation is planned
 topology = all_topology()  # Patroni clusters and etcd members
@@ -44,6 +44,10 @@ if DB_GROUP in host.groups:
     # The clients' endpoint: HAProxy to the leader and replicas, PgBouncer pools.
     proxy(s=settings, topology=topology, addresses=addresses)
     pooler(s=settings, topology=topology, addresses=addresses)
+
+# The proxy group: HAProxy carrying a cluster's read-write and read-only ports.
+if PROXY_GROUP in host.groups and topology.served_by(host.name):
+    proxy(s=dbs[topology.clusters[topology.proxies[host.name]][0]], topology=topology, addresses=addresses)
 
 # pgBackRest on database hosts with pg_backup_host and on their repository hosts
 backups(dbs=dbs, addresses=addresses)

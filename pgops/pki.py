@@ -90,6 +90,11 @@ def _reusable(key_file: Path, cert_file: Path, wanted: list[str], ca: x509.Certi
     return have == wanted and cert.issuer == ca.subject
 
 
+def ca_file(directory: Path, ca_name: str) -> str:
+    """The CA's certificate (PEM; the CA is made on first use), for hosts that only verify."""
+    return _ca(directory, ca_name)[1].public_bytes(serialization.Encoding.PEM).decode()
+
+
 def host_files(directory: Path, host: str, names: list[str],
                ca_name: str = "pgops pgBackRest CA") -> dict[str, str]:
     """PEM texts for one host: ca.crt, its certificate and its key (made on first use;

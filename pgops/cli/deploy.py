@@ -16,7 +16,7 @@ from pgops.cli import render
 from pgops.cli.backup import first_backups
 from pgops.cli.cluster import print_cluster_status
 from pgops.cli.common import display, err, inventory_option, inventory_path
-from pgops.cli.lab import backup_option, cluster_option, hosts_option, lab_up_and_secrets
+from pgops.cli.lab import backup_option, cluster_option, hosts_option, lab_up_and_secrets, proxy_option
 from pgops.errors import PgopsError
 
 
@@ -113,10 +113,11 @@ def status(inventory, as_json, max_full_age, max_backup_age, max_rpo, metrics_fi
 @hosts_option
 @backup_option
 @cluster_option
-def up(hosts: int | None, backup: bool, cluster: bool) -> None:
+@proxy_option
+def up(hosts: int | None, backup: bool, cluster: bool, proxy: bool) -> None:
     """The main job on the lab: boot it, deploy to it, show its status (with --cluster, a
-    Patroni cluster's too)."""
-    lab_up_and_secrets(hosts, backup, cluster)
+    Patroni cluster's too; with --proxy, its endpoint on a proxy host)."""
+    lab_up_and_secrets(hosts, backup, cluster, proxy)
     inventory = inventory_path(None)
     rc = run_deploy(inventory, None, False)
     if rc:

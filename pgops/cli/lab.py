@@ -20,6 +20,9 @@ hosts_option = click.option("--hosts", default=None, type=click.IntRange(1, 9),
 cluster_option = click.option("--cluster", "cluster", is_flag=True,
                               help="The database hosts form a Patroni cluster `main` (they are "
                                    "its etcd members too).")
+proxy_option = click.option("--proxy", "proxy", is_flag=True,
+                            help="Also boot proxy1, a host of the proxy group that carries the "
+                                 "cluster's read-write and read-only ports (with --cluster).")
 #: The name `--cluster` gives the lab's Patroni cluster.
 LAB_CLUSTER = "main"
 
@@ -29,15 +32,19 @@ def lab() -> None:
     """The disposable lab: Debian 13 hosts in Docker, reached over SSH (PGOPS_LAB names it)."""
 
 
-def lab_up_and_secrets(hosts: int | None, backup: bool = True, cluster: bool = False) -> None:
+def lab_up_and_secrets(hosts: int | None, backup: bool = True, cluster: bool = False,
+                       proxy: bool = False) -> None:
     """Boot the lab, then generate the passwords its inventory's roles need (once; kept)."""
+    if proxy and not cluster:
+        raise click.UsageError("--proxy needs --cluster: a proxy host carries a cluster's endpoint")
     from pgops.lab import Lab
     from pgops.settings import secret_names
     from pgops.settings.inventory import load_inventory
 
     t0 = time.monotonic()
     the_lab = Lab()
-    the_lab.up(db_hosts=hosts or (3 if cluster else 2), extra=("backup1",) if backup else (),
+    extra = (("backup1",) if backup else ()) + (("proxy1",) if proxy else ())
+    the_lab.up(db_hosts=hosts or (3 if cluster else 2), extra=extra,
                say=say("lab"), cluster=LAB_CLUSTER if cluster else None)
     names: set[str] = set()
     for h in load_inventory(PROJECT_ROOT / "inventory" / "lab.py"):
@@ -60,9 +67,10 @@ def _print_lab_status(as_json: bool) -> None:
 @hosts_option
 @backup_option
 @cluster_option
-def lab_up(hosts: int | None, backup: bool, cluster: bool) -> None:
+@proxy_option
+def lab_up(hosts: int | None, backup: bool, cluster: bool, proxy: bool) -> None:
     """Start the engine if needed, build the image once, boot the hosts."""
-    lab_up_and_secrets(hosts, backup, cluster)
+    lab_up_and_secrets(hosts, backup, cluster, proxy)
     _print_lab_status(as_json=False)
 
 

@@ -187,7 +187,7 @@ def _endpoint_row(e: dict) -> tuple:
         if e["routes"] is None:
             return "HAProxy DOWN"
         return ", ".join(m for m, st in e["routes"].get(route, {}).items() if st == "UP") or "none"
-    return (e["member"], up("rw"), up("ro"),
+    return (e["member"] + (" (proxy)" if e.get("proxy") else ""), up("rw"), up("ro"),
             *_pool_columns(e["pools"], "PgBouncer DOWN" if e["pooled"] else "no PgBouncer"))
 
 

@@ -76,7 +76,12 @@ def inventory_target(inventory: Path | None, host: str | None, user: str,
     password comes from its secret, like a deploy's."""
     # pyinfra only here: the dev image has none, and reaches its database by DSN.
     from pgops.remote import address
-    from pgops.settings.inventory import default_inventory, load_inventory, validate_inventory
+    from pgops.settings.inventory import (
+        default_inventory,
+        inventory_topology,
+        load_inventory,
+        validate_inventory,
+    )
 
     path = inventory or default_inventory()
     inv = load_inventory(path)
@@ -90,15 +95,16 @@ def inventory_target(inventory: Path | None, host: str | None, user: str,
     params: dict[str, str | int] = {"dbname": dbname, "user": user, "sslmode": "require",
                                     "application_name": "pgops"}
     if s.pg_ha_cluster and not host:
-        members = [m for m in inv if m.data.get("pg_ha_cluster") == s.pg_ha_cluster]
-        hosts = [address(m) for m in members]
-        names = ", ".join(m.name for m in members)
+        topo = inventory_topology(inv, settings)
+        # Through the endpoint: the proxy hosts' HAProxy, else the members'; else Postgres.
+        names = list(topo.entrances(s.pg_ha_cluster) if pooled else topo.clusters[s.pg_ha_cluster])
+        hosts = [address(inv.get_host(n)) for n in names]
         if pooled:
             port, what = s.pg_proxy.rw_port, f"cluster {s.pg_ha_cluster}'s read-write endpoint " \
-                f"(HAProxy :{s.pg_proxy.rw_port} on {names})"
+                f"(HAProxy :{s.pg_proxy.rw_port} on {', '.join(names)})"
         else:
             port, what = s.pg_port, f"cluster {s.pg_ha_cluster}'s leader (Postgres :{s.pg_port} " \
-                f"on {names}, read-write)"
+                f"on {', '.join(names)}, read-write)"
             params["target_session_attrs"] = "read-write"
         params.update(host=",".join(hosts), port=",".join([str(port)] * len(hosts)))
     else:

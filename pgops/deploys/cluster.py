@@ -28,7 +28,7 @@ from pgops.server import pgconf, psql
 from pgops.server.cluster import Cluster
 from pgops.server.psql import AS_POSTGRES
 from pgops.settings import Settings
-from pgops.settings.ha import PATRONI_API_SECRET, PATRONI_API_USER, REPLICATOR, REWINDER
+from pgops.settings.ha import CLUSTER_CA, PATRONI_API_SECRET, PATRONI_API_USER, REPLICATOR, REWINDER
 
 #: python3-etcd: Patroni's etcd3 module imports it (Debian lists it as one alternative of several).
 PATRONI_PACKAGES = ("patroni", "python3-etcd")
@@ -50,8 +50,7 @@ def _host_names(name: str, address: str) -> list[str]:
 
 def _tls_files(directory: str, owner: str, pki_dir, address: str) -> bool:
     """The cluster CA and this host's certificate from pgops's cluster CA; True if changed."""
-    pem = pki.host_files(pki_dir, host.name, _host_names(host.name, address),
-                         ca_name="pgops cluster CA")
+    pem = pki.host_files(pki_dir, host.name, _host_names(host.name, address), ca_name=CLUSTER_CA)
     files.directory(name=f"TLS directory {directory}", path=directory, user=owner, group=owner,
                     mode="750")
     changed = False
@@ -193,7 +192,8 @@ def _config(s: Settings, cluster: str, topology: Topology, addresses: Mapping[st
     """patroni.yml for this host: the same parameters and pg_hba rules a single host gets."""
     members = topology.clusters[cluster]
     hba = [*patroni.replication_hba([addresses[m] for m in members]),
-           *(patroni.pooler_hba([addresses[m] for m in members], [d.name for d in s.pg_databases],
+           *(patroni.pooler_hba([addresses[m] for m in topology.forwarders(host.name)],
+                                [d.name for d in s.pg_databases],
                                 forwarded_rejects(s), forwarded_users(s))),
            *(line.strip() for line in pgconf.render_hba(s).splitlines() if line.strip())]
     parameters = _parameters(s)

@@ -1,5 +1,5 @@
-"""The clients' endpoint on database hosts: PgBouncer where pg_pooler says, HAProxy on every
-member of a cluster (pgops.endpoint)."""
+"""The clients' endpoint: PgBouncer on database hosts where pg_pooler says, HAProxy on every
+member of a cluster and on the proxy group's hosts (pgops.endpoint)."""
 
 from __future__ import annotations
 
@@ -8,14 +8,18 @@ from io import StringIO
 
 from pyinfra import host
 from pyinfra.api import deploy
+from pyinfra.facts.deb import DebPackages
 from pyinfra.facts.files import FileContents
 from pyinfra.operations import apt, files, server, systemd
 
+from pgops import pki
 from pgops.endpoint import haproxy, pgbouncer
 from pgops.endpoint.access import client_networks
+from pgops.ha.patroni import TLS_DIR
 from pgops.ha.topology import Topology
 from pgops.settings import Settings
 from pgops.settings.endpoint import POOLER_ROLE
+from pgops.settings.ha import CLUSTER_CA
 
 
 @deploy("PgBouncer")
@@ -35,7 +39,7 @@ def pooler(s: Settings, topology: Topology, addresses: Mapping[str, str]) -> Non
                   mode="640", user="postgres", group="postgres"),
         files.put(name="PgBouncer's client authentication (hba)",
                   src=StringIO(pgbouncer.render_hba(client_networks(
-                      s, [addresses[m] for m in topology.members(host.name)]))),
+                      s, [addresses[m] for m in topology.forwarders(host.name)]))),
                   dest=pgbouncer.HBA, mode="640", user="postgres", group="postgres"),
         files.put(name=f"PgBouncer's auth_file (the {POOLER_ROLE} role only)",
                   src=StringIO(pgbouncer.render_userlist(s.password(s.role(POOLER_ROLE)))),
@@ -54,14 +58,23 @@ def pooler(s: Settings, topology: Topology, addresses: Mapping[str, str]) -> Non
 
 @deploy("HAProxy")
 def proxy(s: Settings, topology: Topology, addresses: Mapping[str, str]) -> None:
-    """HAProxy on a cluster member: the read-write and read-only ports, and PgBouncer's way
-    to the leader; a change is checked by HAProxy, then reloaded (connections stay)."""
-    cluster = topology.cluster_of(host.name)
+    """HAProxy on a cluster member or proxy host (`s`: the cluster's settings): the
+    read-write and read-only ports, and on a member PgBouncer's way to the leader; a change
+    is checked by HAProxy, then reloaded (connections stay)."""
+    cluster = topology.served_by(host.name)
     if cluster is None:
         return
+    member = topology.cluster_of(host.name) is not None
+    if any(p not in (host.get_fact(DebPackages) or {}) for p in haproxy.PACKAGES) and not member:
+        apt.update(name="Update apt lists (HAProxy missing)")  # a member's were updated for Postgres
     apt.packages(name="Install HAProxy", packages=list(haproxy.PACKAGES), no_recommends=True)
+    if not member:  # a member has the cluster CA with its Patroni certificate
+        files.directory(name=f"TLS directory {TLS_DIR}", path=TLS_DIR, mode="755")
+        files.put(name=f"{TLS_DIR}/ca.crt (Patroni's CA, for the health checks)",
+                  src=StringIO(pki.ca_file(s.ha_pki_dir, CLUSTER_CA)), dest=f"{TLS_DIR}/ca.crt", mode="644")
     members = {m: addresses[m] for m in topology.clusters[cluster]}
-    cfg = haproxy.render(s, members)
+    forwarders = [addresses[h] for h in topology.forwarders(topology.clusters[cluster][0])]
+    cfg = haproxy.render(s, members, forwarders, member=member)
     installed = host.get_fact(FileContents, path=haproxy.CONF)
     files.put(name="HAProxy configuration staged", src=StringIO(cfg), dest=haproxy.STAGED,
               mode="644")

@@ -68,11 +68,11 @@ def paused(hosts: Mapping[str, Host], members: Sequence[str], s: Settings,
                              + (f"; after: {error}" if error else "")) from error
 
 
-def route_commands(members: Sequence[str], leader: str, pooled: bool = True) -> list[str]:
+def route_commands(members: Sequence[str], leader: str, leader_route: bool = True) -> list[str]:
     """HAProxy runtime commands pointing every route at `leader` now (pure); Patroni's
-    health checks go on and agree, so nothing stays forced. Without PgBouncer there is no
-    leader route (haproxy.render)."""
-    routes = (haproxy.RW, haproxy.LEADER) if pooled else (haproxy.RW,)
+    health checks go on and agree, so nothing stays forced. Only a member with PgBouncer
+    has a leader route (haproxy.render)."""
+    routes = (haproxy.RW, haproxy.LEADER) if leader_route else (haproxy.RW,)
     cmds = []
     for m in members:
         up = "up" if m == leader else "down"
@@ -81,16 +81,22 @@ def route_commands(members: Sequence[str], leader: str, pooled: bool = True) -> 
     return cmds
 
 
-def point_at(hosts: Mapping[str, Host], members: Sequence[str], leader: str,
-             s: Settings, pooled: bool) -> None:
-    """Once `leader` has left recovery (its promotion done), every member's HAProxy routes
-    to it."""
+def point_at(hosts: Mapping[str, Host], members: Sequence[str], leader: str, s: Settings,
+             pooled: bool, proxies: Sequence[str] = (), say: Callable[[str], None] = print) -> None:
+    """Once `leader` has left recovery (its promotion done), every member's and proxy
+    host's HAProxy routes to it. A proxy host that does not answer is reported, not fatal:
+    its health checks find the leader within a few intervals."""
     remote.run(hosts[leader], f"({wait_command('/primary', PROMOTE_WAIT_S, interval=0.1)}) && "
                               f"({psql.wait_writable_command(s.pg_port, PROMOTE_WAIT_S)})",
                timeout=2 * PROMOTE_WAIT_S + 10)
-    cmds = route_commands(members, leader, pooled)
+    cmds = route_commands(members, leader, leader_route=pooled)
     for m in members:
         remote.run(hosts[m], haproxy.runtime_command(cmds, quiet=True), timeout=30)
+    for p in proxies:
+        ok, out = remote.try_run(hosts[p], haproxy.runtime_command(
+            route_commands(members, leader, leader_route=False), quiet=True), timeout=30)
+        if not ok:
+            say(f"{p}: HAProxy not re-pointed ({out.strip()[-200:]}); its health checks will follow")
 
 
 def parse_stat(text: str) -> list[dict[str, str]]:

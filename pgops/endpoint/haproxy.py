@@ -1,4 +1,5 @@
-"""HAProxy's configuration on a cluster's database hosts, rendered from the settings (pure).
+"""HAProxy's configuration for a cluster, on its members and on the proxy group's hosts,
+rendered from the settings (pure).
 
 Three routes, each choosing members by Patroni's REST API health checks (TLS, the cluster CA):
 - rw (`Proxy.rw_port`): the leader's PgBouncer (GET /primary). Sessions are not cut when the
@@ -6,14 +7,15 @@ Three routes, each choosing members by Patroni's REST API health checks (TLS, th
 - ro (`Proxy.ro_port`): the replicas' Postgres no further behind than max_replica_lag
   (GET /replica?lag=N); a member that stops qualifying has its sessions cut, so the port
   never serves a promoted member.
-- leader (127.0.0.1:`Proxy.leader_port`): the leader's Postgres, for the local PgBouncer's
-  server connections; cut when the leader changes, so none reaches a demoted one.
+- leader (127.0.0.1:`Proxy.leader_port`, members only): the leader's Postgres, for the
+  local PgBouncer's server connections; cut when the leader changes, so none reaches a
+  demoted one.
 """
 
 from __future__ import annotations
 
 import shlex
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from pgops.endpoint.access import client_networks
 from pgops.ha.patroni import TLS_DIR
@@ -32,8 +34,9 @@ RW, RO, LEADER = "pgops_rw", "pgops_ro", "pgops_leader"
 ROUTE_NAMES = {RW: "rw", RO: "ro", LEADER: "leader"}
 
 
-def render(s: Settings, members: Mapping[str, str]) -> str:
-    """haproxy.cfg for a member of a cluster; `members`: name -> address."""
+def render(s: Settings, members: Mapping[str, str], forwarders: Sequence[str], member: bool = True) -> str:
+    """haproxy.cfg for a cluster's member (`member`) or proxy host; `members`: name ->
+    address; `forwarders`: the addresses of every HAProxy of the cluster (pgops.endpoint.access)."""
     px = s.pg_proxy
     i = px.check_interval_ms
     pooled = s.pooler.port if s.pooler else s.pg_port
@@ -59,7 +62,7 @@ def render(s: Settings, members: Mapping[str, str]) -> str:
         "",
     ]
 
-    allowed = " ".join(client_networks(s, list(members.values())))
+    allowed = " ".join(client_networks(s, forwarders))
 
     def route(name: str, bind: str, check: str, port: int, cut: bool) -> list[str]:
         lines = [f"listen {name}", f"    bind {bind}", "    balance roundrobin",
@@ -72,7 +75,7 @@ def render(s: Settings, members: Mapping[str, str]) -> str:
 
     out += route(RW, f"*:{px.rw_port}", "/primary", pooled, cut=False)
     out += route(RO, f"*:{px.ro_port}", f"/replica?lag={px.max_replica_lag}", s.pg_port, cut=True)
-    if s.pooler:
+    if s.pooler and member:
         out += route(LEADER, f"127.0.0.1:{px.leader_port}", "/primary", s.pg_port, cut=True)
     out += [
         "frontend pgops_stats",

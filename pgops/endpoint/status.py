@@ -38,13 +38,14 @@ def host_pools(h: Host, port: int) -> list[dict[str, Any]] | None:
     return pools(pgbouncer.parse_rows(out)) if ok else None
 
 
-def member_endpoint(name: str, h: Host, s: Settings) -> dict[str, Any]:
-    """One member's pools and routes; None where its PgBouncer (`pooled`: it should run one)
-    or HAProxy does not answer."""
-    row: dict[str, Any] = {"member": name, "pooled": bool(s.pooler), "pools": None, "routes": None}
+def member_endpoint(name: str, h: Host, s: Settings, proxy: bool = False) -> dict[str, Any]:
+    """One member's (or `proxy` host's) pools and routes; None where its PgBouncer (`pooled`:
+    it should run one) or HAProxy does not answer."""
+    row: dict[str, Any] = {"member": name, "pooled": not proxy and bool(s.pooler), "pools": None,
+                           "routes": None, "proxy": proxy}
     if not h.connected:
         return row
-    if s.pooler:
+    if s.pooler and row["pooled"]:
         row["pools"] = host_pools(h, s.pooler.port)
     ok, out = remote.try_run(h, haproxy.runtime_command(["show stat"]), timeout=20)
     row["routes"] = control.routes(control.parse_stat(out)) if ok else None

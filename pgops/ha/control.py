@@ -35,6 +35,7 @@ class Plan:
     commands: list[tuple[str, str]] = field(default_factory=list)  # (member to run on, patronictl args)
     #: A switchover's members and new leader: the endpoint is paused and re-pointed around it.
     members: list[str] = field(default_factory=list)
+    proxies: list[str] = field(default_factory=list)
     leader: str | None = None
     new_leader: str | None = None
     pooled: bool = False
@@ -83,7 +84,8 @@ def switchover_plan(st: Mapping[str, Any], to: str | None, pooled: bool = False)
         f"{leader} stops accepting writes and shuts down cleanly once {target} has its WAL",
         f"{target} is promoted (a new timeline); clients of the read-write URL reconnect to it",
         f"{leader} restarts as a replica of {target}",
-        f"every member's HAProxy routes the read-write port to {target} once it accepts writes",
+        f"every member's HAProxy routes the read-write port to {target} once it accepts writes"
+        + (f", and every proxy host's ({', '.join(st['proxies'])})" if st.get("proxies") else ""),
     ]
     if pooled:
         plan.steps[:0] = ["PgBouncer pauses on every member: transactions in flight finish, "
@@ -92,6 +94,7 @@ def switchover_plan(st: Mapping[str, Any], to: str | None, pooled: bool = False)
         plan.steps.append("PgBouncer resumes: the waiting transactions run on "
                           f"{target}, with no error")
     plan.members = [m["member"] for m in st["members"]]
+    plan.proxies = list(st.get("proxies") or ())
     plan.leader, plan.new_leader = leader, target
     plan.pooled = pooled
     return plan
@@ -202,7 +205,7 @@ def _switchover(plan: Plan, hosts: Mapping[str, Host], settings: Settings,
             conf, "POST", "/switchover", {"leader": plan.leader, "candidate": plan.new_leader}),
             user="postgres", timeout=600)
         say(f"Patroni switched over ({time.monotonic() - t1:.2f} s)")
-        endpoint.point_at(hosts, plan.members, plan.new_leader, settings, plan.pooled)
+        endpoint.point_at(hosts, plan.members, plan.new_leader, settings, plan.pooled, plan.proxies, say)
         say(f"{plan.new_leader} accepts writes; every route points at it "
             f"({time.monotonic() - t1:.2f} s)")
     say(f"switchover done in {time.monotonic() - t0:.1f} s")

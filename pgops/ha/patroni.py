@@ -121,14 +121,15 @@ def replication_hba(member_addresses: Sequence[str]) -> list[str]:
     return lines
 
 
-def pooler_hba(member_addresses: Sequence[str], databases: Sequence[str],
+def pooler_hba(forwarders: Sequence[str], databases: Sequence[str],
                rejected: Sequence[str], users: str) -> list[str]:
-    """pg_hba lines for the members' PgBouncers and HAProxies, which reach the leader (and
-    the read-only port, a replica) from a member's address on behalf of clients that HAProxy
-    let in: the application databases only, as `users` (pgops.endpoint.access), TLS and
-    SCRAM, never as `rejected` roles (superusers and pgops's own)."""
+    """pg_hba lines for the members' PgBouncers and the cluster's HAProxies (members and
+    proxy hosts), which reach the leader (and through the read-only port, a replica) from
+    their own addresses (`forwarders`) on behalf of clients that HAProxy let in: the
+    application databases only, as `users` (pgops.endpoint.access), TLS and SCRAM, never as
+    `rejected` roles (superusers and pgops's own)."""
     names = ",".join(databases) or "all"
-    nets = [host_network(a) for a in member_addresses]
+    nets = [host_network(a) for a in forwarders]
     return [*(f"hostssl  {names}  {','.join(rejected)}  {n}  reject" for n in nets),
             *(f"hostssl  {names}  {users}  {n}  scram-sha-256" for n in nets)]
 

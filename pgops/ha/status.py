@@ -142,9 +142,12 @@ class Clusters:
         return {
             "cluster": cluster, "leader": leader,
             "members": member_rows(seen, replication, members),
-            "urls": client_urls(members, addresses, s, s.pg_app_database or "postgres"),
+            "urls": client_urls(self.topology, cluster, addresses, s, s.pg_app_database or "postgres"),
             "synchronous_mode": synchronous_mode(dcs),
-            "endpoint": [member_endpoint(m, self.hosts[m], s) for m in members],
+            "proxies": list(self.topology.proxies_of(cluster)),
+            "endpoint": [*(member_endpoint(m, self.hosts[m], s) for m in members),
+                         *(member_endpoint(p, self.hosts[p], s, proxy=True)
+                           for p in self.topology.proxies_of(cluster))],
         }
 
     def etcd(self) -> list[dict[str, Any]]:

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pgops.endpoint.pgbouncer import pool_connections
 from pgops.settings import LOCAL_REPOSITORY, Settings
@@ -19,10 +19,12 @@ CLUSTER_WIDE = ("pg_major", "pg_cluster", "pg_port", "pg_ha", "pg_backup_host",
 
 @dataclass(frozen=True)
 class Topology:
-    """Clusters by name (members in inventory order) and the etcd members they share."""
+    """Clusters by name (members in inventory order), the etcd members they share, and the
+    hosts of the proxy group with the cluster each one's HAProxy serves."""
 
     clusters: Mapping[str, tuple[str, ...]]
     etcd: tuple[str, ...]
+    proxies: Mapping[str, str] = field(default_factory=dict)
 
     def cluster_of(self, host: str) -> str | None:
         return next((name for name, members in self.clusters.items() if host in members), None)
@@ -32,13 +34,56 @@ class Topology:
         name = self.cluster_of(host)
         return self.clusters[name] if name else (host,)
 
+    def served_by(self, host: str) -> str | None:
+        """The cluster whose endpoint `host` carries: the one it is a member of, or serves as
+        a proxy host."""
+        return self.cluster_of(host) or self.proxies.get(host)
 
-def topology(settings: Mapping[str, Settings], etcd_hosts: Sequence[str]) -> Topology:
+    def proxies_of(self, cluster: str | None) -> tuple[str, ...]:
+        return tuple(p for p, c in self.proxies.items() if c == cluster)
+
+    def entrances(self, cluster: str) -> tuple[str, ...]:
+        """Where applications reach a cluster's HAProxy: its proxy hosts, else its members."""
+        return self.proxies_of(cluster) or self.clusters[cluster]
+
+    def forwarders(self, host: str) -> tuple[str, ...]:
+        """The hosts whose HAProxy forwards clients to `host`'s PgBouncer and Postgres (so
+        those see the forwarder's address, not the client's): its cluster's members and
+        proxy hosts ((host,) for a single host)."""
+        return self.members(host) + self.proxies_of(self.cluster_of(host))
+
+
+def topology(settings: Mapping[str, Settings], etcd_hosts: Sequence[str],
+             proxies: Mapping[str, str | None] | None = None) -> Topology:
+    """`proxies`: the proxy group's hosts and the cluster each names (None: the inventory's
+    only cluster); one naming no cluster there is left out (proxy_problems names it)."""
     clusters: dict[str, list[str]] = {}
     for name, s in settings.items():
         if s.pg_ha_cluster:
             clusters.setdefault(s.pg_ha_cluster, []).append(name)
-    return Topology({k: tuple(v) for k, v in clusters.items()}, tuple(etcd_hosts))
+    only = next(iter(clusters)) if len(clusters) == 1 else None
+    served = {p: c or only for p, c in (proxies or {}).items()}
+    return Topology({k: tuple(v) for k, v in clusters.items()}, tuple(etcd_hosts),
+                    {p: c for p, c in served.items() if c in clusters and p not in settings})
+
+
+def proxy_problems(topo: Topology, proxies: Mapping[str, str | None], db_hosts: Sequence[str],
+                   proxy_group: str) -> list[str]:
+    """A proxy host carries one cluster's endpoint: the cluster it names (pg_ha_cluster), or
+    the only one; it is not a database host (whose own HAProxy would take the same ports)."""
+    problems = []
+    names = sorted(topo.clusters)
+    for p, cluster in sorted(proxies.items(), key=lambda kv: kv[0]):
+        if p in db_hosts:
+            problems.append(f"{proxy_group}: {p} is a database host; a proxy host is another "
+                            "host (cluster members run HAProxy already)")
+        elif cluster is None and len(names) != 1:
+            problems.append(f"{proxy_group}: {p}: pg_ha_cluster: name the cluster it serves "
+                            f"(the inventory has {', '.join(names) or 'no clusters'})")
+        elif cluster is not None and cluster not in topo.clusters:
+            problems.append(f"{proxy_group}: {p}: pg_ha_cluster: {cluster!r} is not a cluster of "
+                            f"the inventory (have: {', '.join(names) or 'none'})")
+    return problems
 
 
 def _etcd_problems(topo: Topology, etcd_group: str) -> list[str]:
@@ -147,19 +192,22 @@ def problems(topo: Topology, settings: Mapping[str, Settings], etcd_group: str) 
             *_pool_budget_problems(topo, settings)]
 
 
-def client_urls(members: Sequence[str], addresses: Mapping[str, str], s: Settings,
+def client_urls(topo: Topology, cluster: str, addresses: Mapping[str, str], s: Settings,
                 database: str) -> dict[str, str]:
-    """The URLs applications use. Through the endpoint: any member's HAProxy routes the
-    read-write port to the leader (through PgBouncer) and the read-only port to a replica;
-    every member is listed so that a client tries the next when one is down (or put one
-    address in front: a DNS name or virtual IP). Direct: libpq multi-host URLs to Postgres
-    itself, which find the leader or a standby by session attributes."""
-    def url(port: int, query: str = "") -> str:
-        hosts = ",".join(f"{addresses[m]}:{port}" for m in members)
-        return f"postgresql://{hosts}/{database}?sslmode=require{query}"
+    """The URLs applications use. Through the endpoint: any entrance's HAProxy (a proxy
+    host's, else a member's) routes the read-write port to the leader (through PgBouncer)
+    and the read-only port to a replica; every entrance is listed so that a client tries the
+    next when one is down (or put one address in front: a DNS name or virtual IP). Direct:
+    libpq multi-host URLs to the members' Postgres, which find the leader or a standby by
+    session attributes."""
+    def url(hosts: Sequence[str], port: int, query: str = "") -> str:
+        where = ",".join(f"{addresses[h]}:{port}" for h in hosts)
+        return f"postgresql://{where}/{database}?sslmode=require{query}"
 
+    entrances, members = topo.entrances(cluster), topo.clusters[cluster]
     attrs = "&target_session_attrs="
-    return {"read-write": url(s.pg_proxy.rw_port), "read-only": url(s.pg_proxy.ro_port),
-            "direct read-write": url(s.pg_port, attrs + "read-write"),
-            "direct prefer-standby": url(s.pg_port, attrs + "prefer-standby"),
-            "direct read-only": url(s.pg_port, attrs + "read-only")}
+    return {"read-write": url(entrances, s.pg_proxy.rw_port),
+            "read-only": url(entrances, s.pg_proxy.ro_port),
+            "direct read-write": url(members, s.pg_port, attrs + "read-write"),
+            "direct prefer-standby": url(members, s.pg_port, attrs + "prefer-standby"),
+            "direct read-only": url(members, s.pg_port, attrs + "read-only")}

@@ -51,3 +51,9 @@ def etcd_servers(lab: Lab | None = None) -> list:
     """The etcd members of a cluster lab: its database hosts (none for a lab without one)."""
     lab = lab or Lab()
     return [_ssh(h) for h in lab.hosts() if h.role == "db"] if lab.cluster() else []
+
+
+def proxy_servers(lab: Lab | None = None) -> list:
+    """The proxy host of a cluster lab booted with --proxy (none otherwise)."""
+    lab = lab or Lab()
+    return [_ssh(h) for h in lab.hosts() if h.role == "proxy"]

@@ -17,6 +17,8 @@ HA_ROLES = (REPLICATOR, REWINDER)
 PATRONI_API_USER = "pgops"
 PATRONI_API_SECRET = "PGOPS_PATRONI_API_PASSWORD"
 PATRONI_PORT = 8008
+#: The CA of a cluster's Patroni and etcd certificates (pgops keeps it in ha_pki_dir).
+CLUSTER_CA = "pgops cluster CA"
 ETCD_CLIENT_PORT = 2379
 ETCD_PEER_PORT = 2380
 

@@ -10,7 +10,7 @@ from pyinfra.api.host import Host
 
 from pgops import PROJECT_ROOT
 from pgops.errors import ConfigError, PgopsError
-from pgops.ha.topology import Topology, membership_problems, topology
+from pgops.ha.topology import Topology, membership_problems, proxy_problems, topology
 from pgops.ha.topology import problems as topology_problems
 from pgops.settings import LOCAL_REPOSITORY, Settings, load_settings
 
@@ -19,6 +19,8 @@ DB_GROUP = "db_servers"
 BACKUP_GROUP = "backup_servers"
 #: The etcd members Patroni clusters keep their state in (often the database hosts).
 ETCD_GROUP = "etcd_servers"
+#: Hosts that carry a cluster's endpoint (HAProxy) for applications, apart from its members.
+PROXY_GROUP = "proxy_servers"
 #: How `pgops deploy` tells deploy.py (in pyinfra's process) which inventory file it runs.
 INVENTORY_NAME_ENV = "PGOPS_INVENTORY_NAME"
 
@@ -120,9 +122,14 @@ def shared_ca_problems(settings: dict[str, Settings], inventory_file: str) -> li
     return problems
 
 
+def _proxies(inventory: Inventory) -> dict[str, str | None]:
+    """The proxy group's hosts and the cluster each names (pg_ha_cluster, None: unnamed)."""
+    return {h.name: h.data.get("pg_ha_cluster") for h in inventory if PROXY_GROUP in h.groups}
+
+
 def inventory_topology(inventory: Inventory, settings: dict[str, Settings]) -> Topology:
-    """The inventory's Patroni clusters and etcd members."""
-    return topology(settings, [h.name for h in inventory if ETCD_GROUP in h.groups])
+    """The inventory's Patroni clusters, etcd members and proxy hosts."""
+    return topology(settings, [h.name for h in inventory if ETCD_GROUP in h.groups], _proxies(inventory))
 
 
 def _declared_clusters(inventory: Inventory) -> dict[str, dict[str, str]]:
@@ -138,8 +145,11 @@ def _declared_clusters(inventory: Inventory) -> dict[str, dict[str, str]]:
 
 def cluster_problems(inventory: Inventory, settings: dict[str, Settings],
                      inventory_file: str) -> list[str]:
+    topo = inventory_topology(inventory, settings)
+    db_hosts = [h.name for h in inventory if DB_GROUP in h.groups]
     found = [*membership_problems(_declared_clusters(inventory)),
-             *topology_problems(inventory_topology(inventory, settings), settings, ETCD_GROUP)]
+             *topology_problems(topo, settings, ETCD_GROUP),
+             *proxy_problems(topo, _proxies(inventory), db_hosts, PROXY_GROUP)]
     return [f"{inventory_file}: {p}" for p in found]
 
 

@@ -74,8 +74,9 @@ def first_deploy(lab) -> Run:
 REUSED = bool(os.environ.get("PGOPS_REUSE_LAB"))
 
 
-#: The cluster lab: `pgops up --cluster` on three database hosts (etcd members too) and a
-#: repository host, shared by the modules that test a cluster and its endpoint.
+#: The cluster lab: `pgops up --cluster --proxy` on three database hosts (etcd members too),
+#: a repository host and a proxy host, shared by the modules that test a cluster and its
+#: endpoint.
 CLUSTER_ENV = {"PGOPS_LAB": "testha"}
 
 
@@ -86,7 +87,7 @@ def cluster():
     the_lab = Lab(CLUSTER_ENV["PGOPS_LAB"])
     if not REUSED:
         pgops("lab", "down", env=CLUSTER_ENV, check=False)
-    up = pgops("up", "--cluster", env=CLUSTER_ENV)
+    up = pgops("up", "--cluster", "--proxy", env=CLUSTER_ENV)
     yield the_lab, up
     _cluster_lab_down()
 
@@ -135,6 +136,8 @@ def variant_inventory(directory: Path, name: str = "variant", host_data: dict | 
         "backup_servers = _backup()\n"
         "from pgops.lab.inventory import etcd_servers as _etcd\n"
         f"etcd_servers = [h for h in _etcd() if {etcd!r} is None or h[0] in ({etcd!r} or ())]\n"
+        "from pgops.lab.inventory import proxy_servers as _proxy\n"
+        "proxy_servers = _proxy()\n"
     )
     return path
 

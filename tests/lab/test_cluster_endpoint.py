@@ -19,6 +19,9 @@ from tests.lab.test_cluster import MEMBERS, secret, wait_healthy
 pytestmark = pytest.mark.lab
 
 RW, RO, POOLER = 5000, 5001, 6432
+#: The lab's proxy group host (`pgops up --cluster --proxy`): HAProxy apart from the members.
+PROXY = "proxy1"
+ENTRANCES = (*MEMBERS, PROXY)
 
 
 def through(lab: Lab, member: str, port: int, role: str, password: str | None = None,
@@ -66,7 +69,7 @@ def test_rw_port_of_every_member_reaches_the_leader_and_ro_port_a_replica(cluste
     lab, _ = cluster
     leader = wait_healthy()["leader"]
     leader_addr = lab.host(leader).address
-    for m in MEMBERS:
+    for m in ENTRANCES:  # each member's HAProxy and the proxy host's
         with through(lab, m, RW, "app") as c:
             assert served_by(c) == (leader_addr, False), m
         with through(lab, m, RO, "app") as c:
@@ -76,15 +79,24 @@ def test_rw_port_of_every_member_reaches_the_leader_and_ro_port_a_replica(cluste
     metrics = tmp_path / "cluster.prom"
     st = status_with(metrics)
     assert st["rc"] == 0
-    for e in st["clusters"][0]["endpoint"]:
+    (c,) = st["clusters"]
+    assert [e["member"] for e in c["endpoint"]] == list(ENTRANCES)
+    for e in c["endpoint"]:
         assert [m for m, s in e["routes"]["rw"].items() if s == "UP"] == [leader], e
         assert leader not in [m for m, s in e["routes"]["ro"].items() if s == "UP"], e
-        assert e["pools"] is not None, e  # every member's PgBouncer answers
+        # Every member's PgBouncer answers; the proxy host has none, and no leader route.
+        if e["proxy"]:
+            assert e["pools"] is None and "leader" not in e["routes"], e
+        else:
+            assert e["pools"] is not None, e
         if e["member"] == leader:  # the rw port's clients were pooled there
             assert ("app", "app") in {(p["database"], p["user"]) for p in e["pools"]}, e
+    # Applications are given the proxy host: one host and port.
+    assert c["urls"]["read-write"] == f"postgresql://{lab.host(PROXY).address}:{RW}/app?sslmode=require"
     text = metrics.read_text()
     assert f'pgops_proxy_route_up{{cluster="main",member="db1",route="rw",server="{leader}"}} 1' in text
     assert f'pgops_pooler_up{{cluster="main",member="{leader}"}} 1' in text
+    assert f'pgops_proxy_route_up{{cluster="main",member="{PROXY}",route="rw",server="{leader}"}} 1' in text
 
 
 def _pooler_files(lab: Lab) -> dict[str, str]:
@@ -179,7 +191,8 @@ def test_switchover_through_the_rw_port_fails_no_transaction_and_loses_nothing(c
            "?sslmode=require")
     writer = Writer(url).start()
     assert writer.wait_writes(30, timeout=60), writer.errors
-    thread, bench = _pgbench_meanwhile(lab, runner, old, "-c 8 -j 2 -T 25 -n -P 5")
+    # pgbench enters through the proxy host, as applications given its one URL do.
+    thread, bench = _pgbench_meanwhile(lab, runner, PROXY, "-c 8 -j 2 -T 25 -n -P 5")
     time.sleep(5)
     t = time.monotonic()
     sw = pgops("cluster", "switchover", "--to", target, env=ENV)
@@ -189,7 +202,7 @@ def test_switchover_through_the_rw_port_fails_no_transaction_and_loses_nothing(c
     pause = writer.longest_gap(t)
     failed = re.search(r"number of failed transactions: (\d+)", bench["out"])
     done = re.search(r"number of transactions actually processed: (\d+)", bench["out"])
-    print(f"switchover {old} -> {target} under pgbench -c 8 through {old}:{RW}: "
+    print(f"switchover {old} -> {target} under pgbench -c 8 through {PROXY}:{RW}: "
           f"{done[1] if done else '?'} transactions, {failed[1] if failed else '?'} failed; "
           f"writer paused {pause:.2f} s, {len(writer.errors)} errors, {len(writer.acked)} rows")
     assert bench["rc"] == 0 and "aborted" not in bench["out"], bench["out"][-3000:]
@@ -198,9 +211,10 @@ def test_switchover_through_the_rw_port_fails_no_transaction_and_loses_nothing(c
     assert writer.missing() == []
     assert wait_healthy()["leader"] == target
     assert "PgBouncer paused" in sw.out and "PgBouncer resumed" in sw.out
-    # Right after: the read-write port of each member reaches the new leader, the read-only
-    # port never the promoted member.
-    for m in MEMBERS:
+    assert f"every proxy host's ({PROXY})" in sw.out
+    # Right after: the read-write port of each member and of the proxy host reaches the new
+    # leader, the read-only port never the promoted member.
+    for m in ENTRANCES:
         with through(lab, m, RW, "app") as conn:
             assert served_by(conn) == (lab.host(target).address, False)
         for _ in range(3):
@@ -237,7 +251,7 @@ def test_after_an_unplanned_failover_writes_resume_through_the_same_rw_port(clus
     lab, _ = cluster
     c = wait_healthy()
     old = c["leader"]
-    entry = next(m["member"] for m in c["members"] if m["member"] != old)
+    entry = PROXY  # where applications given the cluster's URL enter
     writer = Writer(f"postgresql://migrator:{secret(lab, 'migrator')}@"
                     f"{lab.host(entry).address}:{RW}/app?sslmode=require").start()
     assert writer.wait_writes(30, timeout=60), writer.errors

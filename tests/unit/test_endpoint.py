@@ -91,7 +91,7 @@ def test_only_a_change_of_the_listening_socket_restarts_pgbouncer():
 
 
 def test_haproxy_routes_by_patroni_role_and_cuts_sessions_only_where_a_member_turns_wrong():
-    cfg = haproxy.render(member(), {"db1": "10.0.0.1", "db2": "10.0.0.2"})
+    cfg = haproxy.render(member(), {"db1": "10.0.0.1", "db2": "10.0.0.2"}, ["10.0.0.1", "10.0.0.2"])
     sections = {s.split("\n", 1)[0]: s for s in cfg.split("\n\n")}
     rw = sections[f"listen {haproxy.RW}"]
     ro = sections[f"listen {haproxy.RO}"]
@@ -104,9 +104,51 @@ def test_haproxy_routes_by_patroni_role_and_cuts_sessions_only_where_a_member_tu
     # Clients only from pg_hba_rules's networks, the members and loopback.
     assert "tcp-request connection reject unless { src 10.0.0.1/32 10.0.0.2/32 127.0.0.1/32 ::1/128 }" in rw
     # Without PgBouncer the rw port goes to Postgres and there is no leader route.
-    plain = haproxy.render(member(pg_pooler=False), {"db1": "10.0.0.1"})
+    plain = haproxy.render(member(pg_pooler=False), {"db1": "10.0.0.1"}, ["10.0.0.1"])
     assert "10.0.0.1:5432 check" in plain.split(f"listen {haproxy.RO}")[0]
     assert haproxy.LEADER not in plain
+
+
+def test_a_proxy_host_carries_the_rw_and_ro_ports_and_the_members_let_it_forward():
+    dbs = {f"db{i}": member() for i in (1, 2, 3)}
+    topo = topology(dbs, ["db1", "db2", "db3"], {"proxy1": None})  # the only cluster: implied
+    assert topo.proxies == {"proxy1": "main"} and topo.served_by("proxy1") == "main"
+    assert topo.entrances("main") == ("proxy1",) and topo.forwarders("db2") == ("db1", "db2", "db3", "proxy1")
+    members = {"db1": "10.0.0.1", "db2": "10.0.0.2", "db3": "10.0.0.3"}
+    cfg = haproxy.render(dbs["db1"], members, [*members.values(), "10.0.0.9"], member=False)
+    assert f"listen {haproxy.RW}" in cfg and f"listen {haproxy.RO}" in cfg
+    assert haproxy.LEADER not in cfg  # no PgBouncer of its own to lead to
+    assert "10.0.0.9/32 127.0.0.1/32" in cfg
+    # Every forwarder may reach the application databases, never as a superuser.
+    from pgops.endpoint.access import forwarded_rejects, forwarded_users
+    from pgops.ha.patroni import pooler_hba
+    s = dbs["db1"]
+    hba = pooler_hba(["10.0.0.1", "10.0.0.9"], ["app"], forwarded_rejects(s), forwarded_users(s))
+    assert "hostssl  app  all  10.0.0.9/32  scram-sha-256" in hba
+    assert any(line.startswith("hostssl  app  postgres,") and "10.0.0.9/32  reject" in line for line in hba)
+    # Its rw route is re-pointed at a switchover too (it has no leader route).
+    cmds = control.route_commands(["db1", "db2", "db3"], "db2", leader_route=False)
+    assert f"set server {haproxy.RW}/db2 health up" in cmds and not any(haproxy.LEADER in c for c in cmds)
+
+
+@pytest.mark.parametrize(("proxies", "clusters", "db_hosts", "expected"), [
+    ({"p1": None}, ("a", "b"), (), "proxy_servers: p1: pg_ha_cluster: name the cluster it serves "
+                                    "(the inventory has a, b)"),
+    ({"p1": "c"}, ("a",), (), "proxy_servers: p1: pg_ha_cluster: 'c' is not a cluster of the "
+                              "inventory (have: a)"),
+    ({"p1": None}, (), (), "proxy_servers: p1: pg_ha_cluster: name the cluster it serves "
+                           "(the inventory has no clusters)"),
+    ({"db1": None}, ("a",), ("db1",), "proxy_servers: db1 is a database host; a proxy host is "
+                                      "another host (cluster members run HAProxy already)"),
+])
+def test_a_proxy_host_must_serve_one_known_cluster(proxies, clusters, db_hosts, expected):
+    from pgops.ha.topology import proxy_problems
+    dbs = {f"{c}{i}": Settings(pg_ha_cluster=c, pg_databases=APP, secrets=SECRETS)
+           for c in clusters for i in (1, 2, 3)}
+    dbs |= {h: Settings(secrets=SECRETS) for h in db_hosts if h not in dbs}
+    topo = topology(dbs, [], proxies)
+    assert proxy_problems(topo, proxies, [*dbs], "proxy_servers") == [expected]
+    assert topo.proxies == {}
 
 
 def test_the_connection_budget_of_every_pgbouncer_must_fit_max_connections():

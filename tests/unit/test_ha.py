@@ -95,13 +95,18 @@ def test_ha_timing_that_would_demote_a_healthy_leader_is_refused():
 
 
 def test_client_urls_name_the_endpoint_ports_and_the_direct_session_attributes():
-    urls = client_urls(["db1", "db2"], {"db1": "10.0.0.1", "db2": "10.0.0.2"},
-                       _settings(pg_ha_cluster="main"), "app")
+    s = _settings(pg_ha_cluster="main")
+    addresses = {"db1": "10.0.0.1", "db2": "10.0.0.2", "proxy1": "10.0.0.9"}
+    urls = client_urls(topology({"db1": s, "db2": s}, []), "main", addresses, s, "app")
     assert urls["read-write"] == "postgresql://10.0.0.1:5000,10.0.0.2:5000/app?sslmode=require"
     assert urls["read-only"] == "postgresql://10.0.0.1:5001,10.0.0.2:5001/app?sslmode=require"
     assert urls["direct read-write"] == ("postgresql://10.0.0.1:5432,10.0.0.2:5432/app?"
                                          "sslmode=require&target_session_attrs=read-write")
     assert urls["direct prefer-standby"].endswith("target_session_attrs=prefer-standby")
+    # With a proxy group, applications go through the proxy hosts; direct URLs stay the members'.
+    proxied = client_urls(topology({"db1": s, "db2": s}, [], {"proxy1": "main"}), "main", addresses, s, "app")
+    assert proxied["read-write"] == "postgresql://10.0.0.9:5000/app?sslmode=require"
+    assert proxied["direct read-write"] == urls["direct read-write"]
 
 
 # -- what each member does ---------------------------------------------------------------
