@@ -28,7 +28,7 @@ class Outage:
 class Writer:
     """Run with `start()`/`stop()` around a fault; `acked` holds every acknowledged id."""
 
-    conninfo: str
+    conninfo: str = field(repr=False)  # it holds a password: never in a test's failure output
     pause: float = 0.01
     acked: list[int] = field(default_factory=list)
     acked_at: list[float] = field(default_factory=list)  # time.monotonic() of each ack

@@ -193,11 +193,14 @@ def fault(cluster, kind: str | None = None, inject=None, heal=None) -> tuple[flo
     assert writer.wait_writes(50, timeout=60), writer.errors
     t = time.monotonic()
     inject(lab, old)
-    assert writer.wait_writes(50, timeout=120), f"writes did not resume: {writer.errors}"
-    writer.stop()
+    try:
+        resumed = writer.wait_writes(50, timeout=120)
+        writer.stop()
+    finally:  # a failed check must not leave the next tests a member down
+        if heal:
+            heal(lab, old)
+    assert resumed, f"writes did not resume: {writer.errors}, outages {writer.outages}"
     rto = writer.longest_gap(t)
-    if heal:
-        heal(lab, old)
     new = wait_healthy()
     missing = writer.missing()
     same_rows_everywhere(lab)

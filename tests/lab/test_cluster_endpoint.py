@@ -258,10 +258,13 @@ def test_after_an_unplanned_failover_writes_resume_through_the_same_rw_port(clus
     inject, heal = FAULTS["docker kill"]
     t = time.monotonic()
     inject(lab, old)
-    assert writer.wait_writes(30, timeout=120), f"writes did not resume: {writer.errors}"
-    writer.stop()
+    try:
+        resumed = writer.wait_writes(30, timeout=120)
+        writer.stop()
+    finally:  # a failed check must not leave the next tests a member down
+        heal(lab, old)
+    assert resumed, f"writes did not resume: {writer.errors}, outages {writer.outages}"
     rto = writer.longest_gap(t)
-    heal(lab, old)
     new = wait_healthy()["leader"]
     missing = writer.missing()
     print(f"docker kill of {old}, writes through {entry}:{RW}: again after {rto:.1f} s "
