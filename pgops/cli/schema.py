@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from pathlib import Path
 
 import click
 
@@ -13,25 +14,28 @@ from pgops.cli.common import err, say, target, target_options
 from pgops.schema import LOCK_WAIT_S
 
 
-def _migrator(t, lock_wait: float = LOCK_WAIT_S):
-    from pgops.schema.migrate import Migrator, Options  # psycopg: only for the commands that connect
+def _migrator(t, directory: Path | None, lock_wait: float = LOCK_WAIT_S):
+    from pgops.schema.migrate import MIGRATIONS_DIR, Migrator, Options  # psycopg: commands that connect
 
-    return Migrator(t.url, options=Options(lock_wait=lock_wait), say=say("migrate"))
+    return Migrator(t.url, directory or MIGRATIONS_DIR, options=Options(lock_wait=lock_wait),
+                    say=say("migrate"))
 
 
 @click.group(invoke_without_command=True)
 @target_options("migrator")
+@click.option("--dir", "directory", type=click.Path(path_type=Path), envvar="PGOPS_MIGRATIONS_DIR",
+              help="The migrations directory  [default: sql/migrations/; env PGOPS_MIGRATIONS_DIR]")
 @click.option("--plan", is_flag=True, help="Print what would run; change nothing.")
 @click.option("--to", "to", type=int, help="Stop after this version.")
 @click.option("--lock-wait", default=LOCK_WAIT_S, show_default=True, help="Seconds to wait for another run.")
 @click.pass_context
-def migrate(ctx, dsn, inventory, host_name, user, plan, to, lock_wait) -> None:
-    """Apply pending SQL migrations from sql/migrations/ (default target: the lab)."""
-    ctx.obj = (dsn, inventory, host_name, user)
+def migrate(ctx, dsn, inventory, host_name, user, directory, plan, to, lock_wait) -> None:
+    """Apply pending SQL migrations (default: sql/migrations/) to the target (default: the lab)."""
+    ctx.obj = (dsn, inventory, host_name, user, directory)
     if ctx.invoked_subcommand:
         return
     t = target(dsn, inventory, host_name, user)
-    m = _migrator(t, lock_wait)
+    m = _migrator(t, directory, lock_wait)
     if plan:
         pending = m.plan(to)
         err.print(f"plan for {t.label}: {len(pending)} migration(s) would run")
@@ -51,8 +55,8 @@ def migrate(ctx, dsn, inventory, host_name, user, plan, to, lock_wait) -> None:
 @click.pass_obj
 def migrate_status(obj, as_json: bool) -> None:
     """Applied and pending migrations with checksums; exit 1 on drift."""
-    t = target(*obj)
-    st = _migrator(t).status()
+    t = target(*obj[:4])
+    st = _migrator(t, obj[4]).status()
     if as_json:
         render.print_json({"target": t.label, **st})
     else:
@@ -68,7 +72,7 @@ def migrate_status(obj, as_json: bool) -> None:
 @click.pass_obj
 def migrate_down(obj, to: int, plan: bool) -> None:
     """Roll back applied migrations above --to with their down parts."""
-    m = _migrator(target(*obj))
+    m = _migrator(target(*obj[:4]), obj[4])
     if plan:
         st = m.status()
         for r in reversed(st["migrations"]):
@@ -84,8 +88,8 @@ def migrate_down(obj, to: int, plan: bool) -> None:
 @click.pass_obj
 def migrate_baseline(obj, version: int) -> None:
     """Mark an existing database as at VERSION without running anything."""
-    t = target(*obj)
-    marked = _migrator(t).baseline(version)
+    t = target(*obj[:4])
+    marked = _migrator(t, obj[4]).baseline(version)
     click.echo(f"marked {len(marked)} migration(s) as applied on {t.label}")
 
 
