@@ -156,6 +156,27 @@ def test_a_cluster_target_is_its_endpoint_for_clients_and_its_leader_for_migrati
     assert conninfo(inventory_target(path, "db2", "app", None).url)["host"] == "10.0.0.2"
 
 
+def test_with_a_proxy_group_clients_enter_through_it_and_a_bad_proxy_is_named(tmp_path, monkeypatch):
+    for name in ("APP", "MIGRATOR", "REPLICATOR", "REWINDER", "PGBOUNCER"):
+        monkeypatch.setenv(f"PGOPS_ROLE_{name}_PASSWORD", "pw")
+    monkeypatch.setenv("PGOPS_PATRONI_API_PASSWORD", "pw")
+    path = tmp_path / "cluster.py"
+    path.write_text(CLUSTER + 'proxy_servers = [("proxy1", {"ssh_hostname": "10.0.0.9"})]\n')
+    pooled = inventory_target(path, None, "app", None, pooled=True)
+    assert (conninfo(pooled.url)["host"], conninfo(pooled.url)["port"]) == ("10.0.0.9", "5000")
+    assert pooled.label.startswith("cluster main's read-write endpoint (HAProxy :5000 on proxy1)")
+    assert conninfo(inventory_target(path, None, "migrator", None).url)["host"] == "10.0.0.1,10.0.0.2"
+    path = tmp_path / "bad_proxies.py"
+    path.write_text(CLUSTER + 'proxy_servers = [("proxy1", {"pg_ha_cluster": "other"}), "db2"]\n')
+    with pytest.raises(ConfigError) as e:
+        validate_inventory(load_inventory(path), str(path))
+    assert e.value.problems == [
+        f"{path}: proxy_servers: db2 is a database host; a proxy host is another host (cluster "
+        "members run HAProxy already)",
+        f"{path}: proxy_servers: proxy1: pg_ha_cluster: 'other' is not a cluster of the "
+        "inventory (have: main)"]
+
+
 def test_a_dsn_target_says_where_it_came_from(tmp_path, monkeypatch):
     from pgops.client.targets import dsn_target
 
