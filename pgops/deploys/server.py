@@ -15,7 +15,7 @@ from pgops.errors import ConfigError
 from pgops.facts.system import HostResources
 from pgops.operations import postgres, tls
 from pgops.server import pgconf
-from pgops.server.cluster import CREATECLUSTER_D, server_packages
+from pgops.server.cluster import CREATECLUSTER_D, Cluster, server_packages
 from pgops.settings import DISTRO_MAJORS, Settings
 
 PGDG_LIST = "/etc/apt/sources.list.d/pgops-postgresql.list"
@@ -73,8 +73,10 @@ def install(s: Settings) -> None:
         apt.update(name="Update apt lists (packages missing)")
     apt.packages(name="Install PostgreSQL packages", packages=wanted, no_recommends=True)
     if not s.pg_ha_cluster:  # a cluster member's postmaster is Patroni's to run
-        systemd.service(name="PostgreSQL cluster enabled and running",
-                        service=pgconf.paths(s)["service"], running=True, enabled=True)
+        # Started by the settings step (a stopped server is started there): starting it here
+        # would fail on a broken configuration before the deploy could write a good one.
+        systemd.service(name="PostgreSQL cluster enabled", service=pgconf.paths(s)["service"],
+                        running=None, enabled=True)
 
 
 @deploy("Configure PostgreSQL")
@@ -99,6 +101,7 @@ def configure(s: Settings, address: str) -> None:
         name="PostgreSQL settings (tuned)",
         path=p["conf"], content=pgconf.render_conf(pgconf.settings(s, resources, host.name)),
         port=s.pg_port, service=p["service"],
+        check=Cluster(s.pg_major, s.pg_cluster).config_check_command(),
     )
     postgres.hba_file(name="pg_hba.conf", path=p["hba"], content=pgconf.render_hba(s),
                       port=s.pg_port, service=p["service"])

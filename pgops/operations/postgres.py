@@ -67,13 +67,16 @@ def settings_action(changed: set[str], settings: dict | None) -> tuple[str, list
 
 
 @operation()
-def settings_file(path: str, content: str, port: int, service: str):
+def settings_file(path: str, content: str, port: int, service: str, check: str):
     """Write the pgops settings file and apply it: reload when every changed setting allows
     it, restart when one has context `postmaster` (or a restart is already pending).
 
     + path: the conf.d file pgops owns
     + content: its rendered text
     + port, service: to read pg_settings and to reload/restart the cluster
+    + check: a shell command that fails when the cluster's configuration does not load
+      (Cluster.config_check_command): a new file it refuses is put back, before any
+      reload or restart, so a typo in pg_settings never stops the server
 
     Settings pgops does not write (Debian's postgresql.conf) are left as they are.
     """
@@ -86,13 +89,36 @@ def settings_file(path: str, content: str, port: int, service: str):
         host.noop(f"settings in {path} are current")
         return
     if changed:
-        yield from files.put._inner(src=StringIO(content), dest=path, user="postgres",
+        yield from files.put._inner(src=StringIO(content), dest=f"{path}.pgops-new", user="postgres",
                                     group="postgres", mode="644")
+        yield checked_swap_script(path, check)
     why = {"start": f"{service} is not running: starting it",
            "restart": f"restart needed for: {', '.join(keys)}",
            "reload": f"reload is enough for: {', '.join(keys)}"}[action]
     logger.info(f"{host.print_prefix}{why}")
     yield f"systemctl {'reload' if action == 'reload' else 'restart'} {service}"
+
+
+def _swap_in(path: str) -> str:
+    """Shell moving `path`.pgops-new over `path`, the current file kept as `path`.pgops-prev;
+    it defines `undo` (put the previous file back, or remove the new one when there was
+    none) and `kept` (which of the two, for the message)."""
+    p, new, prev = (shlex.quote(f) for f in (path, f"{path}.pgops-new", f"{path}.pgops-prev"))
+    return (f"if [ -e {p} ]; then cp -p {p} {prev}; undo() {{ cp -p {prev} {p}; }}; "
+            f'kept="previous file kept"; '
+            f'else undo() {{ rm -f {p}; }}; kept="no previous file, new file removed"; fi; '
+            f"mv {new} {p}; ")
+
+
+def checked_swap_script(path: str, check: str) -> str:
+    """The shell that swaps `path`.pgops-new in and runs `check`; if the check fails, it
+    undoes the swap and exits 1 with the check's complaints (its LOG/FATAL lines, which name
+    the file, line and parameter)."""
+    p = shlex.quote(path)
+    return (f"set -e; cd /; {_swap_in(path)}"
+            f"if ! out=$({check} 2>&1); then undo; "
+            f"why=$(printf '%s\\n' \"$out\" | grep -E 'LOG|FATAL|ERROR' | tr '\\n' ' '); "
+            f"printf '%s refused, %s: %s\\n' {p} \"$kept\" \"${{why:-$out}}\" >&2; exit 1; fi")
 
 
 @operation()
@@ -122,14 +148,11 @@ def hba_swap_script(path: str, port: int, service: str) -> str:
     warning there is no refusal."""
     check = psql.shell("select format('line %s: %s', line_number, error) "
                        "from pg_hba_file_rules where error is not null", port)
-    p, new, prev = (shlex.quote(f) for f in (path, f"{path}.pgops-new", f"{path}.pgops-prev"))
+    p = shlex.quote(path)
     return (
         f"set -e; cd /; "
         "stderr=$(mktemp); trap 'rm -f \"$stderr\"' EXIT; "
-        f"if [ -e {p} ]; then cp -p {p} {prev}; undo() {{ cp -p {prev} {p}; }}; "
-        f'kept="previous file kept"; '
-        f'else undo() {{ rm -f {p}; }}; kept="no previous file, new file removed"; fi; '
-        f"mv {new} {p}; "
+        f"{_swap_in(path)}"
         f'if ! errors=$({check} 2>"$stderr"); then undo; '
         f"printf '%s not checked (psql failed: %s), %s\\n' {p} \"$(cat \"$stderr\")\" \"$kept\" >&2; "
         f"exit 1; fi; "

@@ -45,6 +45,13 @@ class Cluster:
     def bindir(self) -> str:
         return bindir(self.major)
 
+    def config_check_command(self) -> str:
+        """A shell command (as root) that fails, printing PostgreSQL's complaints, unless the
+        cluster's configuration loads: every file and include, names and values (`postgres
+        -C` reads it as a start would, without starting; a running server is fine)."""
+        return (f"runuser -u postgres -- {self.bindir}/postgres -D {self.data} "
+                f"-c config_file={self.etc}/postgresql.conf -C data_directory")
+
     def bin(self, tool: str) -> str:
         return f"{self.bindir}/{tool}"
 

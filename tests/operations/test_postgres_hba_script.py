@@ -1,4 +1,4 @@
-"""The shell hba_file generates, run for real with `sh` against fake runuser, psql and
+"""The shells hba_file and settings_file generate, run for real with `sh` against fake runuser, psql and
 systemctl on PATH (no Postgres): a refused file or a failing psql puts the previous file
 back (or removes the new one when there was none) and fails with a message naming the file;
 an accepted file stays and the service is reloaded, whatever psql says on stderr; the
@@ -155,3 +155,37 @@ def test_stale_backup_is_not_restored_when_there_was_no_file(tmp_path):
     proc, path, _ = run(tmp_path, "refuses", None, stale_prev="local all all trust\n")
     assert proc.returncode == 1
     assert not path.exists()
+
+
+# -- the settings file: swapped in, checked by `postgres -C`, put back when refused ---------
+CONF_OLD = "work_mem = '4MB'\n"
+CONF_NEW = "work_mem = '8MB'\nshared_bufers = '1GB'\n"
+CHECKS = {
+    "loads": "#!/bin/sh\necho '/var/lib/postgresql/17/main'\n",
+    "refuses": "#!/bin/sh\necho '2026-12-03 17:20:40.891 GMT [5546] LOG:  unrecognized configuration "
+               "parameter \"shared_bufers\" in file \"/etc/x/50-pgops.conf\" line 2' >&2\n"
+               "echo '2026-12-03 17:20:40.891 GMT [5546] FATAL:  configuration file "
+               "\"/etc/x/50-pgops.conf\" contains errors' >&2\nexit 1\n",
+}
+
+
+@pytest.mark.parametrize("current", [CONF_OLD, None], ids=["previous-file", "first-file"])
+@pytest.mark.parametrize("verdict", ["loads", "refuses"])
+def test_a_settings_file_postgres_refuses_never_stays(tmp_path: Path, current, verdict):
+    path = tmp_path / "50-pgops.conf"
+    if current is not None:
+        path.write_text(current)
+    Path(f"{path}.pgops-new").write_text(CONF_NEW)
+    check = tmp_path / "check"
+    check.write_text(CHECKS[verdict])
+    check.chmod(0o755)
+    r = subprocess.run(["sh", "-c", postgres.checked_swap_script(str(path), str(check))],
+                       capture_output=True, text=True)
+    if verdict == "loads":
+        assert r.returncode == 0 and path.read_text() == CONF_NEW
+        return
+    assert r.returncode == 1
+    assert (path.read_text() if path.exists() else None) == current
+    kept = "previous file kept" if current else "no previous file, new file removed"
+    assert f"{path} refused, {kept}: " in r.stderr
+    assert 'unrecognized configuration parameter "shared_bufers"' in r.stderr and "line 2" in r.stderr
