@@ -101,6 +101,9 @@ def restore(inventory, to, host_name, onto, in_place, yes, plan_only, as_json) -
     # The source may be down (that may be why you restore): only repository and target must answer.
     backups = repository.connect(inventory_path(inventory), host_name, require_all=False)
     db = next(iter(backups.stanzas))  # --host: its stanza's (a cluster's first member)
+    if onto is not None and onto not in backups.settings:
+        raise PgopsError(f"--onto {onto}: no database host {onto!r} in {inventory_path(inventory)} "
+                         f"(have: {', '.join(sorted(backups.settings))})")
     whole_cluster = in_place and bool(backups.settings[db].pg_ha_cluster)
     rp = (cluster_restore.plan(backups, db, to, onto) if whole_cluster
           else r.plan(backups, db, to, onto, in_place))

@@ -160,9 +160,12 @@ class Clusters:
             return names[0]
         if name in names:
             return name
-        raise PgopsError(f"cluster {name!r}: the inventory has "
-                         f"{', '.join(names) or 'no clusters (pg_ha_cluster)'}"
-                         + ("; name one with --cluster" if name is None and names else ""))
+        if not names:
+            raise PgopsError("the inventory has no clusters (no database host sets pg_ha_cluster)"
+                             + (f"; there is no cluster {name!r}" if name else ""))
+        if name is None:
+            raise PgopsError(f"the inventory has clusters {', '.join(names)}: name one with --cluster")
+        raise PgopsError(f"cluster {name!r}: the inventory has {', '.join(names)}")
 
 
 def connect(inventory_path: Path) -> Clusters:

@@ -100,13 +100,16 @@ def settings_file(path: str, content: str, port: int, service: str, check: str):
 
 
 def _swap_in(path: str) -> str:
-    """Shell moving `path`.pgops-new over `path`, the current file kept as `path`.pgops-prev;
-    it defines `undo` (put the previous file back, or remove the new one when there was
-    none) and `kept` (which of the two, for the message)."""
-    p, new, prev = (shlex.quote(f) for f in (path, f"{path}.pgops-new", f"{path}.pgops-prev"))
-    return (f"if [ -e {p} ]; then cp -p {p} {prev}; undo() {{ cp -p {prev} {p}; }}; "
-            f'kept="previous file kept"; '
-            f'else undo() {{ rm -f {p}; }}; kept="no previous file, new file removed"; fi; '
+    """Shell moving `path`.pgops-new over `path`. It defines `undo` (the current file back
+    exactly as it was, or the new one removed when there was none: a refused file leaves
+    nothing behind), `commit` (the replaced file kept as `path`.pgops-prev) and `kept`
+    (what undo does, for the message)."""
+    p, new, prev, back = (shlex.quote(f) for f in (path, f"{path}.pgops-new", f"{path}.pgops-prev",
+                                                   f"{path}.pgops-undo"))
+    return (f"if [ -e {p} ]; then cp -p {p} {back}; undo() {{ mv {back} {p}; }}; "
+            f"commit() {{ mv {back} {prev}; }}; kept=\"previous file kept\"; "
+            f"else undo() {{ rm -f {p}; }}; commit() {{ :; }}; "
+            f"kept=\"no previous file, new file removed\"; fi; "
             f"mv {new} {p}; ")
 
 
@@ -118,7 +121,7 @@ def checked_swap_script(path: str, check: str) -> str:
     return (f"set -e; cd /; {_swap_in(path)}"
             f"if ! out=$({check} 2>&1); then undo; "
             f"why=$(printf '%s\\n' \"$out\" | grep -E 'LOG|FATAL|ERROR' | tr '\\n' ' '); "
-            f"printf '%s refused, %s: %s\\n' {p} \"$kept\" \"${{why:-$out}}\" >&2; exit 1; fi")
+            f"printf '%s refused, %s: %s\\n' {p} \"$kept\" \"${{why:-$out}}\" >&2; exit 1; fi; commit")
 
 
 @operation()
@@ -158,7 +161,7 @@ def hba_swap_script(path: str, port: int, service: str) -> str:
         f"exit 1; fi; "
         f"if [ -n \"$errors\" ]; then undo; "
         f"printf '%s refused, %s: %s\\n' {p} \"$kept\" \"$errors\" >&2; exit 1; fi; "
-        f"systemctl reload {service}"
+        f"commit; systemctl reload {service}"
     )
 
 

@@ -186,6 +186,7 @@ def test_a_settings_file_postgres_refuses_never_stays(tmp_path: Path, current, v
         return
     assert r.returncode == 1
     assert (path.read_text() if path.exists() else None) == current
+    assert sorted(f.name for f in tmp_path.iterdir()) == sorted(["check", *([path.name] if current else [])])
     kept = "previous file kept" if current else "no previous file, new file removed"
     assert f"{path} refused, {kept}: " in r.stderr
     assert 'unrecognized configuration parameter "shared_bufers"' in r.stderr and "line 2" in r.stderr

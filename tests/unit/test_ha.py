@@ -306,3 +306,23 @@ def test_cluster_status_as_prometheus_metrics():
     assert not any(x.startswith('pgops_cluster_member_timeline{cluster="main",member="db3"}')
                    for x in lines)
     assert "# TYPE pgops_cluster_member_lag_bytes gauge" in lines
+
+
+def test_a_cluster_command_names_the_cluster_it_cannot_pick():
+    from pgops.errors import PgopsError
+    from pgops.ha.status import Clusters
+
+    s = _settings(pg_ha_cluster="main")
+    two = Clusters({}, {}, topology({"db1": s, "db2": _settings(pg_ha_cluster="other")}, []))
+    none = Clusters({}, {}, topology({"db1": _settings()}, []))
+    assert Clusters({}, {}, topology({"db1": s}, [])).one(None) == "main"
+    assert two.one("other") == "other"
+    for clusters, name, message in (
+            (two, None, "the inventory has clusters main, other: name one with --cluster"),
+            (two, "nope", "cluster 'nope': the inventory has main, other"),
+            (none, None, "the inventory has no clusters (no database host sets pg_ha_cluster)"),
+            (none, "nope", "the inventory has no clusters (no database host sets pg_ha_cluster); "
+                           "there is no cluster 'nope'")):
+        with pytest.raises(PgopsError) as e:
+            clusters.one(name)
+        assert str(e.value) == message
