@@ -190,25 +190,40 @@ class Migrator:
                 for m in self._pending(applied, to):
                     self.say(f"applying {m.filename}")
                     t0 = time.monotonic()
-                    if m.transactional:
-                        with conn.transaction():
-                            self._set_timeouts(conn, local=True)
-                            self._run_statements(conn, m, m.up_statements())
-                            self._record(conn, m, t0, by)
-                    else:
-                        self._set_timeouts(conn, local=False)
-                        self._run_statements(conn, m, m.up_statements())
-                        self._record(conn, m, t0, by)
+                    self._run(conn, m, m.up_statements(), self._recorder(conn, m, t0, by))
                     ms = int((time.monotonic() - t0) * 1000)
                     done.append({"version": m.version, "name": m.name, "duration_ms": ms})
             finally:
                 conn.execute("select pg_advisory_unlock(%s)", (LOCK_KEY,))
         return done
 
-    def _record(self, conn: psycopg.Connection, m: Migration, t0: float, by: str) -> None:
-        conn.execute(f"insert into {HISTORY} (version, name, sha256, duration_ms, applied_by) "
-                     f"values (%s, %s, %s, %s, %s)",
-                     (m.version, m.name, m.sha256, int((time.monotonic() - t0) * 1000), by))
+    def _run(self, conn: psycopg.Connection, m: Migration, statements: list[Statement],
+             then: Callable[[], object]) -> None:
+        """One part of a migration and its history change (`then`): together in one
+        transaction, or for a no-transaction file (CREATE/DROP INDEX CONCURRENTLY) its one
+        statement on its own, then the history."""
+        if m.transactional:
+            with conn.transaction():
+                self._set_timeouts(conn, local=True)
+                self._run_statements(conn, m, statements)
+                then()
+        else:
+            self._set_timeouts(conn, local=False)
+            self._run_statements(conn, m, statements)
+            then()
+
+    @staticmethod
+    def _recorder(conn: psycopg.Connection, m: Migration, t0: float, by: str) -> Callable[[], object]:
+        """The history row of an applied migration, written when called."""
+        return lambda: conn.execute(
+            f"insert into {HISTORY} (version, name, sha256, duration_ms, applied_by) "
+            f"values (%s, %s, %s, %s, %s)",
+            (m.version, m.name, m.sha256, int((time.monotonic() - t0) * 1000), by))
+
+    @staticmethod
+    def _forgetter(conn: psycopg.Connection, m: Migration) -> Callable[[], object]:
+        """The history row of a rolled-back migration, deleted when called."""
+        return lambda: conn.execute(f"delete from {HISTORY} where version = %s", (m.version,))
 
     def down(self, to: int) -> list[dict]:
         """Roll back applied migrations above `to`, newest first, with their down parts.
@@ -230,10 +245,7 @@ class Migrator:
                 for m in todo:
                     self.say(f"rolling back {m.filename}")
                     t0 = time.monotonic()
-                    with conn.transaction():
-                        self._set_timeouts(conn, local=True)
-                        self._run_statements(conn, m, m.down_statements())
-                        conn.execute(f"delete from {HISTORY} where version = %s", (m.version,))
+                    self._run(conn, m, m.down_statements(), self._forgetter(conn, m))
                     done.append({"version": m.version, "name": m.name,
                                  "duration_ms": int((time.monotonic() - t0) * 1000)})
             finally:

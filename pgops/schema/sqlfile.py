@@ -192,10 +192,11 @@ def parse(path: Path) -> Migration:
     if not split_statements(up):
         raise MigrationFileError(f"{path}: no SQL statement before `-- pgops:down`")
     transactional = not NO_TX.search(up)
-    if not transactional and len(split_statements(up)) != 1:
+    if not transactional and (len(split_statements(up)) != 1
+                              or (down is not None and len(split_statements(down)) > 1)):
         raise MigrationFileError(
             f"{path}: a `-- pgops:no-transaction` migration must hold exactly one statement "
-            "(it cannot be rolled back as a whole)"
+            "(it cannot be rolled back as a whole), and its down part at most one"
         )
     return Migration(
         version=int(m.group(1)), name=m.group(2), path=path, up=up,

@@ -148,10 +148,16 @@ def test_no_transaction_file_for_concurrent_index(db, tmp_path):
     d = tmp_path / "m"
     write(d, "0001_t.sql", "create table t (id int, v text);\n")
     write(d, "0002_idx.sql", "-- pgops:no-transaction\ncreate index concurrently t_v_idx on t (v);\n"
-                             "-- pgops:down\ndrop index t_v_idx;\n")
+                             "-- pgops:down\ndrop index concurrently t_v_idx;\n")
     Migrator(db, d).up()
+    count = "select count(*) from pg_indexes where indexname = 't_v_idx'"
     with psycopg.connect(db) as c:
-        assert c.execute("select count(*) from pg_indexes where indexname = 't_v_idx'").fetchone()[0] == 1
+        assert c.execute(count).fetchone()[0] == 1
+    # Its down part runs outside a transaction too (DROP INDEX CONCURRENTLY must).
+    assert [r["version"] for r in Migrator(db, d).down(1)] == [2]
+    with psycopg.connect(db) as c:
+        assert c.execute(count).fetchone()[0] == 0
+    Migrator(db, d).up()
     write(d, "0003_two.sql", "-- pgops:no-transaction\nselect 1;\nselect 2;\n")
     with pytest.raises(MigrationFileError, match="must hold exactly one statement"):
         Migrator(db, d)
@@ -201,7 +207,9 @@ def test_baseline_marks_an_existing_database(db, tmp_path):
 
 def test_cli_plan_and_status(db, scratch_access):
     plan = pgops("migrate", "-d", db, "--plan")
-    assert "3 migration(s) would run" in plan.out and "0001_tenants.sql" in plan.out
+    shipped = len(list(MIGRATIONS_DIR.glob("*.sql")))
+    assert f"{shipped} migration(s) would run" in plan.out and "0001_tenants.sql" in plan.out
+    assert "0004_tags_id_client_id_index.sql  (no transaction)" in plan.out
     assert tables(db) == []
     pgops("migrate", "-d", db)
     status = pgops("migrate", "-d", db, "status")

@@ -333,3 +333,11 @@ def test_real_migrations_load():
         # Every up statement starts on the line it reports.
         for s in m.up_statements():
             assert lines[s.line - 1].strip().startswith(s.sql.splitlines()[0].strip()), (m.filename, s)
+
+
+def test_a_no_transaction_down_part_holds_at_most_one_statement(tmp_path):
+    p = tmp_path / "0001_idx.sql"
+    p.write_text("-- pgops:no-transaction\ncreate index concurrently i on t (c);\n"
+                 "-- pgops:down\ndrop index concurrently i;\nselect 1;\n")
+    with pytest.raises(MigrationFileError, match="and its down part at most one"):
+        parse(p)
