@@ -37,7 +37,9 @@ def pgops(*args: str, env: dict | None = None, check: bool = True) -> Run:
                        text=True, env={**os.environ, **(env or {})}, timeout=900)
     run = Run(r.returncode, r.stdout + r.stderr, time.monotonic() - t0, r.stdout)
     if check and r.returncode != 0:
-        raise AssertionError(f"pgops {' '.join(args)} exited {r.returncode}:\n{run.out[-4000:]}")
+        # A URL's password never reaches a test report (CI logs are kept).
+        shown = re.sub(r"(://[^:/@\s]+:)[^@\s]+@", r"\1***@", " ".join(args))
+        raise AssertionError(f"pgops {shown} exited {r.returncode}:\n{run.out[-4000:]}")
     return run
 
 

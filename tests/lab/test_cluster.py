@@ -82,10 +82,11 @@ def test_patroni_owns_the_postmaster_and_debian_unit_stays_off(cluster):
 
 def test_writes_reach_every_replica_and_pgvector_searches_there_with_hnsw(cluster):
     lab, _ = cluster
-    seed = pgops("seed", "--tenants", "2", "-d",
-                 f"postgresql://migrator:{secret(lab, 'migrator')}@{lab.host('db1').address}"
+    seed = pgops("seed", "--tenants", "2", "-d",  # the password in the environment, not argv
+                 f"postgresql://migrator@{lab.host('db1').address}"
                  f",{lab.host('db2').address},{lab.host('db3').address}/app?sslmode=require"
-                 "&target_session_attrs=read-write", env=ENV)
+                 "&target_session_attrs=read-write",
+                 env={**ENV, "PGPASSWORD": secret(lab, "migrator")})
     assert seed.rc == 0
     with multi_host(lab, "migrator", "read-write") as c:
         leader_count = c.execute("select count(*) from knowledge_base").fetchone()[0]

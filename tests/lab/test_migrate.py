@@ -206,15 +206,18 @@ def test_baseline_marks_an_existing_database(db, tmp_path):
 
 
 def test_cli_plan_and_status(db, scratch_access):
-    plan = pgops("migrate", "-d", db, "--plan")
+    # The password goes in the environment (PGPASSWORD), never on a command line.
+    parts = psycopg.conninfo.conninfo_to_dict(db)
+    password = parts.pop("password")
+    dsn, env = psycopg.conninfo.make_conninfo("", **parts), {"PGPASSWORD": password}
+    plan = pgops("migrate", "-d", dsn, "--plan", env=env)
     shipped = len(list(MIGRATIONS_DIR.glob("*.sql")))
     assert f"{shipped} migration(s) would run" in plan.out and "0001_tenants.sql" in plan.out
     assert "0004_tags_id_client_id_index.sql  (no transaction)" in plan.out
     assert tables(db) == []
-    pgops("migrate", "-d", db)
-    status = pgops("migrate", "-d", db, "status")
+    pgops("migrate", "-d", dsn, env=env)
+    status = pgops("migrate", "-d", dsn, "status", env=env)
     assert "0003" in status.stdout and "applied" in status.stdout
-    password = psycopg.conninfo.conninfo_to_dict(db)["password"]
     assert password not in status.out and password not in plan.out  # labels never show it
 
 
