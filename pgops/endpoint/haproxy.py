@@ -80,7 +80,7 @@ def render(s: Settings, members: Mapping[str, str], forwarders: Sequence[str], m
     out += [
         "frontend pgops_stats",
         "    mode http",
-        f"    bind *:{px.stats_port}",
+        f"    bind {_host(px.stats_address)}:{px.stats_port}",
         "    http-request use-service prometheus-exporter if { path /metrics }",
         "    stats enable",
         "    stats uri /stats",
@@ -88,6 +88,11 @@ def render(s: Settings, members: Mapping[str, str], forwarders: Sequence[str], m
         "",
     ]
     return "\n".join(out)
+
+
+def _host(address) -> str:
+    """An address as HAProxy's bind wants it (IPv6 in brackets)."""
+    return f"[{address}]" if ":" in str(address) else str(address)
 
 
 #: Where a deploy stages the rendered configuration before HAProxy has checked it.

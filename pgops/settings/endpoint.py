@@ -4,9 +4,10 @@ health checks. One definition of the names, ports and limits every other module 
 
 from __future__ import annotations
 
+from ipaddress import IPv4Address
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, IPvAnyAddress, model_validator
 
 #: The login role PgBouncer looks passwords up as (auth_user); its password is a secret
 #: like every role's, and it may only run the lookup function.
@@ -63,8 +64,10 @@ class Proxy(BaseModel):
     ro_port: int = Field(5001, ge=1, le=65535)
     #: 127.0.0.1 only: PgBouncer's way to whichever member leads.
     leader_port: int = Field(5002, ge=1, le=65535)
-    #: HAProxy's statistics and Prometheus metrics (GET /metrics, /stats).
+    #: HAProxy's statistics and Prometheus metrics (GET /metrics, /stats): plain HTTP with no
+    #: login, so on loopback unless `stats_address` names another (a scraper's network).
     stats_port: int = Field(8404, ge=1, le=65535)
+    stats_address: IPvAnyAddress = IPv4Address("127.0.0.1")
     max_replica_lag: int = Field(1048576, ge=0)
     #: How often HAProxy asks each member's Patroni which role it has.
     check_interval_ms: int = Field(1000, ge=100, le=60000)

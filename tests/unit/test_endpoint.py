@@ -101,6 +101,10 @@ def test_haproxy_routes_by_patroni_role_and_cuts_sessions_only_where_a_member_tu
     assert "uri /replica?lag=1048576" in ro and "10.0.0.2:5432 check on-marked-down shutdown-sessions" in ro
     assert "bind 127.0.0.1:5002" in leader and "on-marked-down shutdown-sessions" in leader
     assert "check-ssl verify required ca-file" in cfg and "port 8008" in cfg
+    # Statistics have no login: loopback unless the settings name a scraper's address.
+    assert "bind 127.0.0.1:8404" in cfg
+    assert "bind [fd00::9]:8404" in haproxy.render(member(pg_proxy={"stats_address": "fd00::9"}),
+                                                  {"db1": "10.0.0.1"}, ["10.0.0.1"])
     # Clients only from pg_hba_rules's networks, the members and loopback.
     assert "tcp-request connection reject unless { src 10.0.0.1/32 10.0.0.2/32 127.0.0.1/32 ::1/128 }" in rw
     # Without PgBouncer the rw port goes to Postgres and there is no leader route.
