@@ -58,8 +58,8 @@ class Stack:
     env_file: Path
     port: int
     backups: Path
-    passwords: dict[str, str]
-    client: object
+    passwords: dict[str, str] = field(repr=False)  # never in a failure report
+    client: object = field(repr=False)
     timings: dict[str, float] = field(default_factory=dict)
 
     def compose(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:

@@ -338,3 +338,110 @@ def test_more_clients_than_the_pool_wait_then_time_out_and_postgres_stays_within
             h.close()
     with through(lab, MEMBERS[0], RW, "app") as c:  # the pool serves again at once
         assert c.execute("select 1").fetchone() == (1,)
+
+
+# -- exposure: what each host listens on, and that each port wants TLS and a login -----------
+
+#: The TCP ports a host of each kind may listen on beyond loopback (sshd is the lab's way in).
+EXPECTED_PORTS = {
+    "db": {22: "sshd", 5432: "Postgres", POOLER: "PgBouncer", RW: "HAProxy read-write",
+           RO: "HAProxy read-only", 8008: "Patroni REST API", 2379: "etcd clients",
+           2380: "etcd peers"},
+    "backup": {22: "sshd"},
+    "proxy": {22: "sshd", RW: "HAProxy read-write", RO: "HAProxy read-only"},
+}
+#: Lists the TCP sockets listening beyond loopback, from the kernel's own tables.
+LISTENING = r"""
+import socket, struct
+ports = set()
+for path, fam in (("/proc/net/tcp", socket.AF_INET), ("/proc/net/tcp6", socket.AF_INET6)):
+    for line in open(path).read().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        if state != "0A":
+            continue
+        addr, port = local.split(":")
+        raw = bytes.fromhex(addr)
+        if fam == socket.AF_INET:
+            ip = socket.inet_ntop(fam, struct.pack("<I", int(addr, 16)))
+        else:
+            ip = socket.inet_ntop(fam, b"".join(struct.pack("<I", struct.unpack(">I", raw[i:i + 4])[0])
+                                               for i in range(0, 16, 4)))
+        if not (ip.startswith("127.") or ip == "::1"):
+            ports.add(int(port, 16))
+print(" ".join(map(str, sorted(ports))))
+"""
+#: Run on another host: each (address, port, kind) probed as an outsider would. `pg`: the
+#: PostgreSQL protocol (SSLRequest first); `https`: TLS from the first byte. Prints one JSON
+#: object per probe: whether plain text was served, whether TLS 1.1 and TLS 1.2 completed a
+#: handshake, and for `https` the HTTP status of an unauthenticated unsafe request.
+PROBE = r"""
+import json, socket, ssl, struct, sys
+def tls(addr, port, kind, version):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+    ctx.minimum_version = ctx.maximum_version = version
+    s = socket.create_connection((addr, port), timeout=5)
+    try:
+        if kind == "pg":
+            s.sendall(struct.pack("!ii", 8, 80877103))
+            if s.recv(1) != b"S":
+                return False
+        t = ctx.wrap_socket(s)
+        if kind == "https":
+            t.sendall(b"POST /switchover HTTP/1.0\r\nContent-Length: 2\r\n\r\n{}")
+            return t.recv(64).decode(errors="replace").split(" ")[1]
+        return True
+    except (ssl.SSLError, OSError):
+        return False
+    finally:
+        s.close()
+def plain(addr, port, kind):
+    s = socket.create_connection((addr, port), timeout=5)
+    try:
+        if kind == "pg":  # a StartupMessage without SSL: any authentication request is a failure
+            body = struct.pack("!i", 196608) + b"user\0app\0database\0app\0\0"
+            s.sendall(struct.pack("!i", len(body) + 4) + body)
+            return s.recv(1) == b"R"
+        s.sendall(b"GET /health HTTP/1.0\r\n\r\n")
+        return s.recv(12).startswith(b"HTTP/1.")
+    except OSError:
+        return False
+    finally:
+        s.close()
+for addr, port, kind in json.loads(sys.stdin.read()):
+    print(json.dumps({"addr": addr, "port": port, "plain": plain(addr, port, kind),
+                      "tls1.1": tls(addr, port, kind, ssl.TLSVersion.TLSv1_1),
+                      "tls1.2": tls(addr, port, kind, ssl.TLSVersion.TLSv1_2)}))
+"""
+KIND = {5432: "pg", POOLER: "pg", RW: "pg", RO: "pg", 8008: "https", 2379: "https", 2380: "https"}
+
+
+def test_every_listening_port_is_expected_and_wants_tls_and_a_login(cluster):
+    import json
+    import shlex
+
+    lab, _ = cluster
+    wait_healthy()
+    probes = []
+    for h in lab.hosts():
+        seen = {int(p) for p in lab.ssh(h, "python3 -", input=LISTENING).stdout.split()}
+        expected = EXPECTED_PORTS[h.role]
+        assert seen <= set(expected), f"{h.name} listens on unexpected ports {sorted(seen - set(expected))}"
+        probes += [(h.address, p, KIND[p]) for p in sorted(seen) if p in KIND]
+    prober = next(h for h in lab.hosts() if h.role == "backup")  # not a member: an outsider
+    out = lab.ssh(prober, f"python3 -c {shlex.quote(PROBE)}", input=json.dumps(probes)).stdout
+    rows = [json.loads(x) for x in out.splitlines()]
+    assert len(rows) == len(probes)
+    for r in rows:
+        where = f"{r['addr']}:{r['port']}"
+        assert r["plain"] is False, f"{where} served plain text"
+        assert r["tls1.1"] in (False, None), f"{where} completed a TLS 1.1 handshake"
+        if r["port"] in (2379, 2380):  # etcd: no client certificate, no handshake
+            assert r["tls1.2"] is False, f"{where} accepted TLS without a client certificate"
+        elif r["port"] == 8008:  # Patroni: TLS, and a login for anything that changes state
+            assert r["tls1.2"] == "401", f"{where} answered an unauthenticated POST /switchover: {r}"
+        else:
+            assert r["tls1.2"] is True, f"{where} did not complete a TLS 1.2 handshake"
+    print(f"exposure: {len(rows)} ports on {len(lab.hosts())} hosts, all TLS 1.2+, none plain")
+
