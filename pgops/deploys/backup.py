@@ -11,13 +11,13 @@ from io import StringIO
 
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.facts.deb import DebPackages
 from pyinfra.facts.files import File, FindFiles
 from pyinfra.operations import apt, files, server, systemd
 from pyinfra.operations.util import any_changed
 
 from pgops import pki
 from pgops.backup import backrest, roles, timers
+from pgops.deploys.packages import missing
 from pgops.errors import ConfigError
 from pgops.facts.system import BadCalendars, HasAesInstructions, HostResources
 from pgops.operations import pgbackrest as ops
@@ -29,11 +29,6 @@ def _cores(names: list[str]) -> dict[str, int]:
     return {n: host.inventory.get_host(n).get_fact(HostResources).cpus for n in names}
 
 
-def _packages_missing() -> bool:
-    """Whether pgBackRest's packages are missing here (then apt's lists are updated first)."""
-    return any(p not in (host.get_fact(DebPackages) or {}) for p in roles.PACKAGES)
-
-
 @deploy("pgBackRest")
 def backups(dbs: Mapping[str, Settings], addresses: Mapping[str, str]) -> None:
     """+ dbs: every database host's settings; addresses: every host's address, by name."""
@@ -41,7 +36,7 @@ def backups(dbs: Mapping[str, Settings], addresses: Mapping[str, str]) -> None:
     role = roles.backup_role(host.name, host.groups, dbs, addresses, cores)
     if role is None:
         return
-    if _packages_missing():
+    if missing(roles.PACKAGES):
         apt.update(name="Update apt lists (pgBackRest missing)")
     apt.packages(name="Install pgBackRest", packages=list(roles.PACKAGES), no_recommends=True)
     if role.repo:

@@ -8,11 +8,11 @@ from io import StringIO
 
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.facts.deb import DebPackages
 from pyinfra.facts.files import FileContents
 from pyinfra.operations import apt, files, server, systemd
 
 from pgops import pki
+from pgops.deploys.packages import missing
 from pgops.endpoint import haproxy, pgbouncer
 from pgops.endpoint.access import client_networks
 from pgops.ha.patroni import TLS_DIR
@@ -65,7 +65,7 @@ def proxy(s: Settings, topology: Topology, addresses: Mapping[str, str]) -> None
     if cluster is None:
         return
     member = topology.cluster_of(host.name) is not None
-    if any(p not in (host.get_fact(DebPackages) or {}) for p in haproxy.PACKAGES) and not member:
+    if not member and missing(haproxy.PACKAGES):
         apt.update(name="Update apt lists (HAProxy missing)")  # a member's were updated for Postgres
     apt.packages(name="Install HAProxy", packages=list(haproxy.PACKAGES), no_recommends=True)
     if not member:  # a member has the cluster CA with its Patroni certificate
@@ -73,7 +73,7 @@ def proxy(s: Settings, topology: Topology, addresses: Mapping[str, str]) -> None
         files.put(name=f"{TLS_DIR}/ca.crt (Patroni's CA, for the health checks)",
                   src=StringIO(pki.ca_file(s.ha_pki_dir, CLUSTER_CA)), dest=f"{TLS_DIR}/ca.crt", mode="644")
     members = {m: addresses[m] for m in topology.clusters[cluster]}
-    forwarders = [addresses[h] for h in topology.forwarders(topology.clusters[cluster][0])]
+    forwarders = [addresses[h] for h in topology.cluster_forwarders(cluster)]
     cfg = haproxy.render(s, members, forwarders, member=member)
     installed = host.get_fact(FileContents, path=haproxy.CONF)
     files.put(name="HAProxy configuration staged", src=StringIO(cfg), dest=haproxy.STAGED,

@@ -7,10 +7,10 @@ from io import StringIO
 
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.facts.deb import DebPackages
 from pyinfra.facts.server import LinuxDistribution
 from pyinfra.operations import apt, files, systemd
 
+from pgops.deploys.packages import missing
 from pgops.errors import ConfigError
 from pgops.facts.system import HostResources
 from pgops.operations import postgres, tls
@@ -68,8 +68,7 @@ def install(s: Settings) -> None:
         files.file(name="New clusters without data checksums", path=CREATECLUSTER_CONF,
                    present=False)
     wanted = packages(s)
-    installed = host.get_fact(DebPackages) or {}
-    if any(p not in installed for p in wanted):
+    if missing(wanted):
         apt.update(name="Update apt lists (packages missing)")
     apt.packages(name="Install PostgreSQL packages", packages=wanted, no_recommends=True)
     if not s.pg_ha_cluster:  # a cluster member's postmaster is Patroni's to run

@@ -92,9 +92,9 @@ def point_at(hosts: Mapping[str, Host], members: Sequence[str], leader: str, s: 
     cmds = route_commands(members, leader, leader_route=pooled)
     for m in members:
         remote.run(hosts[m], haproxy.runtime_command(cmds, quiet=True), timeout=30)
+    proxy_cmds = haproxy.runtime_command(route_commands(members, leader, leader_route=False), quiet=True)
     for p in proxies:
-        ok, out = remote.try_run(hosts[p], haproxy.runtime_command(
-            route_commands(members, leader, leader_route=False), quiet=True), timeout=30)
+        ok, out = remote.try_run(hosts[p], proxy_cmds, timeout=30)
         if not ok:
             say(f"{p}: HAProxy not re-pointed ({out.strip()[-200:]}); its health checks will follow")
 

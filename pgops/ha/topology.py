@@ -46,11 +46,15 @@ class Topology:
         """Where applications reach a cluster's HAProxy: its proxy hosts, else its members."""
         return self.proxies_of(cluster) or self.clusters[cluster]
 
+    def cluster_forwarders(self, cluster: str) -> tuple[str, ...]:
+        """The hosts whose HAProxy forwards clients to a cluster's PgBouncers and Postgres (so
+        those see the forwarder's address, not the client's): its members and proxy hosts."""
+        return self.clusters[cluster] + self.proxies_of(cluster)
+
     def forwarders(self, host: str) -> tuple[str, ...]:
-        """The hosts whose HAProxy forwards clients to `host`'s PgBouncer and Postgres (so
-        those see the forwarder's address, not the client's): its cluster's members and
-        proxy hosts ((host,) for a single host)."""
-        return self.members(host) + self.proxies_of(self.cluster_of(host))
+        """cluster_forwarders of `host`'s cluster ((host,) for a single host)."""
+        cluster = self.cluster_of(host)
+        return self.cluster_forwarders(cluster) if cluster else (host,)
 
 
 def topology(settings: Mapping[str, Settings], etcd_hosts: Sequence[str],
