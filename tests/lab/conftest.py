@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -154,17 +155,36 @@ def write_inventory(lab, tmp_path):
     return write
 
 
+PSQL = "cd / && runuser -u postgres -- psql -XAtq"
+#: One SSH round trip per host: what a refused command must leave exactly as it was.
+DB_PRINT = f"""
+dpkg-query -W -f '${{Package}} ${{Version}}\\n' | md5sum
+find /etc/postgresql /etc/pgbackrest -type f -print0 2>/dev/null | sort -z | xargs -0 md5sum
+{PSQL} -c "select md5(string_agg(concat_ws(' ', rolname, rolsuper, rolcanlogin, rolconnlimit,
+    rolpassword, rolvaliduntil), ',' order by rolname)) from pg_authid"
+{PSQL} -c "select md5(string_agg(concat_ws(' ', line_number, type, database, user_name, address,
+    auth_method, error), ',' order by line_number)) from pg_hba_file_rules"
+for d in $({PSQL} -c "select datname from pg_database where datallowconn and not datistemplate
+    order by 1"); do echo "$d $({PSQL} -d $d -c "select string_agg(version || ':' || sha256, ','
+    order by version) from pgops.schema_history" 2>/dev/null)"; done
+{PSQL} -c "select pg_postmaster_start_time(), (select string_agg(datname, ',' order by datname)
+    from pg_database)"
+"""
+REPO_PRINT = """
+dpkg-query -W -f '${Package} ${Version}\\n' | md5sum
+find /etc/pgbackrest -type f -print0 2>/dev/null | sort -z | xargs -0 md5sum
+ls /var/lib/pgbackrest/backup/*/ 2>/dev/null | grep -v '^backup.info\\|^latest'
+"""
+
+
 def fingerprint(lab: Lab) -> dict[str, str]:
-    """What a failed deploy must leave untouched on every host."""
-    out = {}
-    for h in lab.hosts():
-        if h.role != "db":
-            out[h.name] = lab.ssh(h, "md5sum /etc/pgbackrest/pgbackrest.conf 2>&1; true").stdout
-            continue
-        r = lab.ssh(h, "md5sum /etc/postgresql/17/main/conf.d/50-pgops.conf "
-                       "/etc/postgresql/17/main/pg_hba.conf; cd / && runuser -u postgres -- "
-                       "psql -XAtc 'select pg_postmaster_start_time(), "
-                       "(select string_agg(rolname||rolconnlimit, chr(44) order by rolname) "
-                       "from pg_roles)'")
-        out[h.name] = r.stdout
-    return out
+    """What a refused command must leave untouched on every host, read in one SSH round trip
+    per host: packages, /etc/postgresql and /etc/pgbackrest, pg_authid, pg_hba_file_rules, each
+    database's schema history, the databases, when Postgres started, the backups."""
+
+    def one(h) -> tuple[str, str]:
+        script = DB_PRINT if h.role == "db" else REPO_PRINT
+        return h.name, lab.ssh(h, script).stdout
+
+    with ThreadPoolExecutor(4) as pool:
+        return dict(pool.map(one, lab.hosts()))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,36 +17,7 @@ import pytest
 
 from pgops import PROJECT_ROOT
 from pgops.lab import Lab
-from tests.lab.conftest import pgops, variant_inventory
-
-PSQL = "cd / && runuser -u postgres -- psql -XAtq"
-#: One SSH round trip per host: what a refused command must leave exactly as it was.
-DB_PRINT = f"""
-dpkg-query -W -f '${{Package}} ${{Version}}\\n' | md5sum
-find /etc/postgresql /etc/pgbackrest -type f -print0 2>/dev/null | sort -z | xargs -0 md5sum
-{PSQL} -c "select md5(string_agg(concat_ws(' ', rolname, rolsuper, rolcanlogin, rolconnlimit,
-    rolpassword, rolvaliduntil), ',' order by rolname)) from pg_authid"
-{PSQL} -c "select md5(string_agg(concat_ws(' ', line_number, type, database, user_name, address,
-    auth_method, error), ',' order by line_number)) from pg_hba_file_rules"
-for d in app corpus; do {PSQL} -d $d -c "select string_agg(version || ':' || sha256, ','
-    order by version) from pgops.schema_history" 2>&1; done
-{PSQL} -c "select pg_postmaster_start_time(), (select string_agg(datname, ',' order by datname)
-    from pg_database)"
-"""
-REPO_PRINT = """
-dpkg-query -W -f '${Package} ${Version}\\n' | md5sum
-find /etc/pgbackrest -type f -print0 2>/dev/null | sort -z | xargs -0 md5sum
-ls /var/lib/pgbackrest/backup/*/ 2>/dev/null | grep -v '^backup.info\\|^latest'
-"""
-
-
-def fingerprint(lab: Lab) -> dict[str, str]:
-    def one(h) -> tuple[str, str]:
-        script = DB_PRINT if h.role == "db" else REPO_PRINT
-        return h.name, lab.ssh(h, script).stdout
-
-    with ThreadPoolExecutor(4) as pool:
-        return dict(pool.map(one, lab.hosts()))
+from tests.lab.conftest import fingerprint, pgops, variant_inventory
 
 
 @dataclass
