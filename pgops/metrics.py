@@ -40,9 +40,24 @@ def _stanza(row: dict) -> str:
     return f',stanza="{stanza}"' if stanza and stanza != row["host"] else ""
 
 
+#: name, help, and the server row's value (None: no sample).
+SERVER_METRICS: tuple[tuple[str, str, Callable[[dict], object]], ...] = (
+    ("pgops_up", "1 if the server answered.", lambda r: 1 if r["up"] else 0),
+    ("pgops_wal_bytes", "Bytes in pg_wal.", lambda r: (r.get("wal") or {}).get("wal_bytes")),
+    ("pgops_wal_disk_free_bytes", "Free bytes of pg_wal's filesystem.",
+     lambda r: (r.get("wal") or {}).get("fs_free_bytes")),
+    ("pgops_wal_disk_size_bytes", "Size of pg_wal's filesystem.",
+     lambda r: (r.get("wal") or {}).get("fs_size_bytes")),
+    ("pgops_server_alerts", "Number of the server's own alerts (a full pg_wal disk).",
+     lambda r: len(r["alerts"]) if "alerts" in r else None),
+)
+
+
 def prometheus(rows: list[dict]) -> str:
-    out = ["# HELP pgops_up 1 if the server answered.", "# TYPE pgops_up gauge"]
-    out += [f'pgops_up{{host="{r["host"]}"}} {1 if r["up"] else 0}' for r in rows]
+    out: list[str] = []
+    for name, help_, value in SERVER_METRICS:
+        out += [f"# HELP {name} {help_}", f"# TYPE {name} gauge"]
+        out += [f'{name}{{host="{r["host"]}"}} {v}' for r in rows if (v := value(r)) is not None]
     pooled = [(f'host="{r["host"]}"', r["pooler"]["pools"]) for r in rows if "pooler" in r]
     if pooled:
         out += _pool_metrics(pooled, "host's")

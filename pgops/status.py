@@ -15,13 +15,17 @@ from pgops.backup.health import health
 from pgops.backup.repository import Backups, backed_up
 from pgops.endpoint.status import host_pools
 from pgops.facts.postgres import PgDatabases, PgExtensions, PgRoles, PgServer
+from pgops.facts.system import WalVolume
+from pgops.server import disk
+from pgops.server.cluster import Cluster
 from pgops.server.psql import AS_POSTGRES
 from pgops.settings import Settings
 from pgops.settings.inventory import DB_GROUP
 
 
-def server_row(host: Host, s: Settings) -> dict:
-    """Versions, databases, roles, TLS and checksums of one host ("up": False when down)."""
+def server_row(host: Host, s: Settings, max_wal_disk_used: float = disk.MAX_WAL_DISK_USED) -> dict:
+    """Versions, databases, roles, TLS and checksums of one host ("up": False when down),
+    how full pg_wal's filesystem is, and the alerts of the server itself."""
     row = {"host": host.name, "address": remote.address(host), "up": False}
     if not host.connected:
         return row
@@ -34,6 +38,7 @@ def server_row(host: Host, s: Settings) -> dict:
         roles = host.get_fact(PgRoles, **facts) or {}
         app_db = s.pg_app_database or "postgres"
         exts = (host.get_fact(PgExtensions, database=app_db, **facts) or {}) if app_db in dbs else {}
+        wal = host.get_fact(WalVolume, data=Cluster(s.pg_major, s.pg_cluster).data, **AS_POSTGRES)
     settings = server["settings"]
     row.update({
         "up": True,
@@ -46,11 +51,14 @@ def server_row(host: Host, s: Settings) -> dict:
         "checksums": settings["data_checksums"]["setting"] == "on",
         "started": server["start_time"],
         "role": "replica" if settings.get("in_hot_standby", {}).get("setting") == "on" else "primary",
+        "wal": wal and {**wal, "fs_used_percent": round(disk.used_percent(wal), 1)},
+        "alerts": disk.wal_alerts(wal, max_wal_disk_used),
     })
     return row
 
 
-def server_status(inventory_path: Path, thresholds: rules.Thresholds | None = None) -> list[dict]:
+def server_status(inventory_path: Path, thresholds: rules.Thresholds | None = None,
+                  max_wal_disk_used: float = disk.MAX_WAL_DISK_USED) -> list[dict]:
     """Per database host: server facts, and backup health where it has a repository."""
     state, settings = remote.connect(inventory_path, require_all=False)
     backups = Backups(state, settings, backed_up(settings))
@@ -59,7 +67,7 @@ def server_status(inventory_path: Path, thresholds: rules.Thresholds | None = No
         if DB_GROUP not in host.groups:
             continue
         s = settings[host.name]
-        row = server_row(host, s)
+        row = server_row(host, s, max_wal_disk_used)
         if s.pooler:  # the pools of a host's PgBouncer (None: it does not answer)
             row["pooler"] = {"port": s.pooler.port,
                              "pools": host_pools(host, s.pooler.port) if host.connected else None}

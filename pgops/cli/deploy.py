@@ -18,6 +18,7 @@ from pgops.cli.cluster import print_cluster_status
 from pgops.cli.common import display, err, inventory_option, inventory_path
 from pgops.cli.lab import backup_option, cluster_option, hosts_option, lab_up_and_secrets, proxy_option
 from pgops.errors import PgopsError
+from pgops.server.disk import MAX_WAL_DISK_USED
 
 
 def _refuse_limit_in_cluster(limit: str, inv, settings: dict, where: str) -> None:
@@ -71,18 +72,20 @@ def deploy(inventory: Path | None, limit: str | None, dry: bool) -> None:
     sys.exit(run_deploy(inventory_path(inventory), limit, dry))
 
 
-def print_status(inventory: Path, as_json: bool, thresholds=None, metrics_file: Path | None = None) -> int:
+def print_status(inventory: Path, as_json: bool, thresholds=None, metrics_file: Path | None = None,
+                 max_wal_disk_used: float = MAX_WAL_DISK_USED) -> int:
     """Print the status (table or JSON), write the metrics; 1 when down or alerting."""
     from pgops.status import server_status  # pyinfra: as in run_deploy
 
-    rows = server_status(inventory, thresholds)
+    rows = server_status(inventory, thresholds, max_wal_disk_used)
     if metrics_file:
         metrics.write(metrics_file, metrics.prometheus(rows))
     if as_json:
         render.print_json(rows)
     else:
         render.status(rows, display(inventory))
-    healthy = (all(r["up"] for r in rows) and not any(r.get("backup", {}).get("alerts") for r in rows)
+    healthy = (all(r["up"] for r in rows) and not any(r.get("alerts") for r in rows)
+               and not any(r.get("backup", {}).get("alerts") for r in rows)
                and all(r["pooler"]["pools"] is not None for r in rows if "pooler" in r))
     return 0 if healthy else 1
 
@@ -99,14 +102,17 @@ _DEFAULT = Thresholds()
               help="Hours before any backup is overdue.")
 @click.option("--max-rpo", default=_DEFAULT.max_rpo_s, show_default=True,
               help="Seconds since the last archived WAL.")
+@click.option("--max-wal-disk-used", default=MAX_WAL_DISK_USED, show_default=True,
+              type=click.FloatRange(1, 100), help="Percent of pg_wal's filesystem in use.")
 @click.option("--metrics-file", type=click.Path(path_type=Path),
               help="Also write Prometheus textfile metrics here.")
-def status(inventory, as_json, max_full_age, max_backup_age, max_rpo, metrics_file) -> None:
-    """Per host: versions, databases, roles, TLS; PgBouncer's pools; backups, WAL archiving,
-    RPO, last drill. Exits 1 when a server or PgBouncer is down or a backup threshold is
-    passed (for cron alerts)."""
+def status(inventory, as_json, max_full_age, max_backup_age, max_rpo, max_wal_disk_used,
+           metrics_file) -> None:
+    """Per host: versions, databases, roles, TLS, pg_wal and its disk; PgBouncer's pools;
+    backups, WAL archiving, RPO, last drill. Exits 1 when a server or PgBouncer is down, or
+    a disk or backup threshold is passed (for cron alerts)."""
     thresholds = Thresholds(max_full_age, max_backup_age, max_rpo)
-    sys.exit(print_status(inventory_path(inventory), as_json, thresholds, metrics_file))
+    sys.exit(print_status(inventory_path(inventory), as_json, thresholds, metrics_file, max_wal_disk_used))
 
 
 @click.command()

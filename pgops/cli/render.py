@@ -72,6 +72,12 @@ def _server_row(r: dict) -> tuple:
             "on" if r.get("tls") else "off", _ONOFF[r.get("checksums")])
 
 
+def _wal_row(r: dict) -> tuple:
+    wal = r["wal"]
+    return (r["host"], size(wal["wal_bytes"]), f"{wal['fs_used_percent']:.0f}%", size(wal["fs_free_bytes"]),
+            "; ".join(r.get("alerts") or ()) or "none")
+
+
 def _backup_row(r: dict) -> tuple:
     x = r["backup"]
     ages = x.get("backup_age_s") or {}
@@ -86,6 +92,9 @@ def status(rows: list[dict], where: str) -> None:
     _table(f"pgops status ({where})",
            ("host", "address", "role", "postgres", "pgvector", "databases", "roles", "tls", "checksums"),
            [_server_row(r) for r in rows])
+    if any(r.get("wal") for r in rows):
+        _table("pg_wal and its disk", ("host", "pg_wal", "disk used", "disk free", "alerts"),
+               [_wal_row(r) for r in rows if r.get("wal")])
     pooled = [r for r in rows if "pooler" in r]
     if pooled:
         _table("PgBouncer pools", ("host", "port", "clients active", "clients waiting", "servers",

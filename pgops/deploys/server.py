@@ -95,6 +95,7 @@ def configure(s: Settings, address: str) -> None:
     if s.pg_ha_cluster:  # Patroni writes the settings and pg_hba.conf (pgops.ha.patroni)
         return
     _archive_timeout_awake(s, p["service"])
+    _restart_on_crash(p["service"])
     resources = host.get_fact(HostResources)
     postgres.settings_file(
         name="PostgreSQL settings (tuned)",
@@ -125,6 +126,23 @@ def _archive_timeout_awake(s: Settings, service: str) -> None:
                             src=StringIO(ARCHIVE_WAKE), dest=path, create_remote_dir=True, mode="644")
     else:
         changed = files.file(name="No archive_timeout drop-in (no backups)", path=path, present=False)
+    systemd.daemon_reload(name="systemd reloaded (drop-in changed)", _if=changed.did_change)
+
+
+#: Debian's postgresql@ unit does not restart a postmaster that died (kill -9, the OOM
+#: killer): the server stays down until someone starts it. systemd stops what is left of the
+#: old server's processes first, then starts it again. (A cluster member's is Patroni's.)
+RESTART_ON_CRASH = """# Managed by pgops: a postmaster that died is started again.
+[Service]
+Restart=on-failure
+RestartSec=2s
+"""
+
+
+def _restart_on_crash(service: str) -> None:
+    changed = files.put(name="PostgreSQL restarts when its postmaster dies (systemd drop-in)",
+                        src=StringIO(RESTART_ON_CRASH), create_remote_dir=True, mode="644",
+                        dest=f"/etc/systemd/system/{service}.service.d/pgops-restart.conf")
     systemd.daemon_reload(name="systemd reloaded (drop-in changed)", _if=changed.did_change)
 
 

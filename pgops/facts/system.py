@@ -112,3 +112,21 @@ class BadCalendars(FactBase):
 
     def process(self, output):
         return [line for line in output if line.strip()]
+
+
+class WalVolume(FactBase):
+    """How much a data directory's pg_wal holds and how full the filesystem under it is
+    (pg_wal may be a symlink to a volume of its own): archiving that is stuck keeps every
+    segment, and PostgreSQL stops when that filesystem is full. None when there is no pg_wal."""
+
+    def command(self, data: str) -> str:
+        wal = shlex.quote(f"{data}/pg_wal")
+        return (f'w=$(readlink -f {wal}) && [ -d "$w" ] && '
+                'echo "$(du -sb "$w" | cut -f1) $(df -B1 --output=size,avail "$w" | tail -1)" || true')
+
+    def process(self, output) -> dict | None:
+        parts = " ".join(output).split()
+        if len(parts) != 3 or not all(p.isdigit() for p in parts):
+            return None
+        wal, size, free = map(int, parts)
+        return {"wal_bytes": wal, "fs_size_bytes": size, "fs_free_bytes": free}

@@ -231,7 +231,7 @@ def test_prometheus_text():
                  'pgops_alerts{host="db1"} 1', 'pgops_alerts{host="db2"} 1'):
         assert line in text.splitlines()
     assert 'type="diff"' not in text and 'pgops_repo_size_bytes{host="db2"}' not in text
-    assert text.endswith("\n") and text.count("# TYPE") == 7
+    assert text.endswith("\n") and text.count("# TYPE") == 11
     # A host's PgBouncer: whether it answers, and its pools.
     pool = {"database": "app", "user": "app", "cl_active": 3, "cl_waiting": 1, "sv_active": 2,
             "sv_idle": 4, "sv_used": 0, "maxwait_s": 1.5}
@@ -268,3 +268,22 @@ def test_an_in_place_cluster_restore_plans_every_member_and_the_new_timeline():
     assert not steps(["db1"], "main", "main", "/d", "F", "t", archive_first=False)[0].startswith("commit")
     # Recovery settings pgBackRest wrote are reset, or a later replica would stop at the target.
     assert {"restore_command", "recovery_target_time", "recovery_target_action"} <= set(RECOVERY_SETTINGS)
+
+
+def test_a_full_wal_disk_alerts_and_shows_in_metrics():
+    from pgops.server import disk
+
+    wal = {"wal_bytes": 300 * 2**20, "fs_size_bytes": 1000 * 2**20, "fs_free_bytes": 50 * 2**20}
+    [alert] = disk.wal_alerts(wal)
+    assert alert.startswith("pg_wal's filesystem is 95% full (> 90%): 50 MiB free, pg_wal holds 300 MiB")
+    assert disk.wal_alerts(wal, max_used=96) == []
+    assert disk.wal_alerts({**wal, "fs_free_bytes": 100 * 2**20}) == []  # 90% exactly: not past it
+    assert disk.wal_alerts(None) == [] and disk.used_percent({**wal, "fs_size_bytes": 0}) == 100.0
+    lines = prometheus([{"host": "db1", "up": True, "wal": wal, "alerts": [alert]},
+                        {"host": "db2", "up": False}]).splitlines()
+    for line in (f'pgops_wal_bytes{{host="db1"}} {300 * 2**20}',
+                 f'pgops_wal_disk_free_bytes{{host="db1"}} {50 * 2**20}',
+                 f'pgops_wal_disk_size_bytes{{host="db1"}} {1000 * 2**20}',
+                 'pgops_server_alerts{host="db1"} 1', 'pgops_up{host="db2"} 0'):
+        assert line in lines
+    assert not any(x.startswith("pgops_wal_bytes{host=\"db2\"") for x in lines)

@@ -113,3 +113,22 @@ def test_aes_instructions_from_x86_flags_or_arm64_features():
     assert fact.process(["Features\t: fp asimd aes pmull sha1"]) is True
     assert fact.process(["flags\t\t: fpu vme sse2 avx2 vaes_not"]) is False
     assert fact.process([]) is False
+
+
+def test_wal_volume_reads_the_real_directory_behind_a_pg_wal_symlink(tmp_path):
+    from pgops.facts.system import WalVolume
+
+    data, volume = tmp_path / "data", tmp_path / "walvol"
+    data.mkdir(), volume.mkdir()
+    (volume / "000000010000000000000001").write_bytes(b"x" * 65536)
+    (data / "pg_wal").symlink_to(volume)
+    fact = WalVolume()
+    out = subprocess.run(["sh", "-c", fact.command(str(data))], capture_output=True, text=True, check=True)
+    wal = fact.process(out.stdout.splitlines())
+    stat = os.statvfs(volume)
+    assert 65536 <= wal["wal_bytes"] < 65536 + 16384  # the segment and the directory itself
+    assert wal["fs_size_bytes"] == stat.f_blocks * stat.f_frsize
+    assert 0 < wal["fs_free_bytes"] <= wal["fs_size_bytes"]
+    missing = subprocess.run(["sh", "-c", fact.command(str(tmp_path / "nope"))], capture_output=True,
+                             text=True, check=True)
+    assert fact.process(missing.stdout.splitlines()) is None

@@ -36,3 +36,15 @@ def test_drill_results(capsys):
     assert capsys.readouterr().out.splitlines() == [
         "db1: drill to t1 ok; RTO 9.5 s; 2 rows checked",
         "db2: drill to t2 FAILED: boom; RTO - s; 0 rows checked"]
+
+
+def test_status_shows_pg_wal_and_its_disk_with_the_alert(capsys):
+    wal = {"wal_bytes": 48 * 2**20, "fs_size_bytes": 100 * 2**30, "fs_free_bytes": 5 * 2**30,
+           "fs_used_percent": 95.0}
+    render.status([{"host": "db1", "address": "10.0.0.11", "up": True, "wal": wal,
+                    "alerts": ["pg_wal's filesystem is 95% full"]},
+                   {"host": "db2", "address": "10.0.0.12", "up": False}], "lab")
+    out = capsys.readouterr().out
+    [line] = [x for x in out.splitlines() if "db1" in x and "95%" in x]
+    assert "48" in line and "pg_wal's" in line and "pg_wal and its disk" in out
+    assert not [x for x in out.splitlines() if "db2" in x and "%" in x]  # down: no disk row
