@@ -112,7 +112,9 @@ def _first_answer(hosts: Sequence[Host], command: str, user: str | None = None) 
 
 def etcd_health(hosts: Sequence[Host]) -> list[dict[str, Any]]:
     """Each etcd member's health as the first reachable member sees the whole store."""
-    answer = _first_answer(hosts, etcd.etcdctl("endpoint health --cluster -w json"), "root")
+    # etcdctl exits 1 when any member is unhealthy, with every member's health on stdout: keep it
+    # (a member whose own etcd is down prints nothing, and the next is asked).
+    answer = _first_answer(hosts, etcd.etcdctl("endpoint health --cluster -w json") + " || true", "root")
     return [{"endpoint": e.get("endpoint"), "healthy": bool(e.get("health")),
              "took": e.get("took"), "error": e.get("error")} for e in answer or []]
 

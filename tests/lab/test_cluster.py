@@ -209,10 +209,20 @@ def fault(cluster, kind: str | None = None, inject=None, heal=None) -> tuple[flo
 
 
 def test_leader_container_killed_a_replica_takes_over_and_the_old_leader_rejoins(cluster):
+    from pgops.endpoint import haproxy, pgbouncer
+    from pgops.ha.etcd import SERVICE as ETCD
+    from pgops.lab.faults import UNIT as PATRONI
+
+    lab, _ = cluster
+    old = wait_healthy()["leader"]
     rto, missing, leader = fault(cluster, "docker kill")
     print(f"docker kill of the leader: writes again after {rto:.1f} s, {missing} acknowledged "
           f"rows missing (asynchronous), new leader {leader}")
     assert missing * 64 <= 1048576  # within maximum_lag_on_failover's bytes, far above a row
+    # The host came back (docker start: a boot) with every service of its own running.
+    units = (PATRONI, ETCD, pgbouncer.SERVICE, haproxy.SERVICE)
+    states = lab.ssh(old, f"systemctl is-active {' '.join(units)}", check=False).stdout.split()
+    assert states == ["active"] * len(units), dict(zip(units, states, strict=False))
     # After an unplanned failover, with no redeploy, backups reach the new leader.
     out = pgops("backup", "--type", "incr", env=ENV).stdout
     assert "cluster main: incr backup" in out, out
@@ -297,6 +307,61 @@ def test_partitioned_leader_stops_taking_writes_and_rejoins_without_divergent_ro
         assert time.monotonic() < deadline, f"after healing: {now}"
         time.sleep(1)
     same_rows_everywhere(lab)
+
+
+def primaries(lab: Lab) -> list[str]:
+    """The members whose PostgreSQL answers as a primary (a writer)."""
+    query = "cd / && runuser -u postgres -- psql -XAtc 'select pg_is_in_recovery()'"
+    return [m for m in MEMBERS if lab.ssh(m, query, check=False).stdout.strip() == "f"]
+
+
+def test_etcd_one_member_lost_writes_go_on_two_lost_no_writer_quorum_back_recovers(cluster):
+    """One of three etcd members lost: the leader renews its key through the other two and
+    writes go on. Two lost (the leader's own among them): no quorum, so no leader key can be
+    renewed; with failsafe_mode off (Patroni's default; see the README) the leader demotes
+    itself within the TTL and no member takes writes: none, rather than two. Quorum back:
+    a leader is elected by itself and no acknowledged row is missing."""
+    from pgops.ha.etcd import SERVICE
+    from pgops.ha.writer import Writer
+
+    lab, _ = cluster
+    old = wait_healthy()["leader"]
+    first, second = [m for m in MEMBERS if m != old][0], old
+    writer = Writer(_url(lab)).start()
+    try:
+        assert writer.wait_writes(50, timeout=60), writer.errors
+        lab.ssh(first, f"systemctl stop {SERVICE}")
+        t = time.monotonic()
+        time.sleep(25)  # past the TTL: the leader key was renewed without that member
+        assert writer.wait_writes(20, timeout=10), writer.errors
+        one_lost = writer.longest_gap(t)
+        seen = status()
+        healthy = sorted(e["endpoint"] for e in seen["etcd"] if e["healthy"])
+        assert seen["clusters"][0]["leader"] == old and len(healthy) == 2, seen
+        lab.ssh(second, f"systemctl stop {SERVICE}")
+        t = time.monotonic()
+        deadline = t + 20 + 3 + 2 * 5 + 15  # ttl + loop_wait + retries + slack
+        while writers := primaries(lab):
+            assert time.monotonic() < deadline, f"still taking writes without etcd quorum: {writers}"
+            time.sleep(1)
+        stopped = time.monotonic() - t
+        last_ack = max(writer.acked_at)
+        time.sleep(5)
+        assert primaries(lab) == [] and max(writer.acked_at) == last_ack  # none, and it stays so
+    finally:
+        for m in (first, second):
+            lab.ssh(m, f"systemctl start {SERVICE}")
+    t = time.monotonic()
+    assert writer.wait_writes(50, timeout=120), writer.errors
+    back = writer.longest_gap(t)
+    writer.stop()
+    new = wait_healthy()
+    missing = writer.missing()
+    same_rows_everywhere(lab)
+    print(f"etcd: one member lost, longest write pause {one_lost:.1f} s; two lost, the leader stopped "
+          f"taking writes after {stopped:.1f} s; quorum back, writes again after {back:.1f} s "
+          f"(leader {new['leader']}), {len(missing)} acknowledged rows missing")
+    assert one_lost < 3 and missing == []
 
 
 def _get(path: str) -> str:
