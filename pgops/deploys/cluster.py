@@ -15,6 +15,7 @@ from pyinfra.operations import apt, files, server, systemd
 
 from pgops import pki
 from pgops.backup import backrest, roles
+from pgops.deploys.server import restart_on_failure
 from pgops.endpoint.access import forwarded_rejects, forwarded_users
 from pgops.facts.patroni import PatroniCluster, wait_command
 from pgops.facts.postgres import PgDatabases
@@ -36,11 +37,7 @@ ETCD_PACKAGES = ("etcd-server", "etcd-client")
 #: Debian's patroni@ unit does not restart a crashed Patroni. Without Patroni, its
 #: Postgres keeps running as a primary after the leader key has expired and a replica was
 #: promoted; a prompt restart lets Patroni see that and demote it.
-RESTART_DROPIN = """# Managed by pgops: a crashed Patroni comes back and demotes a stale primary.
-[Service]
-Restart=on-failure
-RestartSec=2s
-"""
+RESTART_DROPIN = restart_on_failure("a crashed Patroni comes back and demotes a stale primary.")
 
 
 def _host_names(name: str, address: str) -> list[str]:

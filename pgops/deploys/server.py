@@ -129,14 +129,16 @@ def _archive_timeout_awake(s: Settings, service: str) -> None:
     systemd.daemon_reload(name="systemd reloaded (drop-in changed)", _if=changed.did_change)
 
 
+def restart_on_failure(why: str) -> str:
+    """A systemd drop-in restarting a unit whose main process died, 2 s later: the one restart
+    policy pgops gives the services Debian's units leave down (PostgreSQL, Patroni)."""
+    return f"# Managed by pgops: {why}\n[Service]\nRestart=on-failure\nRestartSec=2s\n"
+
+
 #: Debian's postgresql@ unit does not restart a postmaster that died (kill -9, the OOM
 #: killer): the server stays down until someone starts it. systemd stops what is left of the
 #: old server's processes first, then starts it again. (A cluster member's is Patroni's.)
-RESTART_ON_CRASH = """# Managed by pgops: a postmaster that died is started again.
-[Service]
-Restart=on-failure
-RestartSec=2s
-"""
+RESTART_ON_CRASH = restart_on_failure("a postmaster that died is started again.")
 
 
 def _restart_on_crash(service: str) -> None:

@@ -1,6 +1,6 @@
 """Faults on the single-host lab, each printing its figure: `kill -9` of pgBackRest and of the
 postmaster during a full backup; the network between a database host and the repository cut
-(iptables inside the host) while a small pg_wal volume fills; hosts restarted. After each:
+(iptables inside the host) while a small pg_wal volume fills. After each:
 the repository verifies clean, backups go on, and a point-in-time restore across the fault
 holds exactly the rows committed by then."""
 
@@ -140,6 +140,10 @@ def walvol_used(lab: Lab, host: str) -> float:
     return float(out.strip().rstrip("%"))
 
 
+def failed_pushes(lab: Lab, host: str) -> int:
+    return int(sql(lab, host, "select failed_count from pg_stat_archiver", db="postgres"))
+
+
 def ready_segments(lab: Lab, host: str) -> int:
     return int(sql(lab, host, "select count(*) from pg_ls_archive_statusdir() where name like '%.ready'",
                    db="postgres"))
@@ -148,7 +152,7 @@ def ready_segments(lab: Lab, host: str) -> int:
 def test_repository_cut_off_wal_queues_on_a_small_volume_status_warns_then_catches_up(lab, first_deploy,
                                                                                      tmp_path):
     host, repo = "db2", lab.host("backup1").address
-    unit, data = f"postgresql@{LAB_CLUSTER.major}-{LAB_CLUSTER.name}", LAB_CLUSTER.data
+    unit, data = LAB_CLUSTER.service, LAB_CLUSTER.data
     block = f"OUTPUT -d {repo} -j DROP"
     fresh_probe_table(host)
     pgops("backup", "--type", "full", "--host", host)
@@ -158,7 +162,7 @@ def test_repository_cut_off_wal_queues_on_a_small_volume_status_warns_then_catch
     lab.ssh(host, WAL_ON_VOLUME.format(unit=unit, data=data))
     try:
         insert(lab, host, 1, 5)
-        failed = int(sql(lab, host, "select failed_count from pg_stat_archiver", db="postgres"))
+        failed = failed_pushes(lab, host)
         lab.ssh(host, f"iptables -I {block}")  # silent: no reset, no ICMP
         cut = time.monotonic()
         try:
@@ -174,7 +178,7 @@ def test_repository_cut_off_wal_queues_on_a_small_volume_status_warns_then_catch
                 sql(lab, host, "insert into pgops_fault_filler select md5(random()::text) "
                                "from generate_series(1, 60000)")
             deadline = time.monotonic() + 150  # pgBackRest gives up on a push after 60 s
-            while int(sql(lab, host, "select failed_count from pg_stat_archiver", db="postgres")) == failed:
+            while failed_pushes(lab, host) == failed:
                 assert time.monotonic() < deadline, "archiving never failed while cut off"
                 time.sleep(2)
             metrics = tmp_path / "pgops.prom"
@@ -191,8 +195,7 @@ def test_repository_cut_off_wal_queues_on_a_small_volume_status_warns_then_catch
         finally:
             lab.ssh(host, f"iptables -D {block}")
         healed = time.monotonic()
-        archive_all_soon = "select txid_current(); select pg_switch_wal()"  # wakes the archiver
-        sql(lab, host, archive_all_soon, db="postgres")
+        sql(lab, host, "select txid_current(); select pg_switch_wal()", db="postgres")  # wakes the archiver
         deadline = healed + 240
         while ready_segments(lab, host):
             assert time.monotonic() < deadline, f"archiving did not catch up: {ready_segments(lab, host)}"
