@@ -90,8 +90,10 @@ def test_a_calendar_systemd_refuses_fails_the_deploy_before_any_change(lab, firs
     units = "ls /etc/systemd/system /usr/local/lib; md5sum /etc/systemd/system/pgops-* || true"
     # The module's fast timers would add backups meanwhile (the fingerprint lists backups):
     # stop them and let a running job finish; the module's teardown removes them anyway.
-    lab.ssh("backup1", "systemctl stop 'pgops-*.timer'; for i in $(seq 120); do "
-                       "systemctl is-active -q 'pgops-*.service' || break; sleep 1; done")
+    # (`systemctl is-active` takes no pattern: list-units does.)
+    lab.ssh("backup1", "systemctl stop 'pgops-*.timer'; for i in $(seq 180); do "
+                       "[ -z \"$(systemctl list-units --no-legend --state=active,activating "
+                       "'pgops-*.service')\" ] && break; sleep 1; done")
     before, units_before = fingerprint(lab), lab.ssh("backup1", units).stdout
     # With a change the db hosts would get first: it must not happen either.
     inv = write_inventory(pg_backup_timers={"incr": "Sun 25:61"}, pg_settings={"work_mem": "7MB"})
