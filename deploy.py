@@ -8,6 +8,7 @@ from pyinfra import host
 
 from pgops.deploys import (
     app_schema,
+    apt_ready,
     backups,
     etcd_member,
     patroni_bootstrap,
@@ -25,9 +26,11 @@ dbs = all_settings()  # every database host's settings, validated before any ope
 topology = all_topology()  # Patroni clusters and etcd members
 addresses = {h.name: address(h) for h in host.inventory}  # where hosts reach each other
 
+apt_ready()  # a re-run after a killed deploy: wait for its apt, finish its dpkg
+
 # Keywords: pyinfra types a deploy's positional slots as its global arguments (_sudo, ...).
 if DB_GROUP in host.groups:
-    postgres_server(s=dbs[host.name], address=addresses[host.name])
+    postgres_server(s=dbs[host.name], names=topology.dialed(host.name, addresses))
 
 etcd_member(topology=topology, addresses=addresses, dbs=dbs)  # etcd_servers
 

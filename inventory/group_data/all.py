@@ -16,10 +16,16 @@ pg_listen_addresses = ["*"]
 # needs it stopped (pg_checksums --enable), which pgops does not do behind your back.
 pg_data_checksums = True
 
-# TLS is always on. With no files given, each host gets its own self-signed certificate
-# (CN = host name, SAN = host name and address). Give both to use your own (local paths):
+# TLS is always on, and clients can verify the server (sslmode=verify-full). With no files
+# given, pgops keeps a PostgreSQL CA on this machine (postgres-pki/ beside pg_secrets_file)
+# and issues each host a certificate for its name and address (a cluster member's also names
+# every member and proxy host, whose HAProxy may carry a client to it); pgops's own clients
+# and the URLs it prints verify with that CA. More names clients dial (DNS, a virtual IP):
+#   pg_tls_names = ["db.example.com"]
+# Or give your own (local paths), with the CA that signed them:
 #   pg_tls_cert_file = "/etc/pgops/certs/db1.crt"
 #   pg_tls_key_file = "/etc/pgops/certs/db1.key"
+#   pg_tls_ca_file = "/etc/pgops/certs/ca.crt"
 
 # Tuning is computed from each host's RAM (cgroup limit if lower), cores and disk type, the
 # way pgtune does. Inputs:

@@ -60,6 +60,10 @@ def run_deploy(inventory: Path, limit: str | None, dry: bool) -> int:
     rc = subprocess.run(cmd, cwd=PROJECT_ROOT, env=env).returncode
     err.print(f"deploy {'plan' if dry else 'run'} finished in {time.monotonic() - t0:.1f} s "
               f"(exit {rc})")
+    cas = sorted({str(s.server_ca_file) for s in settings.values()})
+    if rc == 0 and not dry and cas:
+        err.print(f"clients verify the servers (sslmode=verify-full) with the CA {', '.join(cas)}"
+                  "; copy it to your applications' hosts (sslrootcert)")
     return rc
 
 

@@ -92,7 +92,11 @@ def inventory_target(inventory: Path | None, host: str | None, user: str,
     dbname = database or s.pg_app_database
     if not dbname:
         raise PgopsError(f"{path} [{h.name}]: no database given and pg_app_database is not set")
-    params: dict[str, str | int] = {"dbname": dbname, "user": user, "sslmode": "require",
+    if not s.server_ca_file.is_file():
+        raise PgopsError(f"{path} [{h.name}]: the CA that verifies the server, {s.server_ca_file}, "
+                         "is not on this machine: `pgops deploy` issues it with the servers' "
+                         "certificates (or give pg_tls_ca_file)")
+    params: dict[str, str | int] = {"dbname": dbname, "user": user, **s.client_tls,
                                     "application_name": "pgops"}
     if s.pg_ha_cluster and not host:
         topo = inventory_topology(inv, settings)

@@ -9,8 +9,9 @@ from pgops.deploys.cluster import (
     patroni_replicas,
 )
 from pgops.deploys.endpoint import pooler, proxy
+from pgops.deploys.packages import apt_ready
 from pgops.deploys.schema import app_schema
 from pgops.deploys.server import postgres_server
 
-__all__ = ["postgres_server", "postgres_access", "app_schema", "backups", "etcd_member",
+__all__ = ["apt_ready", "postgres_server", "postgres_access", "app_schema", "backups", "etcd_member",
            "patroni_bootstrap", "patroni_member", "patroni_replicas", "pooler", "proxy"]

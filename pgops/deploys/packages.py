@@ -3,9 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from io import StringIO
 
 from pyinfra import host
+from pyinfra.api import deploy
 from pyinfra.facts.deb import DebPackages
+from pyinfra.operations import files, server
+
+from pgops.facts.system import DpkgInterrupted
+
+APT_CONF = "/etc/apt/apt.conf.d/50pgops"
+#: Another apt run (one left over from a deploy that was killed, unattended-upgrades) holds
+#: dpkg's lock: wait for it, rather than fail at once. A mirror that cannot be reached fails
+#: `apt-get update` with apt's own "Failed to fetch <url>", rather than the update passing
+#: with a warning and the install failing later with "Unable to locate package".
+APT_SETTINGS = """// Managed by pgops: wait for another apt or dpkg run instead of failing at once,
+// and fail an update that could not fetch every list.
+DPkg::Lock::Timeout "600";
+APT::Update::Error-Mode "any";
+"""
 
 
 def missing(packages: Iterable[str]) -> bool:
@@ -13,3 +29,18 @@ def missing(packages: Iterable[str]) -> bool:
     installing (a fresh host's may be empty or stale)."""
     installed = host.get_fact(DebPackages) or {}
     return any(p not in installed for p in packages)
+
+
+@deploy("Package manager ready")
+def apt_ready() -> None:
+    """Before any install: apt waits for a lock another run holds, an update that cannot
+    reach the mirror fails by saying so, and a dpkg run that was stopped half-way is
+    finished, so a deploy re-run after one was killed converges."""
+    files.put(name="apt waits for another run's lock", src=StringIO(APT_SETTINGS), dest=APT_CONF,
+              mode="644")
+    if host.get_fact(DpkgInterrupted):
+        # dpkg takes no lock timeout: a run still going (the killed deploy's) is waited for.
+        server.shell(name="Finish the dpkg run that was interrupted",
+                     commands=["for i in $(seq 300); do DEBIAN_FRONTEND=noninteractive dpkg "
+                               "--force-confdef --force-confold --configure -a && exit 0; "
+                               "sleep 2; done; exit 1"])

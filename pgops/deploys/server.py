@@ -3,18 +3,22 @@ cluster member, Patroni writes the settings and pg_hba.conf: pgops.deploys.clust
 
 from __future__ import annotations
 
+import shlex
 from io import StringIO
 
 from pyinfra import host
 from pyinfra.api import deploy
+from pyinfra.api.operation import OperationMeta
 from pyinfra.facts.server import LinuxDistribution
-from pyinfra.operations import apt, files, systemd
+from pyinfra.operations import apt, files, server, systemd
+from pyinfra.operations.util import any_changed
 
+from pgops import pki
 from pgops.deploys.packages import missing
 from pgops.errors import ConfigError
 from pgops.facts.system import HostResources
-from pgops.operations import postgres, tls
-from pgops.server import pgconf
+from pgops.operations import postgres
+from pgops.server import pgconf, psql
 from pgops.server.cluster import CREATECLUSTER_D, Cluster, server_packages
 from pgops.settings import DISTRO_MAJORS, Settings
 
@@ -25,7 +29,7 @@ CREATECLUSTER_CONF = f"{CREATECLUSTER_D}/50-pgops-server.conf"
 
 
 def packages(s: Settings) -> list[str]:
-    return [*server_packages(s.pg_major), "openssl"]
+    return list(server_packages(s.pg_major))
 
 
 def check_distribution(s: Settings) -> str:
@@ -79,20 +83,12 @@ def install(s: Settings) -> None:
 
 
 @deploy("Configure PostgreSQL")
-def configure(s: Settings, address: str) -> None:
-    """+ address: where clients reach this host (its certificate names it when self-signed)."""
+def configure(s: Settings, names: list[str]) -> None:
+    """+ names: the names and addresses clients dial, which the server certificate carries."""
     p = pgconf.paths(s)
-    if s.pg_tls_cert_file and s.pg_tls_key_file:
-        files.directory(name="TLS directory", path=pgconf.TLS_DIR, mode="755")
-        files.put(name="TLS certificate", src=str(s.pg_tls_cert_file), dest=p["cert"],
-                  user="postgres", group="postgres", mode="644")
-        files.put(name="TLS key", src=str(s.pg_tls_key_file), dest=p["key"],
-                  user="postgres", group="postgres", mode="600")
-    else:
-        alt = [f"DNS:{host.name}"] + ([f"IP:{address}"] if address[0].isdigit() else [f"DNS:{address}"])
-        tls.self_signed_certificate(name="TLS self-signed certificate", cert=p["cert"],
-                                    key=p["key"], common_name=host.name, alt_names=alt)
+    tls_files = _server_tls(s, names)
     if s.pg_ha_cluster:  # Patroni writes the settings and pg_hba.conf (pgops.ha.patroni)
+        _certificate_reloaded(s, tls_files)
         return
     _archive_timeout_awake(s, p["service"])
     _restart_on_crash(p["service"])
@@ -105,6 +101,37 @@ def configure(s: Settings, address: str) -> None:
     )
     postgres.hba_file(name="pg_hba.conf", path=p["hba"], content=pgconf.render_hba(s),
                       port=s.pg_port, service=p["service"])
+    _certificate_reloaded(s, tls_files)
+
+
+def _server_tls(s: Settings, names: list[str]) -> list[OperationMeta]:
+    """The server's certificate, key and CA: the inventory's files, else issued by pgops's
+    PostgreSQL CA for `names` and pg_tls_names (a second deploy puts the same bytes)."""
+    p = pgconf.paths(s)
+    src: dict[str, str | StringIO]
+    if s.pg_tls_cert_file and s.pg_tls_key_file and s.pg_tls_ca_file:
+        src = {"cert": str(s.pg_tls_cert_file), "key": str(s.pg_tls_key_file),
+               "ca": str(s.pg_tls_ca_file)}
+    else:
+        pem = pki.host_files(s.server_pki_dir, host.name, [*names, *s.pg_tls_names],
+                             ca_name=pgconf.SERVER_CA)
+        src = {k: StringIO(v) for k, v in pem.items()}
+    files.directory(name="TLS directory", path=pgconf.TLS_DIR, mode="755")
+    return [files.put(name=f"TLS {what}", src=src[key], dest=p[key], user="postgres",
+                      group="postgres", mode=mode)
+            for key, what, mode in (("ca", "CA certificate", "644"),
+                                    ("cert", "certificate", "644"), ("key", "key", "600"))]
+
+
+def _certificate_reloaded(s: Settings, tls_files: list[OperationMeta]) -> None:
+    """A running server, and PgBouncer (which presents the same certificate), load a new
+    certificate by a reload: no client is cut off. A stopped one reads it when it starts."""
+    reload_sql = shlex.join(psql.argv("SELECT pg_catalog.pg_reload_conf()", s.pg_port))
+    server.shell(name="PostgreSQL and PgBouncer reload the new certificate",
+                 commands=[f"if pg_isready -q -p {s.pg_port}; then runuser -u postgres -- "
+                           f"{reload_sql} >/dev/null; fi",
+                           "if systemctl is-active -q pgbouncer; then systemctl reload pgbouncer; fi"],
+                 _if=any_changed(*tls_files))
 
 
 #: PostgreSQL (17 here) plans the checkpointer's first sleep while the server is still
@@ -148,7 +175,8 @@ def _restart_on_crash(service: str) -> None:
     systemd.daemon_reload(name="systemd reloaded (drop-in changed)", _if=changed.did_change)
 
 
-def postgres_server(s: Settings, address: str) -> None:
-    """+ address: where clients reach this host (its ssh_hostname, else its inventory name)."""
+def postgres_server(s: Settings, names: list[str]) -> None:
+    """+ names: the names and addresses clients dial to reach this host's Postgres
+    (Topology.dialed): its server certificate carries them."""
     install(s=s)  # keywords: pyinfra types a deploy's positional slots as its global arguments
-    configure(s=s, address=address)
+    configure(s=s, names=names)

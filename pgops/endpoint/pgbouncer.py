@@ -64,7 +64,10 @@ def render(s: Settings, upstream: tuple[str, int]) -> str:
         "client_tls_sslmode": "require",
         "client_tls_cert_file": tls["cert"],
         "client_tls_key_file": tls["key"],
-        "server_tls_sslmode": "require",
+        # To Postgres through 127.0.0.1 (the local HAProxy for a cluster member): the name
+        # dialed is loopback's, so the server is checked against pgops's CA, not its name.
+        "server_tls_sslmode": "verify-ca",
+        "server_tls_ca_file": tls["ca"],
         "server_login_retry": 1,
         "ignore_startup_parameters": "extra_float_digits",
         "log_connections": 0,

@@ -114,6 +114,17 @@ class BadCalendars(FactBase):
         return [line for line in output if line.strip()]
 
 
+class DpkgInterrupted(FactBase):
+    """Whether a dpkg run stopped half-way (a killed deploy, a lost connection): apt then
+    refuses every install until `dpkg --configure -a` finishes it."""
+
+    def command(self):
+        return "ls /var/lib/dpkg/updates 2>/dev/null | grep -E '^[0-9]+$' | head -1 || true"
+
+    def process(self, output) -> bool:
+        return any(line.strip() for line in output)
+
+
 class WalVolume(FactBase):
     """How much a data directory's pg_wal holds and how full the filesystem under it is
     (pg_wal may be a symlink to a volume of its own): archiving that is stuck keeps every

@@ -13,7 +13,7 @@ from typing import Any
 
 from pgops.backup import backrest
 from pgops.server.cluster import Cluster, bindir
-from pgops.server.pgconf import host_network
+from pgops.server.pgconf import CA_FILE, host_network
 from pgops.settings.ha import (
     ETCD_CLIENT_PORT,
     PATRONI_API_USER,
@@ -168,7 +168,8 @@ def render(*, scope: str, member: str, address: str, cluster: Cluster, port: int
     dcs, local = split_parameters(parameters)
     tls = {"ca": f"{TLS_DIR}/ca.crt", "cert": f"{TLS_DIR}/host.crt", "key": f"{TLS_DIR}/host.key"}
     api_auth = {"username": PATRONI_API_USER, "password": passwords[PATRONI_API_USER]}
-    ssl = {"sslmode": "require", "channel_binding": "require"}
+    # Replicas and pg_rewind verify the leader against pgops's PostgreSQL CA (as on the host).
+    ssl = {"sslmode": "verify-full", "sslrootcert": CA_FILE, "channel_binding": "require"}
     conf: dict[str, Any] = {
         "scope": scope,
         "namespace": NAMESPACE,

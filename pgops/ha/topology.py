@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from urllib.parse import quote
 
 from pgops.endpoint.pgbouncer import pool_connections
 from pgops.settings import LOCAL_REPOSITORY, Settings
@@ -15,6 +16,10 @@ from pgops.settings.endpoint import AUTH_POOL_SIZE, RESERVED_CONNECTIONS
 CLUSTER_WIDE = ("pg_major", "pg_cluster", "pg_port", "pg_ha", "pg_backup_host",
                 "pg_backup_transport", "pg_data_checksums", "pgbackrest", "pg_backup_timers",
                 "pg_pooler", "pg_proxy")
+
+
+#: The names a host's own clients dial it by.
+LOOPBACK = ("127.0.0.1", "localhost")
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,13 @@ class Topology:
         """cluster_forwarders of `host`'s cluster ((host,) for a single host)."""
         cluster = self.cluster_of(host)
         return self.cluster_forwarders(cluster) if cluster else (host,)
+
+    def dialed(self, host: str, addresses: Mapping[str, str]) -> list[str]:
+        """The names and addresses clients dial to reach `host`'s Postgres and PgBouncer, which
+        its server certificate carries: its own; for a cluster member, every forwarder's (any
+        one's HAProxy may carry a client to it); and loopback's, where the host's own tools
+        (Patroni's replication connection to its server) dial it."""
+        return sorted({*LOOPBACK, *(n for h in self.forwarders(host) for n in (h, addresses[h]))})
 
 
 def topology(settings: Mapping[str, Settings], etcd_hosts: Sequence[str],
@@ -206,7 +218,8 @@ def client_urls(topo: Topology, cluster: str, addresses: Mapping[str, str], s: S
     session attributes."""
     def url(hosts: Sequence[str], port: int, query: str = "") -> str:
         where = ",".join(f"{addresses[h]}:{port}" for h in hosts)
-        return f"postgresql://{where}/{database}?sslmode=require{query}"
+        tls = "&".join(f"{k}={quote(v)}" for k, v in s.client_tls.items())
+        return f"postgresql://{where}/{database}?{tls}{query}"
 
     entrances, members = topo.entrances(cluster), topo.clusters[cluster]
     attrs = "&target_session_attrs="

@@ -16,7 +16,7 @@ from pgops.settings import Settings
 def _url(s: Settings, address: str) -> str:
     role = s.role(s.pg_migration_role)
     params: dict[str, Any] = {"host": address, "port": s.pg_port, "dbname": s.pg_app_database,
-                              "user": role.name, "sslmode": "require",
+                              "user": role.name, **s.client_tls,
                               "application_name": "pgops deploy"}
     if role.login and role.password:
         params["password"] = s.password(role)

@@ -11,13 +11,28 @@ from pgops.settings import Settings
 
 HEADER = "# Managed by pgops: edits here are overwritten on the next deploy.\n"
 TLS_DIR = "/etc/postgresql/pgops-tls"
+#: The CA pgops keeps on its machine to issue the servers' certificates (Settings.server_pki_dir).
+SERVER_CA = "pgops PostgreSQL CA"
+#: That CA's certificate on each database host, for the clients there (Patroni, PgBouncer).
+CA_FILE = f"{TLS_DIR}/ca.crt"
+
+
+#: Patroni gives every member a replication slot on the leader. It drops the slot of a
+#: member that is down for member_slots_ttl (30 min), and the member catches up from the
+#: pgBackRest repository (restore_command) when it is back. Within those 30 min, or for a
+#: member whose Patroni runs but whose server does not, the slot keeps WAL: this caps it,
+#: so a fast writer cannot fill the leader's disk and stop the whole cluster. A slot past
+#: the cap is "lost", and Patroni 4.0 does not replace it: drop it on the leader
+#: (pg_drop_replication_slot) and Patroni makes a new one.
+SLOT_WAL_KEEP = "8GB"
 
 
 def paths(s: Settings) -> dict[str, str]:
     """The files and service pgops manages for a host's cluster."""
     c = Cluster(s.pg_major, s.pg_cluster)
     return {"etc": c.etc, "conf": f"{c.conf_d}/50-pgops.conf", "hba": c.hba, "data": c.data,
-            "service": c.service, "cert": f"{TLS_DIR}/server.crt", "key": f"{TLS_DIR}/server.key"}
+            "service": c.service, "cert": f"{TLS_DIR}/server.crt", "key": f"{TLS_DIR}/server.key",
+            "ca": CA_FILE}
 
 
 def settings(s: Settings, res: Resources, host: str = "") -> dict[str, str | int | float | bool]:
@@ -39,6 +54,8 @@ def settings(s: Settings, res: Resources, host: str = "") -> dict[str, str | int
         "log_connections": False,
         "shared_preload_libraries": "pg_stat_statements",
     }
+    if s.pg_ha_cluster:
+        base["max_slot_wal_keep_size"] = SLOT_WAL_KEEP
     if s.pg_backup_host:
         stanza = backrest.stanza(host, s)
         base.update({"archive_mode": True, "archive_command": backrest.archive_command(stanza),

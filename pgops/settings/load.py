@@ -98,12 +98,23 @@ def _backup_transport_problems(raw: dict[str, Any]) -> list[str]:
 
 
 def _tls_file_problems(raw: dict[str, Any]) -> list[str]:
-    """The server certificate and key go together and must exist here: they are uploaded from here."""
+    """The server certificate, its key and its CA go together and must exist here: they are
+    uploaded from here."""
     problems = []
     cert, key = raw.get("pg_tls_cert_file"), raw.get("pg_tls_key_file")
+    ca = raw.get("pg_tls_ca_file")
     if bool(cert) != bool(key):
         problems.append("pg_tls_cert_file: give pg_tls_cert_file and pg_tls_key_file together")
-    for name, f in (("pg_tls_cert_file", cert), ("pg_tls_key_file", key)):
+    if cert and not ca:
+        problems.append("pg_tls_ca_file: give the CA that signed pg_tls_cert_file, so that "
+                        "clients can verify the server (sslmode=verify-full)")
+    if cert and raw.get("pg_tls_names"):
+        problems.append("pg_tls_names: only for certificates pgops issues; pg_tls_cert_file "
+                        "names what its CA put in it")
+    if ca and not cert:
+        problems.append("pg_tls_ca_file: only with pg_tls_cert_file and pg_tls_key_file "
+                        "(without them pgops issues the certificates from its own CA)")
+    for name, f in (("pg_tls_cert_file", cert), ("pg_tls_key_file", key), ("pg_tls_ca_file", ca)):
         if f and not Path(f).is_file():
             problems.append(f"{name}: {f} does not exist on this machine")
     return problems

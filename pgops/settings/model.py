@@ -84,6 +84,19 @@ class Database(_Model):
     extensions: tuple[Ident, ...] = ()
 
 
+def _tls_name(v: str) -> str:
+    try:
+        return str(ipaddress.ip_address(v))  # one spelling: the certificate is compared by it
+    except ValueError:
+        pass
+    if not re.fullmatch(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*", v):
+        raise ValueError(f"{v!r} is not a host name or an IP address")
+    return v
+
+
+TlsName = Annotated[str, AfterValidator(_tls_name)]
+
+
 class HbaRule(_Model):
     """One `hostssl` line: TLS always, never `trust` over TCP."""
 
@@ -191,8 +204,16 @@ class Settings(_Model):
     #: (turning them on needs it stopped: pg_checksums --enable).
     pg_data_checksums: bool = True
     pg_apt_repository: AptRepository | None = None
+    #: The server's certificate and key, from a CA of your own (give pg_tls_ca_file with
+    #: them, so clients can verify the server). Unset: pgops issues them from its own
+    #: PostgreSQL CA, kept on this machine (Settings.server_pki_dir).
     pg_tls_cert_file: Path | None = None
     pg_tls_key_file: Path | None = None
+    pg_tls_ca_file: Path | None = None
+    #: More names the server certificate carries, for clients that dial the server by a name
+    #: pgops does not know (a DNS name, a virtual IP). The inventory name and address are in
+    #: it already, and for a cluster member those of every member and proxy host.
+    pg_tls_names: tuple[TlsName, ...] = ()
     pg_tuning: Tuning = Tuning()
     pg_settings: dict[str, SettingValue] = {}
     pg_hba_rules: tuple[HbaRule, ...] = ()
@@ -307,6 +328,23 @@ class Settings(_Model):
     @property
     def tls_dir(self) -> Path:
         return self.pg_backup_tls_dir or self.state_dir / "pgbackrest-pki"
+
+    @property
+    def server_pki_dir(self) -> Path:
+        """pgops's PostgreSQL CA (its clients verify the servers with it) and the servers' keys."""
+        return self.state_dir / "postgres-pki"
+
+    @property
+    def server_ca_file(self) -> Path:
+        """The CA that signed the servers' certificates, on this machine: what clients give as
+        sslrootcert with sslmode=verify-full."""
+        return self.pg_tls_ca_file or self.server_pki_dir / "ca.crt"
+
+    @property
+    def client_tls(self) -> dict[str, str]:
+        """How pgops's own clients connect: TLS, the server checked against its CA and the
+        host name dialed (sslmode=verify-full stops a man in the middle; require does not)."""
+        return {"sslmode": "verify-full", "sslrootcert": str(self.server_ca_file)}
 
     @property
     def ha_pki_dir(self) -> Path:

@@ -364,6 +364,68 @@ def test_etcd_one_member_lost_writes_go_on_two_lost_no_writer_quorum_back_recove
     assert one_lost < 3 and missing == []
 
 
+def test_a_replica_down_until_the_leader_dropped_its_wal_catches_up_from_the_repository(cluster):
+    """A replica's Patroni stopped; its slot is dropped (Patroni's member_slots_ttl, lowered
+    here to 0 from 30 min) and the leader writes and recycles WAL until the segment the
+    replica needs next is gone from it. Started again, the replica takes what it missed from
+    the pgBackRest archive and streams again, holding every row: it is not left broken."""
+    from pgops.ha.patroni import conf_path
+    from pgops.lab.faults import LAB_CLUSTER, UNIT
+
+    lab, _ = cluster
+    c = wait_healthy()
+    leader = c["leader"]
+    replica = next(m["member"] for m in c["members"] if m["role"] == "replica")
+
+    def q(host: str, query: str, db: str = "postgres") -> str:
+        return lab.ssh(host, f"cd / && runuser -u postgres -- psql -XAtq -d {db} "
+                             f"-c \"{query}\"").stdout.strip()
+
+    def ttl(value: str) -> None:
+        lab.ssh(leader, f"cd / && runuser -u postgres -- patronictl -c {conf_path(LAB_CLUSTER)} "
+                        f"edit-config --force --quiet -s member_slots_ttl={value}")
+
+    q(leader, "create table if not exists wal_gone_probe (n int)", db="app")
+    needed = q(leader, f"select pg_walfile_name(flush_lsn) from pg_stat_replication "
+                       f"where application_name = '{replica}'")
+    ttl("0")
+    lab.ssh(replica, f"systemctl stop {UNIT}")
+    try:
+        deadline = time.monotonic() + 60
+        while q(leader, f"select count(*) from pg_replication_slots where slot_name = '{replica}'") != "0":
+            assert time.monotonic() < deadline, "the stopped member's slot was kept"
+            time.sleep(1)
+        for i in range(40):  # switched segments and checkpoints until that segment is gone
+            if q(leader, f"select count(*) from pg_ls_waldir() where name = '{needed}'") == "0":
+                break
+            q(leader, f"insert into wal_gone_probe values ({i})", db="app")
+            q(leader, "select pg_switch_wal()")
+            if i % 4 == 3:
+                q(leader, "checkpoint")
+        assert q(leader, f"select count(*) from pg_ls_waldir() where name = '{needed}'") == "0", needed
+        rows = q(leader, "select count(*) from wal_gone_probe", db="app")
+    finally:
+        ttl("null")
+        t = time.monotonic()
+        lab.ssh(replica, f"systemctl start {UNIT}")
+    deadline = t + 180
+    while True:
+        c = status()["clusters"][0]
+        [m] = [m for m in c["members"] if m["member"] == replica]
+        held = (q(replica, "select count(*) from wal_gone_probe", db="app")
+                if m["state"] == "streaming" else "")
+        if held == rows:
+            break
+        assert time.monotonic() < deadline, (m, held, rows)
+        time.sleep(2)
+    restored = lab.ssh(replica, f"journalctl -u {UNIT} --since '-10min' | grep -c 'restored log file'",
+                       check=False).stdout.strip()
+    print(f"replica {replica} down until the leader had dropped WAL it needed ({needed}): "
+          f"streaming with all {rows} rows {time.monotonic() - t:.1f} s after its start, "
+          f"{restored} segments restored from the repository")
+    assert int(restored or 0) > 0
+
+
 def _get(path: str) -> str:
     from pgops.facts.patroni import get_command
 

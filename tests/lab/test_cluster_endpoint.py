@@ -14,6 +14,7 @@ import pytest
 from pgops.lab import Lab
 from tests.lab.conftest import CLUSTER_ENV as ENV
 from tests.lab.conftest import pgops, variant_inventory
+from tests.lab.exposure import probe_ports
 from tests.lab.test_cluster import MEMBERS, secret, wait_healthy
 
 pytestmark = pytest.mark.lab
@@ -61,7 +62,8 @@ def on_host(lab: Lab, member: str, role: str, password: str, dbname: str,
     lab.ssh(member, "umask 077; cat > /root/.pgops-test-pgpass",
             input=f"127.0.0.1:5432:{dbname}:{role}:{password}\n")
     r = lab.ssh(member, f"cd / && PGPASSFILE=/root/.pgops-test-pgpass psql -XAt 'host=127.0.0.1 "
-                        f"dbname={dbname} user={role} sslmode=require' -c \"{sql}\" 2>&1", check=False)
+                        f"dbname={dbname} user={role} sslmode=require' -c \"{sql}\" 2>&1; "
+                        "rc=$?; rm -f /root/.pgops-test-pgpass; exit $rc", check=False)
     return r.returncode, r.stdout.strip()
 
 
@@ -91,8 +93,13 @@ def test_rw_port_of_every_member_reaches_the_leader_and_ro_port_a_replica(cluste
             assert e["pools"] is not None, e
         if e["member"] == leader:  # the rw port's clients were pooled there
             assert ("app", "app") in {(p["database"], p["user"]) for p in e["pools"]}, e
-    # Applications are given the proxy host: one host and port.
-    assert c["urls"]["read-write"] == f"postgresql://{lab.host(PROXY).address}:{RW}/app?sslmode=require"
+    # Applications are given the proxy host: one host and port, and the CA that verifies the
+    # server there (its certificate names the proxy host too: a member's PgBouncer answers).
+    url = c["urls"]["read-write"]
+    ca = lab.dir / "postgres-pki" / "ca.crt"
+    assert url == f"postgresql://{lab.host(PROXY).address}:{RW}/app?sslmode=verify-full&sslrootcert={ca}"
+    with psycopg.connect(url, user="app", password=secret(lab, "app"), connect_timeout=5) as conn:
+        assert conn.execute("select ssl from pg_stat_ssl where pid = pg_backend_pid()").fetchone()[0]
     text = metrics.read_text()
     assert f'pgops_proxy_route_up{{cluster="main",member="db1",route="rw",server="{leader}"}} 1' in text
     assert f'pgops_pooler_up{{cluster="main",member="{leader}"}} 1' in text
@@ -163,7 +170,8 @@ def _pgbench(lab: Lab, on: str, target: str, args: str) -> tuple[int, str]:
     lab.ssh(on, "umask 077; cat > /root/.pgops-test-pgpass", input=line)
     r = lab.ssh(on, f"cd / && PGPASSFILE=/root/.pgops-test-pgpass /usr/lib/postgresql/17/bin/pgbench "
                     f"-h {lab.host(target).address} -p {RW} -U migrator "
-                    f"'sslmode=require dbname=app' {args} 2>&1", check=False, timeout=600)
+                    f"'sslmode=require dbname=app' {args} 2>&1; rc=$?; "
+                    "rm -f /root/.pgops-test-pgpass; exit $rc", check=False, timeout=600)
     return r.returncode, r.stdout
 
 
@@ -350,89 +358,13 @@ EXPECTED_PORTS = {
     "backup": {22: "sshd"},
     "proxy": {22: "sshd", RW: "HAProxy read-write", RO: "HAProxy read-only"},
 }
-#: Lists the TCP sockets listening beyond loopback, from the kernel's own tables.
-LISTENING = r"""
-import socket, struct
-ports = set()
-for path, fam in (("/proc/net/tcp", socket.AF_INET), ("/proc/net/tcp6", socket.AF_INET6)):
-    for line in open(path).read().splitlines()[1:]:
-        local, state = line.split()[1], line.split()[3]
-        if state != "0A":
-            continue
-        addr, port = local.split(":")
-        raw = bytes.fromhex(addr)
-        if fam == socket.AF_INET:
-            ip = socket.inet_ntop(fam, struct.pack("<I", int(addr, 16)))
-        else:
-            ip = socket.inet_ntop(fam, b"".join(struct.pack("<I", struct.unpack(">I", raw[i:i + 4])[0])
-                                               for i in range(0, 16, 4)))
-        if not (ip.startswith("127.") or ip == "::1"):
-            ports.add(int(port, 16))
-print(" ".join(map(str, sorted(ports))))
-"""
-#: Run on another host: each (address, port, kind) probed as an outsider would. `pg`: the
-#: PostgreSQL protocol (SSLRequest first); `https`: TLS from the first byte. Prints one JSON
-#: object per probe: whether plain text was served, whether TLS 1.1 and TLS 1.2 completed a
-#: handshake, and for `https` the HTTP status of an unauthenticated unsafe request.
-PROBE = r"""
-import json, socket, ssl, struct, sys
-def tls(addr, port, kind, version):
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
-    ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
-    ctx.minimum_version = ctx.maximum_version = version
-    s = socket.create_connection((addr, port), timeout=5)
-    try:
-        if kind == "pg":
-            s.sendall(struct.pack("!ii", 8, 80877103))
-            if s.recv(1) != b"S":
-                return False
-        t = ctx.wrap_socket(s)
-        if kind == "https":
-            t.sendall(b"POST /switchover HTTP/1.0\r\nContent-Length: 2\r\n\r\n{}")
-            return t.recv(64).decode(errors="replace").split(" ")[1]
-        return True
-    except (ssl.SSLError, OSError):
-        return False
-    finally:
-        s.close()
-def plain(addr, port, kind):
-    s = socket.create_connection((addr, port), timeout=5)
-    try:
-        if kind == "pg":  # a StartupMessage without SSL: any authentication request is a failure
-            body = struct.pack("!i", 196608) + b"user\0app\0database\0app\0\0"
-            s.sendall(struct.pack("!i", len(body) + 4) + body)
-            return s.recv(1) == b"R"
-        s.sendall(b"GET /health HTTP/1.0\r\n\r\n")
-        return s.recv(12).startswith(b"HTTP/1.")
-    except OSError:
-        return False
-    finally:
-        s.close()
-for addr, port, kind in json.loads(sys.stdin.read()):
-    print(json.dumps({"addr": addr, "port": port, "plain": plain(addr, port, kind),
-                      "tls1.1": tls(addr, port, kind, ssl.TLSVersion.TLSv1_1),
-                      "tls1.2": tls(addr, port, kind, ssl.TLSVersion.TLSv1_2)}))
-"""
 KIND = {5432: "pg", POOLER: "pg", RW: "pg", RO: "pg", 8008: "https", 2379: "https", 2380: "https"}
 
 
 def test_every_listening_port_is_expected_and_wants_tls_and_a_login(cluster):
-    import json
-    import shlex
-
     lab, _ = cluster
     wait_healthy()
-    probes = []
-    for h in lab.hosts():
-        seen = {int(p) for p in lab.ssh(h, "python3 -", input=LISTENING).stdout.split()}
-        expected = EXPECTED_PORTS[h.role]
-        assert seen <= set(expected), f"{h.name} listens on unexpected ports {sorted(seen - set(expected))}"
-        probes += [(h.address, p, KIND[p]) for p in sorted(seen) if p in KIND]
-    prober = next(h for h in lab.hosts() if h.role == "backup")  # not a member: an outsider
-    out = lab.ssh(prober, f"python3 -c {shlex.quote(PROBE)}", input=json.dumps(probes)).stdout
-    rows = [json.loads(x) for x in out.splitlines()]
-    assert len(rows) == len(probes)
+    rows = probe_ports(lab, EXPECTED_PORTS, KIND)
     for r in rows:
         where = f"{r['addr']}:{r['port']}"
         assert r["plain"] is False, f"{where} served plain text"
@@ -445,3 +377,49 @@ def test_every_listening_port_is_expected_and_wants_tls_and_a_login(cluster):
             assert r["tls1.2"] is True, f"{where} did not complete a TLS 1.2 handshake"
     print(f"exposure: {len(rows)} ports on {len(lab.hosts())} hosts, all TLS 1.2+, none plain")
 
+
+
+def test_cluster_keys_and_secrets_files_have_their_owners_and_modes_and_secrets_stay_there(cluster):
+    """Every key and secret-bearing file pgops writes on a cluster's members and proxy host,
+    by owner and mode; then every file under the directories pgops writes is searched for
+    the lab's passwords: only the files whose service must read one hold it."""
+    from pgops.endpoint import haproxy, pgbouncer
+    from pgops.ha import etcd, patroni
+    from pgops.lab.faults import LAB_CLUSTER
+    from pgops.server import pgconf
+    from tests.lab.test_files_and_secrets import SEARCHED, lab_secrets, secret_holders, stat_files
+
+    pgpass = f"/var/lib/postgresql/{LAB_CLUSTER.major}-{LAB_CLUSTER.name}.pgpass"
+    member_files = {
+        patroni.conf_path(LAB_CLUSTER): ("postgres", "postgres", "600"),
+        patroni.TLS_DIR: ("postgres", "postgres", "750"),
+        f"{patroni.TLS_DIR}/host.key": ("postgres", "postgres", "600"),
+        f"{etcd.TLS_DIR}/host.key": ("etcd", "etcd", "600"),
+        etcd.DATA_DIR: ("etcd", "etcd", "700"),
+        f"{pgconf.TLS_DIR}/server.key": ("postgres", "postgres", "600"),
+        pgconf.CA_FILE: ("postgres", "postgres", "644"),
+        pgbouncer.CONF: ("postgres", "postgres", "640"),
+        pgbouncer.HBA: ("postgres", "postgres", "640"),
+        pgbouncer.USERLIST: ("postgres", "postgres", "600"),
+    }
+    lab, _ = cluster
+    for m in MEMBERS:
+        assert stat_files(lab, m, member_files) == member_files, m
+    assert stat_files(lab, PROXY, {haproxy.CONF: ("root", "root", "644")}) == {
+        haproxy.CONF: ("root", "root", "644")}
+    # Patroni's configuration holds the replication, rewind and REST API passwords, its
+    # pgpass file the one it connects with, and PgBouncer's auth_file the lookup role's (it
+    # logs in to Postgres with it): each postgres's alone.
+    may_hold = {patroni.conf_path(LAB_CLUSTER): ("postgres", "600"), pgpass: ("postgres", "600"),
+                pgbouncer.USERLIST: ("postgres", "600")}
+    secrets, held = lab_secrets(lab), set()
+    where = (*SEARCHED, "/etc/patroni", "/etc/etcd", "/etc/pgbouncer", "/etc/haproxy", "/etc/default")
+    for h in (*MEMBERS, PROXY):
+        found = secret_holders(lab, h, secrets, where)
+        stray = sorted(set(found) - set(may_hold))
+        assert not stray, f"{h}: a plaintext secret in {stray}"
+        for path in found:
+            owner, _group, mode = stat_files(lab, h, [path])[path]
+            assert (owner, mode) == may_hold[path], (h, path, owner, mode)
+            held.add(path)
+    assert patroni.conf_path(LAB_CLUSTER) in held  # the search finds what is there

@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import signal
+import subprocess
 import time
 
 import psycopg
 import pytest
 
-from pgops.lab import Lab
+from pgops.lab import Lab, image
 from pgops.settings import read_secrets_file
-from tests.lab.conftest import PROJECT_ROOT, REUSED, pgops, results
+from tests.lab.conftest import BIN, PROJECT_ROOT, REUSED, pgops, results
 
 pytestmark = pytest.mark.lab
 
@@ -44,6 +47,68 @@ def _single_db1_inventory(directory) -> str:
         "_data['pg_pooler'] = True\n"
         "db_servers = ([h for h in _hosts if h[0] == 'db1'], _data)\n")
     return str(path)
+
+
+def _deploy_killed_at(step: str, inventory: str, after_s: float) -> str:
+    """Start a deploy and kill it (SIGKILL, pgops and its pyinfra: a lost controller) `after_s`
+    seconds after pyinfra starts `step`; its output until then."""
+    proc = subprocess.Popen([str(BIN / "pgops"), "deploy", "-i", inventory], cwd=PROJECT_ROOT,
+                            env={**os.environ, **ENV}, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    assert proc.stdout
+    out, deadline = [], time.monotonic() + 600
+    for line in proc.stdout:
+        out.append(line)
+        if step in line:
+            time.sleep(after_s)
+            break
+        assert time.monotonic() < deadline, "".join(out)[-3000:]
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    text = "".join(out)
+    assert step in text, text[-3000:]
+    return text
+
+
+def test_a_first_deploy_killed_or_cut_from_the_mirror_converges_when_run_again(lab, tmp_path):
+    """db1's first deploy: the package mirror unreachable (refused), then killed while apt
+    installs PostgreSQL, then killed while it configures; each time a clear error or a run
+    that stops, the next run converges, and the one after changes nothing."""
+    inventory = _single_db1_inventory(tmp_path)
+    # The mirror's name (in db1's /etc/hosts) pointed at a closed port: connections refused.
+    mirror = image.mirror_host(image.debian_mirror())
+    point = "{for (i = 2; i <= NF; i++) if ($i == m) $1 = \"127.0.0.1\"; print}"
+    lab.ssh("db1", f"cp /etc/hosts /run/hosts.pgops && awk -v m={mirror} '{point}' /run/hosts.pgops "
+                   f"> /etc/hosts && getent hosts {mirror} | grep -q '^127.0.0.1'")
+    try:
+        blocked = pgops("deploy", "-i", inventory, env=ENV, check=False)
+    finally:
+        lab.ssh("db1", "cat /run/hosts.pgops > /etc/hosts")
+    assert blocked.rc != 0, blocked.out[-3000:]
+    assert "[db1]" in blocked.out and re.search(r"(Failed to fetch|Unable to fetch|Could not "
+                                                r"connect|Connection refused)", blocked.out), \
+        blocked.out[-3000:]
+
+    seen = []
+    for step, after_s in (("Install PostgreSQL packages", 4), ("PostgreSQL settings (tuned)", 0.5)):
+        out = _deploy_killed_at(step, inventory, after_s)
+        left = lab.ssh("db1", "echo $(pgrep -c 'apt-get|dpkg' || true) $(ls /var/lib/dpkg/updates "
+                              "| grep -cE '^[0-9]+$' || true)").stdout.split()
+        seen.append(f"killed {after_s} s into {step!r}: {left[0]} apt/dpkg processes left running, "
+                    f"{left[1]} dpkg updates pending"
+                    + ("; this run finished an interrupted dpkg" if "interrupted" in out else ""))
+
+    t0 = time.monotonic()
+    again = pgops("deploy", "-i", inventory, env=ENV)
+    converged_s = time.monotonic() - t0
+    status = pgops("status", "--json", "-i", inventory, env=ENV)
+    [row] = json.loads(status.stdout)
+    assert row["up"], row
+    after = results(pgops("deploy", "-i", inventory, env=ENV).out)
+    assert after and [op for op, (ok, error, _) in after.items() if (ok, error) != ("-", "-")] == [], after
+    print("\n" + "\n".join(seen) + f"\nconverged in {converged_s:.1f} s after the two kills"
+          + ("; it finished an interrupted dpkg" if "interrupted" in again.out else ""))
+    print(f"mirror refused: {[line for line in blocked.out.splitlines() if 'Failed to fetch' in line][:1]}")
 
 
 def _count(lab: Lab, member: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
+from pgops import pki
 from tests.lab.conftest import REUSED, connect, pgops, results
 
 PG = "postgresql@17-main"
@@ -62,6 +63,32 @@ def test_tls_required_from_another_lab_host(lab, first_deploy, secrets):
     tls = lab.ssh("db2", f"{base} {conninfo.format('require')} -c "
                          "'select ssl from pg_stat_ssl where pid = pg_backend_pid()'", input=pw)
     assert tls.stdout.strip() == "t"
+
+
+def test_clients_verify_the_server_and_a_wrong_host_name_is_refused(lab, first_deploy, secrets,
+                                                                    tmp_path):
+    """pgops's PostgreSQL CA (on this machine) signed db1's certificate for its name and
+    address: verify-full passes with both, and refuses a name it does not carry (a man in the
+    middle's) and a server another CA vouches for."""
+    ca, pw = lab.dir / "postgres-pki" / "ca.crt", secrets["PGOPS_ROLE_APP_PASSWORD"]
+    address = lab.host("db1").address
+    for host in ("db1", address):
+        with psycopg.connect(host=host, hostaddr=address, dbname="app", user="app", password=pw,
+                             sslmode="verify-full", sslrootcert=str(ca), connect_timeout=5) as c:
+            assert c.execute("select ssl from pg_stat_ssl where pid = pg_backend_pid()").fetchone()[0]
+    mismatch = r'server certificate for "[^"]+" (\(and \d+ other names?\) )?does not match host name "db9"'
+    with pytest.raises(psycopg.OperationalError, match=mismatch):
+        psycopg.connect(host="db9", hostaddr=address, dbname="app", user="app", password=pw,
+                        sslmode="verify-full", sslrootcert=str(ca), connect_timeout=5)
+    pki.ca_file(tmp_path, "another CA")
+    with pytest.raises(psycopg.OperationalError, match="certificate verify failed"):
+        psycopg.connect(host=address, dbname="app", user="app", password=pw,
+                        sslmode="verify-full", sslrootcert=str(tmp_path / "ca.crt"), connect_timeout=5)
+    # The same from another lab host, with the CA pgops put there.
+    check = lab.ssh("db2", "cd / && PGCONNECT_TIMEOUT=5 psql -XAtw 'host=db1 dbname=app user=app "
+                           "sslmode=verify-full sslrootcert=/etc/postgresql/pgops-tls/ca.crt' "
+                           "-c 'select 1' 2>&1", check=False).stdout
+    assert "no password supplied" in check and "certificate" not in check, check
 
 
 def test_wrong_password_refused(lab, first_deploy):

@@ -1,18 +1,22 @@
 """Faults on the single-host lab, each printing its figure: `kill -9` of pgBackRest and of the
 postmaster during a full backup; the network between a database host and the repository cut
-(iptables inside the host) while a small pg_wal volume fills. After each:
+(iptables inside the host) while a small pg_wal volume fills; the repository full; a database
+host restarted. After each:
 the repository verifies clean, backups go on, and a point-in-time restore across the fault
 holds exactly the rows committed by then."""
 
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 
+from pgops.backup.backrest import REPO_USER
 from pgops.backup.restore import iso
+from pgops.backup.rules import REPO_HOME
 from pgops.lab import Lab
-from pgops.lab.faults import LAB_CLUSTER
+from pgops.lab.faults import LAB_CLUSTER, docker
 from tests.lab.conftest import pgops
 from tests.lab.test_restore import archive_all, fresh_probe_table, restores_exactly, sql
 
@@ -216,3 +220,104 @@ def test_repository_cut_off_wal_queues_on_a_small_volume_status_warns_then_catch
     archive_all(lab, host)
     verify(lab, host)
     restores_exactly(lab, 15, iso(t + 0.1), "--host", host)
+
+
+REPO_FULL = "/var/lib/pgops-fault-repo"
+#: The repository's archive of one stanza moved onto a small volume of its own (a tmpfs with
+#: `free_mb` left once what it holds is copied there), bound over its directory.
+REPO_ON_VOLUME = f"""set -e
+d={{archive}}; used_kib=$(du -sk "$d" | cut -f1)
+mkdir -p {REPO_FULL}
+mount -t tmpfs -o size=$((used_kib * 11 / 10 / 1024 + {{free_mb}}))m,mode=750 tmpfs {REPO_FULL}
+cp -a "$d"/. {REPO_FULL}/
+chown {{user}}:{{user}} {REPO_FULL}
+mount --bind {REPO_FULL} "$d"
+df -m --output=size,avail {REPO_FULL} | tail -1
+"""
+#: Space freed: the archive back in the repository's own directory, with what reached the volume.
+REPO_BACK = f"""set -e
+d={{archive}}
+if mountpoint -q "$d"; then umount "$d"; fi
+if mountpoint -q {REPO_FULL}; then
+  find {REPO_FULL} -name '*.pgbackrest.tmp' -delete
+  cp -a -n {REPO_FULL}/. "$d"/ && umount {REPO_FULL}
+fi
+"""
+
+
+def test_a_full_repository_stops_archiving_status_alerts_then_it_catches_up(lab, first_deploy,
+                                                                           tmp_path):
+    host = "db2"
+    archive = f"{REPO_HOME}/archive/{host}"
+    fresh_probe_table(host)
+    pgops("backup", "--type", "full", "--host", host)
+    insert(lab, host, 1, 5)
+    failed = failed_pushes(lab, host)
+    size_mb, free_mb = lab.ssh("backup1", REPO_ON_VOLUME.format(archive=archive, free_mb=16,
+                                                              user=REPO_USER)).stdout.split()
+    full_at = time.monotonic()
+    try:
+        t = insert(lab, host, 6, 10)
+        sql(lab, host, "create table if not exists pgops_fault_filler (x text) "
+                       "with (autovacuum_enabled = off)")
+        deadline = time.monotonic() + 240
+        while failed_pushes(lab, host) == failed:  # WAL that no longer fits in the repository
+            assert time.monotonic() < deadline, "archiving never failed on a full repository"
+            sql(lab, host, "insert into pgops_fault_filler select md5(random()::text) "
+                           "from generate_series(1, 60000)")
+            sql(lab, host, "select pg_switch_wal()", db="postgres")
+            time.sleep(1)
+        avail_mb = int(lab.ssh("backup1", f"df -m --output=avail {REPO_FULL} | tail -1").stdout)
+        log = lab.ssh(host, f"grep -h 'unable to write .{archive}/' /var/log/pgbackrest/*.log "
+                            "| tail -1", check=False).stdout.strip()
+        metrics = tmp_path / "pgops.prom"
+        st = pgops("status", "--json", "--metrics-file", str(metrics), check=False)
+        [row] = [r for r in json.loads(st.stdout) if r["host"] == host]
+        print(f"repository full ({host}'s archive on a {size_mb} MiB volume, {free_mb} MiB free): "
+              f"archiving failed after {time.monotonic() - full_at:.0f} s, "
+              f"{ready_segments(lab, host)} segments waiting; status exit {st.rc}: "
+              f"{row['backup']['alerts']}; {avail_mb} MiB left; pgBackRest: {log[-200:]}")
+        # pgBackRest's write into the repository failed, with less left than a segment needs.
+        assert "FileWriteError" in log and avail_mb < 10, (avail_mb, log)
+        assert st.rc == 1 and any("WAL archiving is failing" in a for a in row["backup"]["alerts"]), row
+        assert re.search(rf'pgops_alerts{{host="{host}"[^}}]*}} [1-9]', metrics.read_text())
+        assert sql(lab, host, "select count(*) from pitr_probe") == "10"  # still serving
+        insert(lab, host, 11, 15)
+    finally:
+        lab.ssh("backup1", REPO_BACK.format(archive=archive))
+        freed = time.monotonic()
+    sql(lab, host, "drop table if exists pgops_fault_filler")
+    sql(lab, host, "select txid_current(); select pg_switch_wal()", db="postgres")  # wakes the archiver
+    deadline = freed + 240
+    while ready_segments(lab, host):
+        assert time.monotonic() < deadline, f"archiving did not catch up: {ready_segments(lab, host)}"
+        time.sleep(2)
+    print(f"space freed: archiving caught up in {time.monotonic() - freed:.0f} s")
+    archive_all(lab, host)
+    verify(lab, host)
+    st = pgops("status", "--json", check=False)
+    [row] = [r for r in json.loads(st.stdout) if r["host"] == host]
+    assert not any("archiving" in a for a in row["backup"]["alerts"]), row
+    restores_exactly(lab, 10, iso(t + 0.1), "--host", host)
+
+
+def test_a_restarted_database_host_serves_archives_and_backs_up_again(lab, first_deploy):
+    """`docker restart` of a single database host: PostgreSQL comes back by itself (enabled
+    unit), with the rows committed before; WAL archiving and backups go on."""
+    host, unit = "db2", LAB_CLUSTER.service
+    fresh_probe_table(host)
+    insert(lab, host, 1, 5)
+    t0 = time.monotonic()
+    docker("restart", lab.host(host).container)
+    deadline = t0 + 180
+    while lab.ssh(host, f"systemctl is-active {unit}", check=False).stdout.strip() != "active":
+        assert time.monotonic() < deadline, lab.ssh(host, f"systemctl status {unit}", check=False).stdout
+        time.sleep(1)
+    serving = time.monotonic() - t0
+    assert sql(lab, host, "select count(*) from pitr_probe") == "5"
+    t = insert(lab, host, 6, 10)
+    archive_all(lab, host)
+    incr = pgops("backup", "--type", "incr", "--host", host)
+    print(f"{host} restarted: {unit} active again {serving:.1f} s after `docker restart`; "
+          f"archiving and an incremental backup ({incr.seconds:.1f} s) went on")
+    restores_exactly(lab, 10, iso(t + 0.1), "--host", host)

@@ -77,7 +77,7 @@ def test_every_operation_has_cases():
     ops = {p.parent.name for p in CASES}
     assert {"postgres.role", "postgres.settings_file", "postgres.hba_file", "postgres.database",
             "postgres.extension", "pgbackrest.stanza", "pgbackrest.ssh_key", "pgbackrest.trust",
-            "pgbackrest.legacy_config_moved_aside", "tls.self_signed_certificate"} <= ops
+            "pgbackrest.legacy_config_moved_aside"} <= ops
 
 
 def test_fixture_verifier_matches_its_password():

@@ -5,10 +5,17 @@ from __future__ import annotations
 import runpy
 
 import pytest
+from pydantic import ValidationError
 
 from pgops import PROJECT_ROOT
 from pgops.errors import ConfigError
-from pgops.settings import SUPPORTED_MAJORS, load_settings, read_secrets_file, reference_problems
+from pgops.settings import (
+    SUPPORTED_MAJORS,
+    Settings,
+    load_settings,
+    read_secrets_file,
+    reference_problems,
+)
 
 SECRETS = {"PGOPS_ROLE_MIGRATOR_PASSWORD": "m-secret", "PGOPS_ROLE_APP_PASSWORD": "a-secret"}
 
@@ -263,15 +270,35 @@ def test_reference_problems_duplicates_and_tls_pair(tmp_path):
     assert "pg_roles: a role name appears twice" in problems
     assert "pg_databases: a database name appears twice" in problems
     assert any(p.startswith("pg_tls_cert_file: give") for p in problems)
-    assert len(problems) == 3
+    assert any(p.startswith("pg_tls_ca_file: give the CA") for p in problems)
+    assert len(problems) == 4
 
 
 def test_reference_problems_missing_tls_files(tmp_path):
     problems = reference_problems(
-        {"pg_tls_cert_file": str(tmp_path / "no.crt"), "pg_tls_key_file": str(tmp_path / "no.key")}
+        {"pg_tls_cert_file": str(tmp_path / "no.crt"), "pg_tls_key_file": str(tmp_path / "no.key"),
+         "pg_tls_ca_file": str(tmp_path / "no-ca.crt")}
     )
-    assert len(problems) == 2
+    assert len(problems) == 3
     assert all("does not exist" in p for p in problems)
+
+
+def test_a_ca_file_alone_is_refused(tmp_path):
+    (tmp_path / "ca.crt").write_text("x")
+    assert reference_problems({"pg_tls_ca_file": str(tmp_path / "ca.crt")}) == [
+        "pg_tls_ca_file: only with pg_tls_cert_file and pg_tls_key_file (without them pgops "
+        "issues the certificates from its own CA)"]
+
+
+@pytest.mark.parametrize("name", ["db.example.com", "10.0.0.5", "::1", "pg-1"])
+def test_tls_names_take_host_names_and_addresses(name):
+    assert Settings(pg_tls_names=[name]).pg_tls_names == (name,)
+
+
+@pytest.mark.parametrize("name", ["bad name", "-x.example", "a..b", ""])
+def test_tls_names_refuse_what_is_no_name(name):
+    with pytest.raises(ValidationError, match="is not a host name or an IP address"):
+        Settings(pg_tls_names=[name])
 
 
 # --- secrets ------------------------------------------------------------------------------

@@ -50,7 +50,10 @@ def test_pgbouncer_serves_only_the_application_databases_through_the_leader_rout
     assert "pgops_auth = host=127.0.0.1 port=5432 dbname=postgres pool_size=2" in ini
     settings = pgbouncer.parse(ini)
     assert settings["auth_user"] == "pgbouncer" and settings["auth_query"] == auth.QUERY
-    assert settings["client_tls_sslmode"] == "require" == settings["server_tls_sslmode"]
+    assert settings["client_tls_sslmode"] == "require"
+    # To Postgres through loopback: the server checked against pgops's PostgreSQL CA.
+    assert settings["server_tls_sslmode"] == "verify-ca"
+    assert settings["server_tls_ca_file"] == "/etc/postgresql/pgops-tls/ca.crt"
     assert settings["pool_mode"] == "transaction" and settings["query_wait_timeout"] == "30"
 
 

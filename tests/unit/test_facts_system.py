@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from pgops.facts.system import _SCRIPT, HostResources
+from pgops.facts.system import _SCRIPT, DpkgInterrupted, HostResources
 
 V1 = [
     "memtotal 25276510208",
@@ -132,3 +132,20 @@ def test_wal_volume_reads_the_real_directory_behind_a_pg_wal_symlink(tmp_path):
     missing = subprocess.run(["sh", "-c", fact.command(str(tmp_path / "nope"))], capture_output=True,
                              text=True, check=True)
     assert fact.process(missing.stdout.splitlines()) is None
+
+
+def test_dpkg_interrupted_is_a_file_left_in_dpkgs_updates_directory(tmp_path):
+    """The fact's own command, run on a copy of the directory: a dpkg killed while it unpacked
+    leaves numbered files there; a finished one leaves it empty."""
+    fact = DpkgInterrupted()
+    command = fact.command().replace("/var/lib/dpkg/updates", str(tmp_path))
+
+    def run() -> bool:
+        out = subprocess.run(["sh", "-c", command], capture_output=True, text=True).stdout
+        return fact.process(out.splitlines())
+
+    assert run() is False
+    (tmp_path / "tmp.i").write_text("")  # dpkg's own scratch file: not a half-done run
+    assert run() is False
+    (tmp_path / "0003").write_text("Package: pgbouncer\n")
+    assert run() is True

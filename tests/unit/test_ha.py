@@ -94,18 +94,32 @@ def test_ha_timing_that_would_demote_a_healthy_leader_is_refused():
     assert Ha().loop_wait + 2 * Ha().retry_timeout <= Ha().ttl
 
 
+def test_a_server_certificate_names_every_host_that_may_carry_a_client_to_it():
+    s, single = _settings(pg_ha_cluster="main"), _settings()
+    addresses = {"db1": "10.0.0.1", "db2": "10.0.0.2", "db3": "10.0.0.3", "proxy1": "10.0.0.9"}
+    topo = topology({"db1": s, "db2": s, "db3": single}, [], {"proxy1": "main"})
+    # Any member's or proxy host's HAProxy may route a client to db1's PgBouncer or Postgres.
+    assert topo.dialed("db1", addresses) == ["10.0.0.1", "10.0.0.2", "10.0.0.9", "127.0.0.1",
+                                            "db1", "db2", "localhost", "proxy1"]
+    # Loopback too: Patroni's replication connection to its own server dials localhost.
+    assert topo.dialed("db3", addresses) == ["10.0.0.3", "127.0.0.1", "db3", "localhost"]
+
+
 def test_client_urls_name_the_endpoint_ports_and_the_direct_session_attributes():
     s = _settings(pg_ha_cluster="main")
     addresses = {"db1": "10.0.0.1", "db2": "10.0.0.2", "proxy1": "10.0.0.9"}
     urls = client_urls(topology({"db1": s, "db2": s}, []), "main", addresses, s, "app")
-    assert urls["read-write"] == "postgresql://10.0.0.1:5000,10.0.0.2:5000/app?sslmode=require"
-    assert urls["read-only"] == "postgresql://10.0.0.1:5001,10.0.0.2:5001/app?sslmode=require"
+    # Clients verify the server: its CA (on this machine) and the host name they dial.
+    tls = f"sslmode=verify-full&sslrootcert={s.server_ca_file}"
+    assert str(s.server_ca_file).endswith("/postgres-pki/ca.crt")
+    assert urls["read-write"] == f"postgresql://10.0.0.1:5000,10.0.0.2:5000/app?{tls}"
+    assert urls["read-only"] == f"postgresql://10.0.0.1:5001,10.0.0.2:5001/app?{tls}"
     assert urls["direct read-write"] == ("postgresql://10.0.0.1:5432,10.0.0.2:5432/app?"
-                                         "sslmode=require&target_session_attrs=read-write")
+                                         f"{tls}&target_session_attrs=read-write")
     assert urls["direct prefer-standby"].endswith("target_session_attrs=prefer-standby")
     # With a proxy group, applications go through the proxy hosts; direct URLs stay the members'.
     proxied = client_urls(topology({"db1": s, "db2": s}, [], {"proxy1": "main"}), "main", addresses, s, "app")
-    assert proxied["read-write"] == "postgresql://10.0.0.9:5000/app?sslmode=require"
+    assert proxied["read-write"] == f"postgresql://10.0.0.9:5000/app?{tls}"
     assert proxied["direct read-write"] == urls["direct read-write"]
 
 
@@ -196,11 +210,14 @@ def test_strict_synchronous_mode_reaches_the_dcs():
     assert dcs["synchronous_mode"] is True and dcs["synchronous_mode_strict"] is True
 
 
-def test_replication_and_rewind_connect_over_tls_with_channel_binding():
+def test_replication_and_rewind_verify_the_leader_and_bind_the_channel():
     auth = _patroni()["postgresql"]["authentication"]
     assert auth["replication"] == {"username": "replicator", "password": "r-secret",
-                                   "sslmode": "require", "channel_binding": "require"}
+                                   "sslmode": "verify-full",
+                                   "sslrootcert": "/etc/postgresql/pgops-tls/ca.crt",
+                                   "channel_binding": "require"}
     assert auth["rewind"]["username"] == "rewinder"
+    assert auth["rewind"]["sslmode"] == "verify-full"
     assert auth["superuser"] == {"username": "postgres"}  # local socket, peer: no password
 
 
@@ -326,3 +343,18 @@ def test_a_cluster_command_names_the_cluster_it_cannot_pick():
         with pytest.raises(PgopsError) as e:
             clusters.one(name)
         assert str(e.value) == message
+
+
+def test_a_members_slot_cannot_keep_wal_until_the_leaders_disk_is_full():
+    from pgops.server.pgconf import SLOT_WAL_KEEP, settings
+    from pgops.server.tuning import Resources
+
+    res = Resources(memory_bytes=4 * 2**30, cpus=2, rotational=False, shm_bytes=2**30)
+    member = settings(_settings(pg_ha_cluster="main"), res, "db1")
+    assert member["max_slot_wal_keep_size"] == SLOT_WAL_KEEP == "8GB"
+    local = _patroni(parameters=member)["postgresql"]["parameters"]  # a member's own setting
+    assert local["max_slot_wal_keep_size"] == "8GB"
+    assert "max_slot_wal_keep_size" not in settings(_settings(), res, "db1")  # no slots there
+    mine = settings(_settings(pg_ha_cluster="main", pg_settings={"max_slot_wal_keep_size": "50GB"}),
+                    res, "db1")
+    assert mine["max_slot_wal_keep_size"] == "50GB"

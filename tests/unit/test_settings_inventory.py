@@ -9,8 +9,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from pgops import pki
 from pgops.client.targets import inventory_target
 from pgops.errors import ConfigError, PgopsError
+from pgops.server.pgconf import SERVER_CA
 from pgops.settings import Settings
 from pgops.settings.inventory import (
     DEFAULT_INVENTORY,
@@ -90,6 +92,15 @@ db_servers = ([("db1", {"ssh_hostname": "10.0.0.1"}), "db2", ("db3", {"pg_app_da
 '''
 
 
+@pytest.fixture(autouse=True)
+def server_ca(tmp_path, monkeypatch) -> Path:
+    """pgops's PostgreSQL CA where these inventories' settings look for it (HOME's state)."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    ca = tmp_path / "home" / ".local" / "state" / "pgops" / "postgres-pki"
+    pki.ca_file(ca, SERVER_CA)
+    return ca / "ca.crt"
+
+
 @pytest.fixture
 def inventory_file(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("PGOPS_ROLE_APP_PASSWORD", "s3cret")
@@ -113,21 +124,31 @@ def test_validate_inventory_without_database_hosts(tmp_path):
     ]
 
 
-def test_inventory_target_defaults_to_the_first_database_host(inventory_file):
+def test_inventory_target_defaults_to_the_first_database_host(inventory_file, server_ca):
     target = inventory_target(inventory_file, None, "app", None)
     assert conninfo(target.url) == {
-        "host": "10.0.0.1", "port": "5433", "dbname": "appdb", "user": "app", "sslmode": "require",
+        "host": "10.0.0.1", "port": "5433", "dbname": "appdb", "user": "app",
+        "sslmode": "verify-full", "sslrootcert": str(server_ca),
         "application_name": "pgops", "password": "s3cret"}
     assert target.label == "db1 (Postgres 10.0.0.1:5433) database appdb as app"
     assert target.source == f"inventory {inventory_file}"
 
 
-def test_inventory_target_named_host_database_and_role_without_password(inventory_file):
+def test_inventory_target_named_host_database_and_role_without_password(inventory_file, server_ca):
     target = inventory_target(inventory_file, "db2", "nopw", "other")
     assert conninfo(target.url) == {
-        "host": "db2", "port": "5433", "dbname": "other", "user": "nopw", "sslmode": "require",
-        "application_name": "pgops"}
+        "host": "db2", "port": "5433", "dbname": "other", "user": "nopw",
+        "sslmode": "verify-full", "sslrootcert": str(server_ca), "application_name": "pgops"}
     assert target.label == "db2 (Postgres db2:5433) database other as nopw"
+
+
+def test_without_the_servers_ca_here_a_target_is_refused_by_name(inventory_file, server_ca):
+    server_ca.unlink()
+    with pytest.raises(PgopsError) as e:
+        inventory_target(inventory_file, None, "app", None)
+    assert str(e.value) == (
+        f"{inventory_file} [db1]: the CA that verifies the server, {server_ca}, is not on this "
+        "machine: `pgops deploy` issues it with the servers' certificates (or give pg_tls_ca_file)")
 
 
 CLUSTER = '''
