@@ -6,7 +6,8 @@ History, on db1 of the lab (a fresh `bench` lab unless --lab names one that is u
 commits numbered rows (pitr_probe, one transaction each, --pause s apart) from before the
 first backup to after the last, while pgops takes a full backup, then by turns incremental
 and differential ones, --segment-s apart. A target is a time strictly between two commits
-(row k returned, row k+1 not yet begun), chosen at random over the whole history: a correct
+(row k returned, row k+1 not yet begun), chosen at random over the history after the full
+backup finished (earlier, only backups this run did not take could serve it): a correct
 restore holds exactly rows 1..k. Each copy is dropped after it is counted.
 
     .venv/bin/python bench/pitr_soak.py [--targets 100] [--segment-s 30] [--seed N]
@@ -57,9 +58,10 @@ def psql(lab: Lab, host: str, query: str, port: int = 5432, db: str = "app") -> 
                          f"-c \"{query}\"").stdout.strip()
 
 
-def history(lab: Lab, segment_s: float, pause: float, backups: int) -> tuple[Writer, list[dict]]:
-    """The writer over a full backup and `backups` more (KINDS in turn); the repository's
-    list of them once every row is archived."""
+def history(lab: Lab, segment_s: float, pause: float,
+            backups: int) -> tuple[Writer, float, list[dict]]:
+    """The writer over a full backup and `backups` more (KINDS in turn); when the full one
+    had finished; the repository's list of backups once every row is archived."""
     from pgops.client.targets import inventory_target
 
     url = inventory_target(None, HOST, "migrator", None).url
@@ -67,9 +69,11 @@ def history(lab: Lab, segment_s: float, pause: float, backups: int) -> tuple[Wri
     w = Writer(url, None, pause=pause)
     w.start()
     time.sleep(segment_s / 2)
+    full_done = 0.0
     for kind in ("full", *[KINDS[i % len(KINDS)] for i in range(backups)]):
         t0 = time.monotonic()
         pgops("backup", "--type", kind, "--host", HOST)
+        full_done = full_done or time.time()
         say(f"{kind} backup in {time.monotonic() - t0:.1f} s, {len(w.done)} rows so far")
         time.sleep(segment_s)
     w.stop()
@@ -86,7 +90,7 @@ def history(lab: Lab, segment_s: float, pause: float, backups: int) -> tuple[Wri
             sys.exit("WAL was not archived within 120 s")
         time.sleep(0.5)
     [listed] = json.loads(pgops("backup", "list", "--host", HOST, "--json"))
-    return w, listed["backups"]
+    return w, full_done, listed["backups"]
 
 
 def restore(lab: Lab, w: Writer, k: int) -> dict:
@@ -134,14 +138,18 @@ def main() -> None:
         say(f"booting the {args.lab} lab (pgops up)")
         pgops("up", "--hosts", "1")
     try:
-        w, backups = history(lab, args.segment_s, args.pause, args.backups)
+        w, full_done, backups = history(lab, args.segment_s, args.pause, args.backups)
         rows = max(w.done)
+        # k+1 has begun (k < rows), and row k committed after the full backup finished.
+        ks = [k for k in range(1, rows) if w.done[k] > full_done]
+        if not ks:
+            sys.exit("no row was committed after the full backup; raise --segment-s")
         say(f"history: {rows} rows over {w.done[rows] - w.began[1]:.0f} s, backups "
             + ", ".join(f"{b['label']} ({b['type']})" for b in backups))
         rng = random.Random(seed)
         runs = []
         for i in range(args.targets):
-            r = restore(lab, w, rng.randrange(1, rows))  # k+1 has begun: k < rows
+            r = restore(lab, w, rng.choice(ks))
             runs.append(r)
             say(f"{i + 1}/{args.targets}: after row {r['k']} from {r['backup']}: "
                 f"{'exact' if r['exact'] else 'WRONG ' + r['got']} in {r['rto_s']:.1f} s")
