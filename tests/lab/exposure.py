@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import shlex
+import subprocess
+import time
+from pathlib import Path
 
 from pgops.lab import Lab
 
@@ -89,3 +92,58 @@ def probe_ports(lab: Lab, expected: dict[str, dict[int, str]], kinds: dict[int, 
     rows = [json.loads(x) for x in out.splitlines()]
     assert len(rows) == len(probes), out
     return rows
+
+
+#: Every process's argv, as fast as the shell can read /proc, one argument per line, each line
+#: kept once (in D/argv.log); the loop count when it stops (D/argv.count: the sampling rate).
+SAMPLER = """D={d}; mkdir -p $D; touch $D/argv.on; rm -f $D/argv.log $D/argv.count
+nohup sh -c '{{ i=0; while [ -e {d}/argv.on ]; do i=$((i+1)); cat /proc/[0-9]*/cmdline 2>/dev/null \\
+  | tr "\\0" "\\n"; {pause} done; echo $i > {d}/argv.count; }} | awk "!seen[\\$0]++" > {d}/argv.log' \\
+  >/dev/null 2>&1 &
+"""
+STOP = ("rm -f {d}/argv.on; for i in $(seq 50); do [ -s {d}/argv.count ] && break; sleep 0.1; done; "
+        "sleep 0.5; cat {d}/argv.count")
+
+
+class ArgvSampler:
+    """Every process's argv sampled on the controller (into `local_dir`) and on every lab host
+    while the `with` block runs: `argv` maps each host (and "controller") to the distinct
+    arguments seen, `rate` to its samples per second. `pause`: seconds between samples (on
+    the cluster lab, six samplers flat out on two CPUs slow what they watch several times)."""
+
+    REMOTE = "/run/pgops-argv"
+
+    def __init__(self, lab: Lab, local_dir: Path, pause: float = 0.0):
+        self.lab, self.local = lab, local_dir
+        self.pause = f"sleep {pause};" if pause else ""
+        self.hosts = [h.name for h in lab.hosts()]
+        self.argv: dict[str, str] = {}
+        self.rate: dict[str, float] = {}
+
+    def __enter__(self) -> ArgvSampler:
+        for h in self.hosts:
+            self.lab.ssh(h, SAMPLER.format(d=self.REMOTE, pause=self.pause))
+        subprocess.run(["sh", "-c", SAMPLER.format(d=self.local, pause=self.pause)], check=True)
+        self.t0 = time.monotonic()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.seconds = time.monotonic() - self.t0
+        loops = {h: self.lab.ssh(h, STOP.format(d=self.REMOTE)).stdout for h in self.hosts}
+        loops["controller"] = subprocess.run(["sh", "-c", STOP.format(d=self.local)],
+                                             capture_output=True, text=True).stdout
+        self.rate = {h: int(n.strip() or 0) / self.seconds for h, n in loops.items()}
+        self.argv = {h: self.lab.ssh(h, f"cat {self.REMOTE}/argv.log").stdout for h in self.hosts}
+        self.argv["controller"] = (self.local / "argv.log").read_text(errors="replace")
+
+    def leaks(self, secrets: dict[str, str]) -> list[str]:
+        """"host: secret name" for each secret found in a host's sampled arguments."""
+        return [f"{h}: {k}" for h, text in self.argv.items() for k, v in secrets.items() if v in text]
+
+    def slowest_rate(self) -> float:
+        return min(self.rate.values())
+
+    def summary(self) -> str:
+        return f"argv sampled for {self.seconds:.0f} s: " + ", ".join(
+            f"{h} {self.rate[h]:.0f}/s ({len(self.argv[h].splitlines())} distinct arguments)"
+            for h in self.argv)

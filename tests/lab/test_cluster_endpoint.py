@@ -14,8 +14,9 @@ import pytest
 from pgops.lab import Lab
 from tests.lab.conftest import CLUSTER_ENV as ENV
 from tests.lab.conftest import pgops, variant_inventory
-from tests.lab.exposure import probe_ports
+from tests.lab.exposure import ArgvSampler, probe_ports
 from tests.lab.test_cluster import MEMBERS, secret, wait_healthy
+from tests.lab.test_files_and_secrets import lab_secrets
 
 pytestmark = pytest.mark.lab
 
@@ -125,14 +126,21 @@ def test_a_role_added_by_a_deploy_logs_in_through_pgbouncer_and_a_rotation_takes
     rules = [{"database": "app", "user": "app,migrator,reporter", "address": str(lab.subnet)}]
     inv = variant_inventory(tmp_path, "reporter", pg_ha_cluster="main", pg_roles=roles,
                             pg_hba_rules=rules)
-    for password in ("first-reporter-pw", "rotated-reporter-pw"):
-        pgops("deploy", "-i", str(inv), env={**ENV, "PGOPS_ROLE_REPORTER_PASSWORD": password})
-        for m in MEMBERS:
-            with through(lab, m, RW, "reporter", password) as c:
-                assert c.execute("select current_user").fetchone() == ("reporter",)
+    passwords = ("first-reporter-password", "rotated-reporter-password")
+    # Every host's and the controller's processes sampled: no password in any argv.
+    with ArgvSampler(lab, tmp_path / "argv", pause=0.05) as sampled:
+        for password in passwords:
+            pgops("deploy", "-i", str(inv), env={**ENV, "PGOPS_ROLE_REPORTER_PASSWORD": password})
+            for m in MEMBERS:
+                with through(lab, m, RW, "reporter", password) as c:
+                    assert c.execute("select current_user").fetchone() == ("reporter",)
     with pytest.raises(psycopg.OperationalError, match="authentication failed"):
-        through(lab, MEMBERS[0], RW, "reporter", "first-reporter-pw")
+        through(lab, MEMBERS[0], RW, "reporter", passwords[0])
     assert _pooler_files(lab) == before  # no PgBouncer file changed, none restarted
+    print(sampled.summary())
+    assert sampled.leaks({**lab_secrets(lab), "reporter 1": passwords[0], "reporter 2": passwords[1]}) == []
+    assert "deploy.py" in sampled.argv["controller"] and "patroni" in sampled.argv["db1"]
+    assert sampled.slowest_rate() >= 5
 
 
 def test_superusers_expired_passwords_and_the_lookup_function_are_refused(cluster):
@@ -387,7 +395,7 @@ def test_cluster_keys_and_secrets_files_have_their_owners_and_modes_and_secrets_
     from pgops.ha import etcd, patroni
     from pgops.lab.faults import LAB_CLUSTER
     from pgops.server import pgconf
-    from tests.lab.test_files_and_secrets import SEARCHED, lab_secrets, secret_holders, stat_files
+    from tests.lab.test_files_and_secrets import SEARCHED, secret_holders, stat_files
 
     pgpass = f"/var/lib/postgresql/{LAB_CLUSTER.major}-{LAB_CLUSTER.name}.pgpass"
     member_files = {

@@ -71,9 +71,10 @@ def _deploy_killed_at(step: str, inventory: str, after_s: float) -> str:
 
 
 def test_a_first_deploy_killed_or_cut_from_the_mirror_converges_when_run_again(lab, tmp_path):
-    """db1's first deploy: the package mirror unreachable (refused), then killed while apt
-    installs PostgreSQL, then killed while it configures; each time a clear error or a run
-    that stops, the next run converges, and the one after changes nothing."""
+    """db1's first deploy: the package mirror unreachable (refused), then cut between apt's
+    update and the install's downloads, then the deploy killed while apt installs PostgreSQL,
+    then while it configures; each time a clear error or a run that stops, the next run
+    converges, and the one after changes nothing."""
     inventory = _single_db1_inventory(tmp_path)
     # The mirror's name (in db1's /etc/hosts) pointed at a closed port: connections refused.
     mirror = image.mirror_host(image.debian_mirror())
@@ -88,6 +89,21 @@ def test_a_first_deploy_killed_or_cut_from_the_mirror_converges_when_run_again(l
     assert "[db1]" in blocked.out and re.search(r"(Failed to fetch|Unable to fetch|Could not "
                                                 r"connect|Connection refused)", blocked.out), \
         blocked.out[-3000:]
+
+    # Reachable for the update, then cut: an apt hook points the mirror's name at the closed
+    # port as soon as the lists are fetched, so the install's downloads (db1's package cache
+    # emptied first) fail mid-deploy.
+    lab.ssh("db1", f"awk -v m={mirror} '{point}' /run/hosts.pgops > /run/hosts.cut && "
+                   "rm -f /var/cache/apt/archives/*.deb && echo 'APT::Update::Post-Invoke "
+                   "{ \"cat /run/hosts.cut > /etc/hosts\"; };' > /etc/apt/apt.conf.d/99cut")
+    try:
+        cut = pgops("deploy", "-i", inventory, env=ENV, check=False)
+    finally:
+        lab.ssh("db1", "rm -f /etc/apt/apt.conf.d/99cut && cat /run/hosts.pgops > /etc/hosts")
+    assert cut.rc != 0, cut.out[-3000:]
+    assert "Install PostgreSQL packages" in cut.out and "[db1]" in cut.out and re.search(
+        r"(Failed to fetch|Unable to fetch some archives)", cut.out), cut.out[-3000:]
+    assert "Update apt lists" in cut.out
 
     seen = []
     for step, after_s in (("Install PostgreSQL packages", 4), ("PostgreSQL settings (tuned)", 0.5)):
@@ -108,7 +124,8 @@ def test_a_first_deploy_killed_or_cut_from_the_mirror_converges_when_run_again(l
     assert after and [op for op, (ok, error, _) in after.items() if (ok, error) != ("-", "-")] == [], after
     print("\n" + "\n".join(seen) + f"\nconverged in {converged_s:.1f} s after the two kills"
           + ("; it finished an interrupted dpkg" if "interrupted" in again.out else ""))
-    print(f"mirror refused: {[line for line in blocked.out.splitlines() if 'Failed to fetch' in line][:1]}")
+    for name, run in (("refused", blocked), ("cut after the update", cut)):
+        print(f"mirror {name}: {[line for line in run.out.splitlines() if 'Failed to fetch' in line][:1]}")
 
 
 def _count(lab: Lab, member: str) -> str:

@@ -12,7 +12,7 @@ from pgops.backup import backrest
 from pgops.server import pgconf
 from pgops.server.cluster import Cluster
 from pgops.settings import read_secrets_file
-from tests.lab.exposure import probe_ports
+from tests.lab.exposure import ArgvSampler, probe_ports
 
 C = Cluster(17)
 #: path -> (owner, group, mode) on the database hosts.
@@ -84,17 +84,6 @@ def test_plaintext_secrets_live_only_where_a_service_must_read_them(lab, first_d
     assert f"backup1:{backrest.SECRETS_CONF}" in holders, holders
 
 
-#: Every process's argv, as fast as the shell can read /proc, one argument per line, each line
-#: kept once (in D/argv.log); the loop count when it stops (D/argv.count: the sampling rate).
-SAMPLER = """D={d}; touch $D/argv.on; rm -f $D/argv.log $D/argv.count
-nohup sh -c '{{ i=0; while [ -e {d}/argv.on ]; do i=$((i+1)); cat /proc/[0-9]*/cmdline 2>/dev/null \\
-  | tr "\\0" "\\n"; done; echo $i > {d}/argv.count; }} | awk "!seen[\\$0]++" > {d}/argv.log' \\
-  >/dev/null 2>&1 &
-"""
-STOP = ("rm -f {d}/argv.on; for i in $(seq 50); do [ -s {d}/argv.count ] && break; sleep 0.1; done; "
-        "sleep 0.5; cat {d}/argv.count")
-
-
 def test_no_secret_in_any_process_argv_or_pyinfra_debug_output(lab, first_deploy, tmp_path):
     """Every process's argv sampled on the controller and every host while pgops deploys
     (pyinfra at its most verbose, run natively), backs up, restores, migrates, opens a shell
@@ -105,21 +94,13 @@ def test_no_secret_in_any_process_argv_or_pyinfra_debug_output(lab, first_deploy
     import os
     import subprocess
     import sys
-    import time
 
     from pgops import PROJECT_ROOT
     from tests.lab.conftest import pgops
 
-    secrets = {k: v for k, v in read_secrets_file(lab.secrets_file).items() if len(v) >= 12}
-    hosts = [h.name for h in lab.hosts()]
+    secrets = lab_secrets(lab)
     env = {"PGOPS_BACKUPS_DIR": str(tmp_path)}
-    for h in hosts:
-        lab.ssh(h, SAMPLER.format(d="/run"))
-    here = tmp_path / "argv"
-    here.mkdir()
-    subprocess.run(["sh", "-c", SAMPLER.format(d=here)], check=True)
-    t0 = time.monotonic()
-    try:
+    with ArgvSampler(lab, tmp_path / "argv") as sampled:
         verbose = subprocess.run(
             [str(Path(sys.executable).parent / "pyinfra"), "inventory/lab.py", "deploy.py", "-y", "-vvv",
              "--debug"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600,
@@ -137,25 +118,17 @@ def test_no_secret_in_any_process_argv_or_pyinfra_debug_output(lab, first_deploy
         major, name = restored["cluster"].split("/")
         lab.ssh(restored["host"], f"pg_dropcluster {major} {name} --stop")
         pgops("schedule", "run", "--once", "status")
-    finally:
-        seconds = time.monotonic() - t0
-        loops = {h: int(lab.ssh(h, STOP.format(d="/run")).stdout.strip() or 0) for h in hosts}
-        loops["controller"] = int(subprocess.run(["sh", "-c", STOP.format(d=here)], capture_output=True,
-                                                 text=True).stdout.strip() or 0)
     assert verbose.returncode == 0, verbose.stderr[-3000:]
-    argv = {h: lab.ssh(h, "cat /run/argv.log").stdout for h in hosts}
-    argv["controller"] = (here / "argv.log").read_text(errors="replace")
-    print(f"argv sampled for {seconds:.0f} s: " + ", ".join(
-        f"{h} {loops[h] / seconds:.0f}/s ({len(argv[h].splitlines())} distinct arguments)" for h in argv))
-    for where, text in [*argv.items(),
-                        ("pyinfra -vvv --debug", verbose.stdout + verbose.stderr)]:
-        leaked = [k for k, v in secrets.items() if v in text]
-        assert not leaked, f"{where}: {leaked} in a process's arguments or output"
+    print(sampled.summary())
+    assert sampled.leaks(secrets) == []
+    assert [k for k, v in secrets.items() if v in verbose.stdout + verbose.stderr] == [], \
+        "a secret in pyinfra -vvv --debug's output"
     # What the samplers must have seen, or they were not looking.
+    argv = sampled.argv
     assert "--type=incr" in argv["backup1"] and "pg_dump" in argv["db1"], (argv["backup1"][:500],)
     assert "deploy.py" in argv["controller"] and "--type" in argv["controller"], argv["controller"][:500]
     assert "select 'argv-probe', pg_sleep(1)" in argv["controller"]  # the shell's pgcli ran
-    assert min(loops.values()) / seconds >= 10 and "deploy.py" in verbose.stdout + verbose.stderr
+    assert sampled.slowest_rate() >= 10 and "deploy.py" in verbose.stdout + verbose.stderr
 
 
 def test_every_listening_port_of_the_single_host_lab_is_expected_and_wants_tls(lab, first_deploy):

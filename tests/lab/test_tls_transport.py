@@ -6,10 +6,11 @@ no server left behind."""
 from __future__ import annotations
 
 import json
+import shlex
 
 import pytest
 
-from pgops.backup.backrest import TLS_SERVICE
+from pgops.backup.backrest import TLS_FILES, TLS_SERVICE
 from tests.lab.conftest import pgops, results, variant_inventory
 from tests.lab.test_restore import Writer, archive_all, drop, fresh_probe_table, restores_exactly
 
@@ -74,3 +75,58 @@ def test_an_ssh_hosts_backup_restores_onto_the_tls_host(lab, tls):
                               "-c 'select pg_is_in_recovery()'").stdout.strip() == "f"
     finally:
         drop(lab, result)
+
+
+#: Run on a lab host: connects to each (address, port) of a pgBackRest TLS server as plain
+#: text, with TLS 1.1, with TLS 1.2 and no client certificate, and with the host's own
+#: certificate if asked; prints whether each got pgBackRest's greeting (with TLS 1.3 a refused
+#: client certificate shows on the first read, not in the handshake).
+GREETING = r"""
+import json, socket, ssl, sys
+def greeted(addr, port, version=None, cert=None):
+    s = socket.create_connection((addr, port), timeout=5)
+    try:
+        if version is None:
+            s.sendall(b"{}\n")
+            return b"pgBackRest" in s.recv(200)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+        ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+        ctx.minimum_version = version
+        if version == ssl.TLSVersion.TLSv1_1:
+            ctx.maximum_version = version
+        if cert:
+            ctx.load_cert_chain(cert["cert"], cert["key"])
+        t = ctx.wrap_socket(s)
+        return b"pgBackRest" in t.recv(200)
+    except (ssl.SSLError, OSError):
+        return False
+    finally:
+        s.close()
+ask = json.loads(sys.stdin.read())
+for addr, port in ask["servers"]:
+    print(json.dumps({"addr": addr, "plain": greeted(addr, port),
+                      "tls1.1": greeted(addr, port, ssl.TLSVersion.TLSv1_1),
+                      "no cert": greeted(addr, port, ssl.TLSVersion.TLSv1_2),
+                      "own cert": greeted(addr, port, ssl.TLSVersion.TLSv1_2, ask["cert"])}))
+"""
+
+
+def test_the_tls_servers_refuse_plain_text_and_tls_1_1(lab, tls):
+    """pgBackRest's TLS servers (db1's and backup1's, port 8432) as an outsider meets them, from
+    db2 (a host on SSH, with no certificate): plain text and TLS 1.1 get no greeting;
+    backup1's own certificate does (the probe can succeed)."""
+    servers = [[lab.host(h).address, 8432] for h in ("db1", "backup1")]
+    rows = {}
+    for prober, cert in (("db2", None), ("backup1", {k: TLS_FILES[k] for k in ("cert", "key")})):
+        out = lab.ssh(prober, f"python3 -c {shlex.quote(GREETING)}",
+                      input=json.dumps({"servers": servers, "cert": cert})).stdout
+        rows[prober] = [json.loads(x) for x in out.splitlines()]
+    assert len(rows["db2"]) == len(rows["backup1"]) == 2, rows
+    for r in rows["db2"]:
+        assert (r["plain"], r["tls1.1"]) == (False, False), r
+    # pgBackRest greets a TLS 1.2+ client without a certificate (its `server-ping` needs no
+    # certificate); its commands need one the CA signed for a name tls-server-auth lists.
+    print(f"\npgBackRest TLS servers, from db2 without a certificate: {rows['db2']}")
+    assert [r["own cert"] for r in rows["backup1"]] == [True, True], rows["backup1"]
+
