@@ -78,8 +78,8 @@ def test_an_ssh_hosts_backup_restores_onto_the_tls_host(lab, tls):
 
 
 #: Run on a lab host: connects to each (address, port) of a pgBackRest TLS server as plain
-#: text, with TLS 1.1, with TLS 1.2 and no client certificate, and with the host's own
-#: certificate if asked; prints whether each got pgBackRest's greeting (with TLS 1.3 a refused
+#: text, with TLS 1.1, with TLS 1.2 and no client certificate, and with the certificate
+#: given, if one is; prints whether each got pgBackRest's greeting (with TLS 1.3 a refused
 #: client certificate shows on the first read, not in the handshake).
 GREETING = r"""
 import json, socket, ssl, sys
@@ -105,10 +105,12 @@ def greeted(addr, port, version=None, cert=None):
         s.close()
 ask = json.loads(sys.stdin.read())
 for addr, port in ask["servers"]:
-    print(json.dumps({"addr": addr, "plain": greeted(addr, port),
-                      "tls1.1": greeted(addr, port, ssl.TLSVersion.TLSv1_1),
-                      "no cert": greeted(addr, port, ssl.TLSVersion.TLSv1_2),
-                      "own cert": greeted(addr, port, ssl.TLSVersion.TLSv1_2, ask["cert"])}))
+    row = {"addr": addr, "plain": greeted(addr, port),
+           "tls1.1": greeted(addr, port, ssl.TLSVersion.TLSv1_1),
+           "no cert": greeted(addr, port, ssl.TLSVersion.TLSv1_2)}
+    if ask["cert"]:
+        row["own cert"] = greeted(addr, port, ssl.TLSVersion.TLSv1_2, ask["cert"])
+    print(json.dumps(row))
 """
 
 
