@@ -22,3 +22,18 @@ def pytest_collection_modifyitems(config, items):
 
 def pytest_configure(config):
     os.environ.setdefault("PGOPS_LAB", "test")
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Seconds per test file (setup, call and teardown): where the CI budget goes."""
+    per_file: dict[str, float] = {}
+    for reports in terminalreporter.stats.values():
+        for r in reports:
+            if isinstance(r, pytest.TestReport):
+                name = r.nodeid.split("::")[0]
+                per_file[name] = per_file.get(name, 0.0) + r.duration
+    if per_file:
+        terminalreporter.write_sep("=", "seconds per file")
+        for name, s in sorted(per_file.items(), key=lambda kv: -kv[1]):
+            if s >= 1:
+                terminalreporter.write_line(f"{s:8.1f}  {name}")

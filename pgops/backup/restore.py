@@ -93,15 +93,30 @@ def archive_past(backups: Backups, db: str, timeout: float = 60) -> None:
         raise BackupError(f"{db}: no primary answers, so WAL cannot be switched to reach the target")
     h = backups.db(name)  # a cluster's leader archives
     count = psql.shell("select archived_count from pg_stat_archiver", s.pg_port)
+    failed = psql.shell("select failed_count, last_failed_wal, last_failed_time from pg_stat_archiver",
+                        s.pg_port)
     before = int(run(h, count).strip())
     # Two transactions: the commit must land in the segment that the switch then closes.
     run(h, psql.shell(["select txid_current()", "select pg_switch_wal()"], s.pg_port))
     deadline = time.monotonic() + timeout
     while int(run(h, count).strip()) <= before:
         if time.monotonic() > deadline:
-            raise BackupError(f"{db}: the WAL switch was not archived within {timeout:.0f} s "
-                              "(is the repository host reachable? see `pgops status`)")
+            _, said = try_run(h, f"grep -h ERROR {backrest.LOG}/{backups.stanza(db)}-archive-push*.log "
+                                 "| tail -1")
+            raise BackupError(f"{name}: the WAL switch was not archived within {timeout:.0f} s"
+                              f"{_archive_failure(run(h, failed).strip(), said.strip())} (is the "
+                              f"repository host reachable? see `pgops status` and {backrest.LOG} "
+                              f"on {name})")
         time.sleep(0.3)
+
+
+def _archive_failure(row: str, error: str = "") -> str:
+    """`failed_count|last_failed_wal|last_failed_time` of pg_stat_archiver and pgBackRest's
+    last logged error, in words."""
+    n, wal, at = (row.split("|") + ["", "", ""])[:3]
+    if n in ("", "0"):
+        return ""
+    return f"; archiving failed {n} times, last on {wal} at {at}" + (f": {error}" if error else "")
 
 
 @dataclass(frozen=True)

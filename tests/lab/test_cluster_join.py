@@ -92,14 +92,18 @@ def test_a_first_deploy_killed_or_cut_from_the_mirror_converges_when_run_again(l
 
     # Reachable for the update, then cut: an apt hook points the mirror's name at the closed
     # port as soon as the lists are fetched, so the install's downloads (db1's package cache
-    # emptied first) fail mid-deploy.
+    # set aside first, in a directory apt ignores) fail mid-deploy.
+    aside = "/var/cache/apt/archives/pgops-aside"
     lab.ssh("db1", f"awk -v m={mirror} '{point}' /run/hosts.pgops > /run/hosts.cut && "
-                   "rm -f /var/cache/apt/archives/*.deb && echo 'APT::Update::Post-Invoke "
+                   f"mkdir -p {aside} && find /var/cache/apt/archives -maxdepth 1 -name '*.deb' "
+                   f"-exec mv -t {aside} {{}} + && echo 'APT::Update::Post-Invoke "
                    "{ \"cat /run/hosts.cut > /etc/hosts\"; };' > /etc/apt/apt.conf.d/99cut")
     try:
         cut = pgops("deploy", "-i", inventory, env=ENV, check=False)
-    finally:
-        lab.ssh("db1", "rm -f /etc/apt/apt.conf.d/99cut && cat /run/hosts.pgops > /etc/hosts")
+    finally:  # the cache back: the runs below need not download it again
+        lab.ssh("db1", f"rm -f /etc/apt/apt.conf.d/99cut && cat /run/hosts.pgops > /etc/hosts && "
+                       f"find {aside} -name '*.deb' -exec mv -t /var/cache/apt/archives {{}} + && "
+                       f"rmdir {aside}")
     assert cut.rc != 0, cut.out[-3000:]
     assert "Install PostgreSQL packages" in cut.out and "[db1]" in cut.out and re.search(
         r"(Failed to fetch|Unable to fetch some archives)", cut.out), cut.out[-3000:]

@@ -6,6 +6,7 @@ no server left behind."""
 from __future__ import annotations
 
 import json
+import re
 import shlex
 
 import pytest
@@ -132,3 +133,30 @@ def test_the_tls_servers_refuse_plain_text_and_tls_1_1(lab, tls):
     print(f"\npgBackRest TLS servers, from db2 without a certificate: {rows['db2']}")
     assert [r["own cert"] for r in rows["backup1"]] == [True, True], rows["backup1"]
 
+
+def test_a_client_with_a_self_signed_certificate_naming_db1_is_refused(lab, tls):
+    """An impostor on db2 (on SSH, no pgops certificate) presents a self-signed certificate
+    for the name db1 to the repository host's TLS server: pgBackRest refuses it, while db1's
+    own certificate, on the same command, is served."""
+    fake = "/tmp/pgops-impostor"
+    lab.ssh("db2", f"rm -rf {fake} && mkdir -m 700 {fake} && cd {fake} && openssl req -x509 "
+                   "-newkey rsa:2048 -nodes -keyout fake.key -out fake.crt -days 1 -subj /CN=db1 "
+                   f"2>/dev/null && chown -R postgres {fake}", input="")
+    lab.ssh("db2", f"cat > {fake}/ca.crt && chown postgres {fake}/ca.crt",  # the CA is public
+            input=lab.ssh("db1", f"cat {TLS_FILES['ca']}").stdout)
+    info = ("cd / && runuser -u postgres -- pgbackrest --stanza=db1 --repo1-host-type=tls "
+            "--repo1-host-ca-file={ca} --repo1-host-cert-file={cert} --repo1-host-key-file={key} "
+            "--output=json info")
+    try:
+        own = lab.ssh("db1", info.format(**TLS_FILES), check=False)
+        impostor = lab.ssh("db2", info.format(ca=f"{fake}/ca.crt", cert=f"{fake}/fake.crt",
+                                              key=f"{fake}/fake.key"), check=False)
+    finally:
+        lab.ssh("db2", f"rm -rf {fake}")
+    # `info` exits 0 either way and reports each repository's status in its JSON.
+    [mine], [theirs] = json.loads(own.stdout), json.loads(impostor.stdout)
+    assert mine["status"]["code"] == 0 and mine["backup"], mine
+    said = theirs["repo"][0]["status"]["message"]
+    print(f"\nan impostor's certificate for db1: {said}")
+    assert theirs["repo"][0]["status"]["code"] != 0 and theirs["backup"] == [], theirs
+    assert re.search(r"(?i)(unknown ca|certificate verify|handshake)", said), said

@@ -11,7 +11,7 @@ import pytest
 
 from pgops.backup import repo_job, rules
 from pgops.backup.health import assess
-from pgops.backup.restore import build, check, iso, parse_time
+from pgops.backup.restore import _archive_failure, build, check, iso, parse_time
 from pgops.errors import BackupError
 from pgops.metrics import prometheus
 from pgops.settings import load_settings
@@ -287,3 +287,11 @@ def test_a_full_wal_disk_alerts_and_shows_in_metrics():
                  'pgops_server_alerts{host="db1"} 1', 'pgops_up{host="db2"} 0'):
         assert line in lines
     assert not any(x.startswith("pgops_wal_bytes{host=\"db2\"") for x in lines)
+
+
+def test_a_stalled_wal_switch_names_the_failing_segment():
+    assert _archive_failure("0||") == ""
+    assert _archive_failure("3|000000030000000000000009|2026-12-04 12:32:10+00") == (
+        "; archiving failed 3 times, last on 000000030000000000000009 at 2026-12-04 12:32:10+00")
+    assert _archive_failure("1|x|t", "ERROR: [045]: different checksum") == (
+        "; archiving failed 1 times, last on x at t: ERROR: [045]: different checksum")
