@@ -1,5 +1,5 @@
 # pgops: the two commands that matter are `make up` and `make test` (see README.md).
-.PHONY: up test down bootstrap lint bench bench-backup bench-ha bench-endpoint unit lock
+.PHONY: up test down bootstrap lint bench bench-backup bench-ha bench-endpoint bench-tenant unit lock
 
 up: bootstrap
 	.venv/bin/pgops up
@@ -28,6 +28,9 @@ bench-ha: bootstrap
 
 bench-endpoint: bootstrap
 	.venv/bin/python bench/endpoint.py
+
+bench-tenant: bootstrap
+	.venv/bin/python bench/tenant.py
 
 bootstrap:
 	@scripts/bootstrap.sh

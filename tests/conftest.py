@@ -32,8 +32,8 @@ def pytest_terminal_summary(terminalreporter):
             if isinstance(r, pytest.TestReport):
                 name = r.nodeid.split("::")[0]
                 per_file[name] = per_file.get(name, 0.0) + r.duration
-    if per_file:
+    shown = sorted(((s, n) for n, s in per_file.items() if s >= 1), reverse=True)
+    if shown:
         terminalreporter.write_sep("=", "seconds per file")
-        for name, s in sorted(per_file.items(), key=lambda kv: -kv[1]):
-            if s >= 1:
-                terminalreporter.write_line(f"{s:8.1f}  {name}")
+        for s, name in shown:
+            terminalreporter.write_line(f"{s:8.1f}  {name}")

@@ -11,7 +11,7 @@ import sys  # noqa: E402
 
 import click  # noqa: E402
 
-from pgops.cli import backup, client, cluster, deploy, dumps, lab, schedule, schema  # noqa: E402
+from pgops.cli import backup, client, cluster, deploy, dumps, lab, schedule, schema, tenant  # noqa: E402
 from pgops.errors import PgopsError  # noqa: E402
 
 
@@ -23,7 +23,8 @@ def main() -> None:
 
 for command in (lab.lab, deploy.deploy, deploy.status, deploy.up, backup.backup, backup.restore,
                 backup.drill, dumps.dump, dumps.load, schedule.schedule_group, schema.migrate,
-                schema.seed, client.health, client.shell, cluster.cluster, cluster.upgrade):
+                schema.seed, client.health, client.shell, cluster.cluster, cluster.upgrade,
+                tenant.tenant_group):
     main.add_command(command)
 
 

@@ -137,6 +137,23 @@ def restore_result(source: str, result: dict) -> None:
                f"remove it with `pg_dropcluster {major} {cluster} --stop` on {result['host']}")
 
 
+def tenant_diff(r: dict) -> None:
+    """`pgops tenant restore`: per table, the tenant's rows at the target against now."""
+    _table(f"tenant {r['client_id']} at {r['target_time']} (backup {r['backup']}) against now",
+           ("table", "at target", "now", "only at target", "only now", "changed", "applied"),
+           [(t["table"] + (" (append-only)" if t["append_only"] else ""), str(t["at_target"]),
+             str(t["now"]), str(t["only_at_target"]), str(t["only_now"]), str(t["changed"]),
+             ", ".join(f"{k} {v}" for k, v in ((r["applied_rows"] or {}).get(t["table"]) or {}).items())
+             or "-") for t in r["tables"]])
+    for note in r["notes"]:
+        click.echo(f"note: {note}")
+    sec = r["seconds"]
+    what = ("applied in one transaction" if r["applied"]
+            else "nothing in the live tenant changed (--apply --yes puts these rows back)")
+    click.echo(f"{what}; restore beside {sec['restore']:.1f} s, tenant steps {sec['tenant']:.1f} s; "
+               "the copy was removed")
+
+
 def drill_results(results: list[dict]) -> None:
     """`pgops drill`: one line per database host."""
     for r in results:

@@ -40,6 +40,7 @@ def pgops(*args: str, env: dict | None = None, check: bool = True) -> Run:
     if check and r.returncode != 0:
         # A URL's password never reaches a test report (CI logs are kept).
         shown = re.sub(r"(://[^:/@\s]+:)[^@\s]+@", r"\1***@", " ".join(args))
+        shown = re.sub(r"(password=)\S+", r"\1***", shown)  # and a keyword DSN's
         raise AssertionError(f"pgops {shown} exited {r.returncode}:\n{run.out[-4000:]}")
     return run
 

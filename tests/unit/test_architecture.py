@@ -73,7 +73,7 @@ LOWER = ("pgops.settings", "pgops.server", "pgops.facts", "pgops.operations", "p
          "pgops.ha.join")
 UPPER = ("pgops.cli", "pgops.deploys", "pgops.status", "pgops.schedule", "pgops.remote",
          "pgops.backup.repository", "pgops.backup.restore", "pgops.backup.drill",
-         "pgops.backup.health", "pgops.lab", "pgops.ha.status")
+         "pgops.backup.health", "pgops.lab", "pgops.ha.status", "pgops.tenant.restore")
 
 
 def _under(module: str, prefixes: tuple[str, ...]) -> bool:
