@@ -17,7 +17,7 @@ from pyinfra.operations.util import any_changed
 
 from pgops import pki
 from pgops.backup import backrest, roles, timers
-from pgops.deploys.packages import missing
+from pgops.deploys.packages import lists_stale_for
 from pgops.errors import ConfigError
 from pgops.facts.system import BadCalendars, HasAesInstructions, HostResources
 from pgops.operations import pgbackrest as ops
@@ -36,7 +36,7 @@ def backups(dbs: Mapping[str, Settings], addresses: Mapping[str, str]) -> None:
     role = roles.backup_role(host.name, host.groups, dbs, addresses, cores)
     if role is None:
         return
-    if missing(roles.PACKAGES):
+    if lists_stale_for(roles.PACKAGES):
         apt.update(name="Update apt lists (pgBackRest missing)")
     apt.packages(name="Install pgBackRest", packages=list(roles.PACKAGES), no_recommends=True)
     if role.repo:

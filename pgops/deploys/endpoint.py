@@ -12,7 +12,7 @@ from pyinfra.facts.files import FileContents
 from pyinfra.operations import apt, files, server, systemd
 
 from pgops import pki
-from pgops.deploys.packages import missing
+from pgops.deploys.packages import lists_stale_for
 from pgops.endpoint import haproxy, pgbouncer
 from pgops.endpoint.access import client_networks
 from pgops.ha.patroni import TLS_DIR
@@ -65,7 +65,7 @@ def proxy(s: Settings, topology: Topology, addresses: Mapping[str, str]) -> None
     if cluster is None:
         return
     member = topology.cluster_of(host.name) is not None
-    if not member and missing(haproxy.PACKAGES):
+    if not member and lists_stale_for(haproxy.PACKAGES):
         apt.update(name="Update apt lists (HAProxy missing)")  # a member's were updated for Postgres
     apt.packages(name="Install HAProxy", packages=list(haproxy.PACKAGES), no_recommends=True)
     if not member:  # a member has the cluster CA with its Patroni certificate

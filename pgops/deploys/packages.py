@@ -8,7 +8,8 @@ from io import StringIO
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.facts.deb import DebPackages
-from pyinfra.operations import files, server
+from pyinfra.facts.files import File
+from pyinfra.operations import apt, files, server
 
 from pgops.facts.system import DpkgInterrupted
 
@@ -24,6 +25,10 @@ APT::Update::Error-Mode "any";
 """
 
 
+#: Set on a host whose apt lists this run already updates (its first deploy).
+_UPDATED = "_pgops_apt_lists_updated"
+
+
 def missing(packages: Iterable[str]) -> bool:
     """Whether any of `packages` is not installed here: then apt's lists are updated before
     installing (a fresh host's may be empty or stale)."""
@@ -31,11 +36,19 @@ def missing(packages: Iterable[str]) -> bool:
     return any(p not in installed for p in packages)
 
 
+def lists_stale_for(packages: Iterable[str]) -> bool:
+    """Whether apt's lists need an update before installing `packages`: one is missing, and
+    this run's first step does not already update them here (each update costs 10-15 s, and
+    pyinfra runs one operation on every host before the next)."""
+    return missing(packages) and not getattr(host, _UPDATED, False)
+
+
 @deploy("Package manager ready")
 def apt_ready() -> None:
     """Before any install: apt waits for a lock another run holds, an update that cannot
     reach the mirror fails by saying so, and a dpkg run that was stopped half-way is
     finished, so a deploy re-run after one was killed converges."""
+    first = not host.get_fact(File, path=APT_CONF)  # no deploy has reached this host yet
     files.put(name="apt waits for another run's lock", src=StringIO(APT_SETTINGS), dest=APT_CONF,
               mode="644")
     if host.get_fact(DpkgInterrupted):
@@ -44,3 +57,6 @@ def apt_ready() -> None:
                      commands=["for i in $(seq 300); do DEBIAN_FRONTEND=noninteractive dpkg "
                                "--force-confdef --force-confold --configure -a && exit 0; "
                                "sleep 2; done; exit 1"])
+    if first:  # one update on every new host at once, before any deploy installs there
+        apt.update(name="Update apt lists (first deploy here)")
+        setattr(host, _UPDATED, True)

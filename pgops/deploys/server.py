@@ -14,7 +14,7 @@ from pyinfra.operations import apt, files, server, systemd
 from pyinfra.operations.util import any_changed
 
 from pgops import pki
-from pgops.deploys.packages import missing
+from pgops.deploys.packages import lists_stale_for, missing
 from pgops.errors import ConfigError
 from pgops.facts.system import HostResources
 from pgops.operations import postgres
@@ -72,7 +72,8 @@ def install(s: Settings) -> None:
         files.file(name="New clusters without data checksums", path=CREATECLUSTER_CONF,
                    present=False)
     wanted = packages(s)
-    if missing(wanted):
+    # With a repository of its own, its list may be new this run: read it in.
+    if missing(wanted) if repo is not None else lists_stale_for(wanted):
         apt.update(name="Update apt lists (packages missing)")
     apt.packages(name="Install PostgreSQL packages", packages=wanted, no_recommends=True)
     if not s.pg_ha_cluster:  # a cluster member's postmaster is Patroni's to run
