@@ -106,35 +106,49 @@ def tenant_export(inventory, client, to, host_name, output) -> None:
     if to:
         backups = repository.connect(path, db)
         with err.status("restoring beside to read the tenant ..."):
-            cid, when, version, parts = tr.rows_at(backups, next(iter(backups.stanzas)), client, to,
-                                                   _database(live.url), say=say("tenant"))
+            cid, when, version, parts, after = tr.rows_at(
+                backups, next(iter(backups.stanzas)), client, to, _database(live.url), say=say("tenant"))
     else:
         with psycopg.connect(live.url, autocommit=True, connect_timeout=10) as conn:
             ten = portable.tenancy_of(conn)
             lookup = tr.lookup_sql(ten, client)
-            row = conn.execute(lookup).fetchone() if lookup else None
-            if row is None:
-                raise TenantError(f"no tenant {client!r} in {live.label}")
-            cid, when, version = row[0], time.time(), portable.schema_version(conn)
-            parts = portable.blocks(ten, cid, portable.live_copy(conn), lambda t: tuple(
-                c.name for c in ten.tables[t].columns if not c.generated))
+            with conn.transaction():  # one snapshot: every table as of the same moment
+                conn.execute("set transaction isolation level repeatable read, read only")
+                row = conn.execute(lookup).fetchone() if lookup else None
+                if row is None:
+                    raise TenantError(f"no tenant {client!r} in {live.label}")
+                cid, when, version = row[0], time.time(), portable.schema_version(conn)
+                parts = portable.blocks(ten, cid, portable.live_copy(conn), lambda t: tuple(
+                    c.name for c in ten.tables[t].columns if not c.generated))
+            after = portable.sequences(ten, parts)
     rows = {b.table: b.rows for b in parts}
     header = {"client_id": cid, "as_of": iso(when), "schema_version": version, "rows": rows}
     out = output or PROJECT_ROOT / "backups" / f"tenant_{cid}_{time.strftime('%Y%m%d%H%M%S')}.sql"
     out.parent.mkdir(parents=True, exist_ok=True)
-    portable.write(out, portable.render(header, parts))
+    portable.write(out, portable.render(header, parts, after))
     click.echo(f"exported tenant {cid} as of {header['as_of']}: {sum(rows.values())} rows "
                f"in {len(parts)} tables to {display(out)} (mode 600)")
 
 
 @tenant_group.command("load")
 @click.argument("file", type=click.Path(path_type=Path))
-@click.option("--into", "into", required=True, help="libpq URL of a database with the same schema "
-              "and without this tenant.")
+@click.option("--into", "into", required=True, help="libpq URL or connection string of a database "
+              "with the same schema and without this tenant; its password from PGPASSWORD or "
+              "~/.pgpass (a command line is visible to every user of the machine).")
 def tenant_load(file, into) -> None:
     """Load a `pgops tenant export` file into another database, in one transaction."""
+    import psycopg
+
     from pgops.client.db import redact
     from pgops.tenant import portable
+
+    try:
+        given = psycopg.conninfo.conninfo_to_dict(into)
+    except psycopg.ProgrammingError as e:
+        raise PgopsError(f"--into: not a connection string or URL ({str(e).strip()})") from None
+    if given.get("password"):
+        err.print("[yellow]warning[/]: --into holds a password, which any user of this machine "
+                  "can read in its process list while this runs: use PGPASSWORD or ~/.pgpass")
 
     r = portable.load(into, file)
     click.echo(f"loaded tenant {r['client_id']} into {redact(into)}: "

@@ -4,7 +4,9 @@ The schema says it all: the tenant table is the one every `client_id` references
 with a `client_id` holds tenant rows; foreign keys order them (parents first). Refused, by
 name: a table without a primary key (rows could not be compared), a `client_id` without an
 index (each step would scan the whole table under its locks), a table that references tenant
-rows but has no `client_id` (its rows would vanish by cascade and never come back), a cycle.
+rows but has no `client_id` (its rows would vanish by cascade and never come back), a foreign
+key between tenant tables that leaves out `client_id` (it could link two tenants), an
+append-only table referencing a replaced one, a cycle.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from pgops.errors import PgopsError
 from pgops.tenant.catalog import Table
 
 KEY = "client_id"
-CASCADE = "c"
 UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
@@ -78,13 +79,18 @@ def discover(tables: dict[str, Table]) -> Tenancy:
                                 "cannot be scoped to a tenant (add a client_id column)")
     for n in sorted(members - {root}):
         t = tables[n]
-        if not t.append_only:
-            continue
         for fk in t.foreign_keys:
-            if fk.references in members - {root} and fk.on_delete == CASCADE \
-                    and not tables[fk.references].append_only:
-                problems.append(f"table {n} is append-only but cascades from {fk.references}: a "
-                                "restore would delete its rows")
+            if fk.references not in members - {root}:
+                continue
+            cols = ", ".join(fk.columns)
+            if KEY not in fk.columns or fk.referenced[fk.columns.index(KEY)] != KEY:
+                problems.append(f"table {n}: its foreign key ({cols}) to {fk.references} leaves "
+                                f"out {KEY}, so it can link another tenant's rows (and a cascade "
+                                f"from them reach this tenant): make it ({cols}, {KEY})")
+            elif t.append_only and not tables[fk.references].append_only:
+                problems.append(f"table {n} is append-only but references {fk.references}, whose "
+                                "rows a restore replaces: its rows would be deleted, nulled or "
+                                "block the restore")
     if problems:
         raise TenantError("the schema cannot be restored per tenant:\n  " + "\n  ".join(problems))
     return Tenancy(root, root_key, tuple(_parents_first(members, tables, root)), tables)
@@ -119,8 +125,9 @@ class Columns:
 def columns_at(name: str, then: Table | None, now: Table, when: str) -> Columns:
     """The columns a restore copies from the table as it was (`then`) into it as it is, or
     TenantError when a column added since cannot be filled or a type changed."""
-    if then is None:
-        return Columns((), (f"{name} did not exist at {when}: the tenant had no rows in it",), False)
+    if then is None:  # staged empty, with today's columns: its live rows show as "only now"
+        return Columns(tuple(c.name for c in now.columns if not c.generated),
+                       (f"{name} did not exist at {when}: the tenant had no rows in it",), False)
     shared, notes, problems = [], [], []
     for c in now.columns:
         old = then.columns_by_name.get(c.name)
@@ -151,4 +158,4 @@ def columns_at(name: str, then: Table | None, now: Table, when: str) -> Columns:
 
 def client_id(text: str) -> str | None:
     """CLIENT as a client id (a UUID), or None (then it is an API key)."""
-    return text.lower() if UUID_RE.fullmatch(text.strip()) else None
+    return text.strip().lower() if UUID_RE.fullmatch(text.strip()) else None

@@ -49,6 +49,11 @@ def schema_version(conn: psycopg.Connection) -> int | None:
     return row[0] if row else None
 
 
+def sequences(tenancy: Tenancy, parts: list[Block]) -> list[str]:
+    """The statements moving each loaded serial or identity column's sequence on."""
+    return [sql for b in parts for sql in statements.advance_sequences(tenancy.tables[b.table], b.columns)]
+
+
 def blocks(tenancy: Tenancy, cid: str, copy_out: Callable[[str], bytes],
            columns: Callable[[str], tuple[str, ...]]) -> list[Block]:
     """Each tenant table's rows of cid, parents first, read by `copy_out` (a COPY TO STDOUT)."""
@@ -69,13 +74,15 @@ def live_copy(conn: psycopg.Connection) -> Callable[[str], bytes]:
     return copy
 
 
-def render(header: dict, parts: list[Block]) -> bytes:
-    """The file's bytes (pure)."""
+def render(header: dict, parts: list[Block], after: list[str] | tuple[str, ...] = ()) -> bytes:
+    """The file's bytes (pure); `after`: statements before the commit (sequences moved past
+    the loaded keys, so that `psql -f` leaves the target as `pgops tenant load` does)."""
     out = [f"{MAGIC}{json.dumps(header, sort_keys=True)}\n".encode(),
            b"\\set ON_ERROR_STOP on\nbegin;\n"]
     for b in parts:
         cols = ", ".join(statements.ident(c) for c in b.columns)
         out += [f"COPY {b.table} ({cols}) FROM stdin;\n".encode(), b.data, b"\\.\n"]
+    out += [f"{sql};\n".encode() for sql in after]
     out.append(b"commit;\n")
     return b"".join(out)
 

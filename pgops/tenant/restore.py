@@ -126,9 +126,9 @@ def execute(backups: Backups, tp: TenantPlan, url: str, say: Callable[[str], Non
     """Restore beside, stage, compare and (with tp.apply) apply; the copy is always removed."""
     rp = tp.restore
     t0 = time.monotonic()
-    restored = beside.execute(backups, rp, say=say)
-    t_restore = time.monotonic() - t0
-    try:
+    try:  # the copy is removed however this ends, a failed restore included
+        restored = beside.execute(backups, rp, say=say)
+        t_restore = time.monotonic() - t0
         h = backups.db(rp.target_host)
 
         def at_target(sql: str) -> str:
@@ -243,14 +243,16 @@ def _apply(conn: psycopg.Connection, tp: TenantPlan, cid: str, columns: dict[str
 
 
 def rows_at(backups: Backups, db: str, client: str, to: str, database: str,
-            say: Callable[[str], None] = lambda m: None) -> tuple[str, float, int | None, list]:
-    """(client id, target epoch, schema version, its export blocks) as of `to`, read from a
-    copy restored beside the live cluster and removed after; columns as they were then."""
+            say: Callable[[str], None] = lambda m: None
+            ) -> tuple[str, float, int | None, list, list[str]]:
+    """(client id, target epoch, schema version, its export blocks, the statements advancing
+    their sequences) as of `to`, read from a copy restored beside the live cluster and
+    removed after; columns as they were then."""
     from pgops.tenant import portable
 
     rp = beside.plan(backups, db, to)
-    beside.execute(backups, rp, say=say)
-    try:
+    try:  # the copy is removed however this ends, a failed restore included
+        beside.execute(backups, rp, say=say)
         h = backups.db(rp.target_host)
 
         def at_target(sql: str) -> str:
@@ -266,8 +268,11 @@ def rows_at(backups: Backups, db: str, client: str, to: str, database: str,
             raise TenantError(f"no tenant {client!r} at {beside.iso(rp.target_time)}")
         parts = portable.blocks(past, cid, at_target_copy(h, rp.port, database),
                                 lambda t: tuple(c.name for c in then[t].columns if not c.generated))
+        if not parts[0].rows:
+            raise TenantError(f"no tenant {client!r} at {beside.iso(rp.target_time)}: "
+                              "nothing was exported")
         version = at_target(portable.SCHEMA_VERSION_SQL).strip()
     finally:
         say(f"removing the copy {rp.cluster} on {rp.target_host}")
         beside.cleanup(backups, rp)
-    return cid, rp.target_time, int(version) if version else None, parts
+    return cid, rp.target_time, int(version) if version else None, parts, portable.sequences(past, parts)

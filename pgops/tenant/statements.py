@@ -23,7 +23,8 @@ def staged(i: int) -> str:
 
 def copy_out(table: str, key: str, cols: tuple[str, ...], client: str) -> str:
     """COPY of one tenant's rows (text format: exact for every type, vectors included)."""
-    return f"copy (select {_cols(cols)} from {table} where {ident(key)} = '{client}') to stdout"
+    value = client.replace("'", "''")  # runs in psql on the copy: no parameters there
+    return f"copy (select {_cols(cols)} from {table} where {ident(key)} = '{value}') to stdout"
 
 
 def create_staged(i: int, table: str, cols: tuple[str, ...]) -> str:

@@ -68,16 +68,29 @@ def test_a_schema_that_cannot_be_restored_per_tenant_is_refused_naming_each_tabl
 def test_no_tenants_table_and_a_cycle_are_refused():
     with pytest.raises(TenantError, match="no single tenants table"):
         discover({"public.x": table("x", ["id"])})
-    a = table("a", ["id", "client_id", "b_id"], fks=[fk("clients", "client_id"), fk("b", "b_id")])
-    b = table("b", ["id", "client_id", "a_id"], fks=[fk("clients", "client_id"), fk("a", "a_id")])
+    a = table("a", ["id", "client_id", "b_id"], fks=[
+        fk("clients", "client_id"), fk("b", "b_id", "client_id", ref=("id", "client_id"))])
+    b = table("b", ["id", "client_id", "a_id"], fks=[
+        fk("clients", "client_id"), fk("a", "a_id", "client_id", ref=("id", "client_id"))])
     with pytest.raises(TenantError, match="cycle"):
         discover({**schema(), a.name: a, b.name: b})
 
 
-def test_an_append_only_table_cascading_from_a_replaced_one_is_refused():
+def test_a_foreign_key_between_tenant_tables_without_client_id_is_refused():
+    # conversation_tags(tag_id) -> tags(id) alone (migration 0005's state) could link tenants.
+    tags = table("tags", ["id", "client_id"], fks=[fk("clients", "client_id")])
+    links = table("conversation_tags", ["id", "client_id", "tag_id"],
+                  fks=[fk("clients", "client_id"), fk("tags", "tag_id")])
+    with pytest.raises(TenantError, match=r"public.conversation_tags: its foreign key \(tag_id\) to "
+                                          r"public.tags leaves out client_id"):
+        discover(schema(**{tags.name: tags, links.name: links}))
+
+
+def test_an_append_only_table_referencing_a_replaced_one_is_refused():
     log = table("conversation_log", ["id", "client_id", "conversation_id"], append_only=True,
-                fks=[fk("clients", "client_id"), fk("conversations", "conversation_id")])
-    with pytest.raises(TenantError, match="append-only but cascades from public.conversations"):
+                fks=[fk("clients", "client_id"), fk("conversations", "conversation_id", "client_id",
+                                                    ref=("id", "client_id"), on_delete="n")])
+    with pytest.raises(TenantError, match="append-only but references public.conversations"):
         discover(schema(**{log.name: log}))
 
 
@@ -95,7 +108,8 @@ def test_columns_added_since_the_target_are_bridged_or_refused():
     retyped = Table("public.t", (Column("id", "bigint", True),), ("id",))
     with pytest.raises(TenantError, match="public.t.id was uuid at T and is bigint now"):
         columns_at("public.t", then, retyped, "T")
-    assert columns_at("public.t", None, now, "T").at_target is False
+    gone = columns_at("public.t", None, now, "T")  # staged empty with today's columns
+    assert gone.at_target is False and gone.shared == ("id", "a", "b")
 
 
 def test_client_is_an_id_or_an_api_key():
@@ -139,6 +153,7 @@ def test_an_export_file_round_trips_and_a_cut_or_edited_one_is_named(tmp_path):
     header = {"client_id": "c1", "rows": {"public.clients": 1, "public.knowledge_base": 2}}
     data = render(header, parts)
     assert parse_file(data, "f") == (header, parts)
+    assert render(header, parts, ["select 1"]).endswith(b"\\.\nselect 1;\ncommit;\n")
     f = tmp_path / "t.sql"
     write(f, data)
     assert f.stat().st_mode & 0o777 == 0o600 and f.read_bytes() == data
