@@ -71,7 +71,8 @@ def _database(url: str) -> str:
 
 
 def _live(inventory, host_name):
-    """(backups or None, the database host, the live target as the migration role)."""
+    """(inventory path, every database host's settings, the database host, the live target as
+    its migration role: a cluster's leader), without SSH."""
     from pgops.client.targets import inventory_target
     from pgops.settings.inventory import load_inventory, validate_inventory
 
@@ -111,15 +112,14 @@ def tenant_export(inventory, client, to, host_name, output) -> None:
     else:
         with psycopg.connect(live.url, autocommit=True, connect_timeout=10) as conn:
             ten = portable.tenancy_of(conn)
-            lookup = tr.lookup_sql(ten, client)
             with conn.transaction():  # one snapshot: every table as of the same moment
                 conn.execute("set transaction isolation level repeatable read, read only")
-                row = conn.execute(lookup).fetchone() if lookup else None
-                if row is None:
+                found = tr.find_client(conn, ten, client)
+                if found is None:
                     raise TenantError(f"no tenant {client!r} in {live.label}")
-                cid, when, version = row[0], time.time(), portable.schema_version(conn)
-                parts = portable.blocks(ten, cid, portable.live_copy(conn), lambda t: tuple(
-                    c.name for c in ten.tables[t].columns if not c.generated))
+                cid, when, version = found, time.time(), portable.schema_version(conn)
+                parts = portable.blocks(ten, cid, portable.live_copy(conn),
+                                        lambda t: ten.tables[t].stored)
             after = portable.sequences(ten, parts)
     rows = {b.table: b.rows for b in parts}
     header = {"client_id": cid, "as_of": iso(when), "schema_version": version, "rows": rows}
@@ -174,11 +174,9 @@ def tenant_erase(inventory, client, host_name, plan_only, yes) -> None:
     path, settings, db, live = _live(inventory, host_name)
     with psycopg.connect(live.url, autocommit=True, connect_timeout=10) as conn:
         ten = portable.tenancy_of(conn)
-        lookup = tr.lookup_sql(ten, client)
-        row = conn.execute(lookup).fetchone() if lookup else None
-        if row is None:
+        cid = tr.find_client(conn, ten, client)
+        if cid is None:
             raise TenantError(f"no tenant {client!r} in {live.label} (nothing was changed)")
-        cid = row[0]
         rows = e.counts(conn, ten, cid)
         err.print(f"[bold]erase plan[/] for tenant {cid} on {live.label}: delete "
                   + ", ".join(f"{t} {n}" for t, n in rows.items()) + " (children first, one transaction)")

@@ -83,6 +83,11 @@ class Table:
     def has(self, column: str) -> bool:
         return column in self.columns_by_name
 
+    @property
+    def stored(self) -> tuple[str, ...]:
+        """The columns a row carries (generated ones are computed by the server)."""
+        return tuple(c.name for c in self.columns if not c.generated)
+
 
 def parse(data: str | list) -> dict[str, Table]:
     """CATALOG_SQL's JSON (text, or as psycopg decoded it): table name -> Table."""

@@ -126,8 +126,7 @@ def columns_at(name: str, then: Table | None, now: Table, when: str) -> Columns:
     """The columns a restore copies from the table as it was (`then`) into it as it is, or
     TenantError when a column added since cannot be filled or a type changed."""
     if then is None:  # staged empty, with today's columns: its live rows show as "only now"
-        return Columns(tuple(c.name for c in now.columns if not c.generated),
-                       (f"{name} did not exist at {when}: the tenant had no rows in it",), False)
+        return Columns(now.stored, (f"{name} did not exist at {when}: the tenant had no rows in it",), False)
     shared, notes, problems = [], [], []
     for c in now.columns:
         old = then.columns_by_name.get(c.name)
@@ -143,7 +142,7 @@ def columns_at(name: str, then: Table | None, now: Table, when: str) -> Columns:
             problems.append(f"{name}.{c.name} was {old.type} at {when} and is {c.type} now")
         else:
             shared.append(c.name)
-    dropped = [c.name for c in then.columns if not now.has(c.name) and not c.generated]
+    dropped = [c for c in then.stored if not now.has(c)]
     if dropped:
         notes.append(f"{name}: {', '.join(dropped)} dropped after {when}, not restored")
     missing = [k for k in now.primary_key if k not in shared]

@@ -76,6 +76,13 @@ def lookup_sql(tenancy: Tenancy, client: str) -> str | None:
             f"where {statements.ident(column)}::text = {_literal(key or client)}")
 
 
+def find_client(conn: psycopg.Connection, tenancy: Tenancy, client: str) -> str | None:
+    """CLIENT's id in a live database, None when it is not there (or cannot be looked up)."""
+    lookup = lookup_sql(tenancy, client)
+    row = conn.execute(lookup).fetchone() if lookup else None
+    return row[0] if row else None
+
+
 def plan(backups: Backups, db: str, client: str, to: str, url: str, live_label: str,
          apply: bool) -> TenantPlan:
     """Read the live schema (refusing one that cannot be restored per tenant), find the
@@ -267,7 +274,7 @@ def rows_at(backups: Backups, db: str, client: str, to: str, database: str,
         if cid is None:
             raise TenantError(f"no tenant {client!r} at {beside.iso(rp.target_time)}")
         parts = portable.blocks(past, cid, at_target_copy(h, rp.port, database),
-                                lambda t: tuple(c.name for c in then[t].columns if not c.generated))
+                                lambda t: then[t].stored)
         if not parts[0].rows:
             raise TenantError(f"no tenant {client!r} at {beside.iso(rp.target_time)}: "
                               "nothing was exported")
