@@ -12,7 +12,7 @@ from io import StringIO
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.facts.files import File, FindFiles
-from pyinfra.operations import apt, files, server, systemd
+from pyinfra.operations import apt, server, systemd
 from pyinfra.operations.util import any_changed
 
 from pgops import pki
@@ -20,13 +20,14 @@ from pgops.backup import backrest, roles, timers
 from pgops.deploys.packages import lists_stale_for
 from pgops.errors import ConfigError
 from pgops.facts.system import BadCalendars, HasAesInstructions, HostResources
+from pgops.operations import cache, files
 from pgops.operations import pgbackrest as ops
 from pgops.settings import Settings
 
 
 def _cores(names: list[str]) -> dict[str, int]:
     """The named hosts' CPU counts (HostResources is read on those hosts only)."""
-    return {n: host.inventory.get_host(n).get_fact(HostResources).cpus for n in names}
+    return {n: cache.fact(HostResources, on=host.inventory.get_host(n)).cpus for n in names}
 
 
 @deploy("pgBackRest")
@@ -51,21 +52,20 @@ def backups(dbs: Mapping[str, Settings], addresses: Mapping[str, str]) -> None:
         ops.ssh_key(name="SSH key for pgBackRest", user=role.user, home=role.home)
         ops.trust(name="SSH trust for pgBackRest", user=role.user, home=role.home,
                   peers=list(role.peers))
-    if role.peers and host.get_fact(HasAesInstructions):
+    if role.peers and cache.fact(HasAesInstructions):
         files.put(name="pgBackRest's SSH prefers AES-GCM (CPU has AES instructions)",
                   src=StringIO(backrest.ssh_client_conf(role.user, role.ssh_names)),
                   dest=backrest.SSH_CLIENT_CONF, mode="644")
     else:
-        files.file(name="No pgBackRest SSH cipher preference", path=backrest.SSH_CLIENT_CONF,
-                   present=False)
+        files.file_absent(name="No pgBackRest SSH cipher preference", path=backrest.SSH_CLIENT_CONF)
 
     if role.secrets:
         files.put(name="Repository secrets (encryption passphrase, S3 keys)",
                   src=StringIO(backrest.secrets_conf(dict(role.secrets))),
                   dest=backrest.SECRETS_CONF, user="root", group=role.user, mode="640")
     else:  # a repository host keeps them now
-        files.file(name="No repository secrets here", path=backrest.SECRETS_CONF, present=False)
-    files.file(name="Old passphrase file removed", path=backrest.OLD_CIPHER_CONF, present=False)
+        files.file_absent(name="No repository secrets here", path=backrest.SECRETS_CONF)
+    files.file_absent(name="Old passphrase file removed", path=backrest.OLD_CIPHER_CONF)
     conf = files.put(name="pgBackRest configuration", src=StringIO(role.config.render()),
                      dest=backrest.CONF, user="root", group=role.user, mode="640")
     _tls_server(role, conf)
@@ -82,7 +82,7 @@ def _tls_server(role: roles.BackupRole, conf) -> None:
         if host.get_fact(File, path=roles.TLS_UNIT):
             systemd.service(name="pgBackRest TLS server stopped (not used)",
                             service=backrest.TLS_SERVICE, running=False, enabled=False)
-            files.file(name="pgBackRest TLS server unit removed", path=roles.TLS_UNIT, present=False)
+            files.file_absent(name="pgBackRest TLS server unit removed", path=roles.TLS_UNIT)
             systemd.daemon_reload(name="systemd reloaded (TLS server removed)")
         files.directory(name="No pgBackRest TLS files", path=backrest.TLS_DIR, present=False)
         return
@@ -118,13 +118,13 @@ def _timers(role: roles.BackupRole) -> None:
     for name in roles.stale_timers(role.timers, present):
         systemd.service(name=f"Timer {name} stopped (no longer configured)", service=name,
                         running=False, enabled=False)
-        files.file(name=f"Timer {name} removed", path=f"{timers.UNIT_DIR}/{name}", present=False)
+        files.file_absent(name=f"Timer {name} removed", path=f"{timers.UNIT_DIR}/{name}")
     for name in roles.stale_services(role.jobs, present):
-        files.file(name=f"Service {name} removed (no timer uses it)",
-                   path=f"{timers.UNIT_DIR}/{name}", present=False)
+        files.file_absent(name=f"Service {name} removed (no timer uses it)",
+                          path=f"{timers.UNIT_DIR}/{name}")
     if not role.jobs:
-        files.file(name="pgops-repo-job removed (no timers)", path=timers.SCRIPT, present=False)
-        files.file(name="pgops-repo-job's rules removed (no timers)", path=timers.RULES, present=False)
+        files.file_absent(name="pgops-repo-job removed (no timers)", path=timers.SCRIPT)
+        files.file_absent(name="pgops-repo-job's rules removed (no timers)", path=timers.RULES)
         return
     if role.drill_packages:  # drills restore on this host: PostgreSQL binaries, no cluster
         files.put(name="No main cluster on the repository host", src=StringIO(roles.NO_MAIN_CLUSTER),

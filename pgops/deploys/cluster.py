@@ -11,7 +11,7 @@ from io import StringIO
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.facts.files import File, FindInFile
-from pyinfra.operations import apt, files, server, systemd
+from pyinfra.operations import apt, server, systemd
 
 from pgops import pki
 from pgops.backup import backrest, roles
@@ -23,6 +23,7 @@ from pgops.facts.system import HostResources
 from pgops.ha import etcd, join, patroni
 from pgops.ha.patroni import LEADER_WAIT_S, REPLICA_WAIT_S
 from pgops.ha.topology import Topology
+from pgops.operations import cache, files
 from pgops.operations import patroni as patroni_ops
 from pgops.operations.ordering import every_host_reaches
 from pgops.server import pgconf, psql
@@ -150,8 +151,8 @@ def patroni_member(s: Settings, topology: Topology, dbs: Mapping[str, Settings],
                        src=StringIO(RESTART_DROPIN), dest=f"/etc/systemd/system/{unit}.service.d/pgops.conf",
                        create_remote_dir=True, mode="644")
     systemd.daemon_reload(name="systemd reloaded (drop-in changed)", _if=dropin.did_change)
-    files.file(name="No pgops settings file (Patroni writes the settings)",
-               path=pgconf.paths(s)["conf"], present=False)
+    files.file_absent(name="No pgops settings file (Patroni writes the settings)",
+                      path=pgconf.paths(s)["conf"])
     if action == "run":
         systemd.service(name="Patroni running", service=unit, running=True, enabled=True,
                         reloaded=conf.will_change or tls_changed)
@@ -207,7 +208,7 @@ def _config(s: Settings, cluster: str, topology: Topology, addresses: Mapping[st
 
 def _parameters(s: Settings) -> dict:
     """Every PostgreSQL setting this host gets (tuned for it), as a single host would."""
-    return pgconf.settings(s, host.get_fact(HostResources), host.name)
+    return pgconf.settings(s, cache.fact(HostResources), host.name)
 
 
 @deploy("Patroni replicas")

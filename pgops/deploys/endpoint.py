@@ -9,7 +9,7 @@ from io import StringIO
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.facts.files import FileContents
-from pyinfra.operations import apt, files, server, systemd
+from pyinfra.operations import apt, server, systemd
 
 from pgops import pki
 from pgops.deploys.packages import lists_stale_for
@@ -17,6 +17,7 @@ from pgops.endpoint import haproxy, pgbouncer
 from pgops.endpoint.access import client_networks
 from pgops.ha.patroni import TLS_DIR
 from pgops.ha.topology import Topology
+from pgops.operations import files
 from pgops.settings import Settings
 from pgops.settings.endpoint import POOLER_ROLE
 from pgops.settings.ha import CLUSTER_CA

@@ -9,9 +9,10 @@ from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.facts.deb import DebPackages
 from pyinfra.facts.files import File
-from pyinfra.operations import apt, files, server
+from pyinfra.operations import apt, server
 
 from pgops.facts.system import DpkgInterrupted
+from pgops.operations import cache, files
 
 APT_CONF = "/etc/apt/apt.conf.d/50pgops"
 #: Another apt run (one left over from a deploy that was killed, unattended-upgrades) holds
@@ -32,7 +33,7 @@ _UPDATED = "_pgops_apt_lists_updated"
 def missing(packages: Iterable[str]) -> bool:
     """Whether any of `packages` is not installed here: then apt's lists are updated before
     installing (a fresh host's may be empty or stale)."""
-    installed = host.get_fact(DebPackages) or {}
+    installed = cache.fact(DebPackages) or {}
     return any(p not in installed for p in packages)
 
 

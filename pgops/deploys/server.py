@@ -10,14 +10,15 @@ from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.api.operation import OperationMeta
 from pyinfra.facts.server import LinuxDistribution
-from pyinfra.operations import apt, files, server, systemd
+from pyinfra.operations import apt, server, systemd
+from pyinfra.operations import files as pyinfra_files
 from pyinfra.operations.util import any_changed
 
 from pgops import pki
 from pgops.deploys.packages import lists_stale_for, missing
 from pgops.errors import ConfigError
 from pgops.facts.system import HostResources
-from pgops.operations import postgres
+from pgops.operations import cache, files, postgres
 from pgops.server import pgconf, psql
 from pgops.server.cluster import CREATECLUSTER_D, Cluster, server_packages
 from pgops.settings import DISTRO_MAJORS, Settings
@@ -34,7 +35,7 @@ def packages(s: Settings) -> list[str]:
 
 def check_distribution(s: Settings) -> str:
     """Fail before any change when the host cannot get the asked-for major."""
-    dist = host.get_fact(LinuxDistribution)
+    dist = cache.fact(LinuxDistribution)
     name = (dist.get("name") or "").lower()
     codename = (dist.get("release_meta") or {}).get("VERSION_CODENAME", "")
     if name not in ("debian", "ubuntu"):
@@ -56,7 +57,7 @@ def install(s: Settings) -> None:
         if repo.key_file:
             files.put(name="PostgreSQL apt signing key", src=str(repo.key_file), dest=PGDG_KEY)
         elif repo.key_url:
-            files.download(name="PostgreSQL apt signing key", src=repo.key_url, dest=PGDG_KEY)
+            pyinfra_files.download(name="PostgreSQL apt signing key", src=repo.key_url, dest=PGDG_KEY)
         files.put(
             name="PostgreSQL apt repository",
             src=StringIO(f"deb [signed-by={PGDG_KEY}] {repo.url} {repo.suite} {repo.components}\n"),
@@ -69,8 +70,7 @@ def install(s: Settings) -> None:
                                "initdb_options = '--data-checksums'\n"),
                   dest=CREATECLUSTER_CONF, create_remote_dir=True, mode="644")
     else:
-        files.file(name="New clusters without data checksums", path=CREATECLUSTER_CONF,
-                   present=False)
+        files.file_absent(name="New clusters without data checksums", path=CREATECLUSTER_CONF)
     wanted = packages(s)
     # With a repository of its own, its list may be new this run: read it in.
     if missing(wanted) if repo is not None else lists_stale_for(wanted):
@@ -93,7 +93,7 @@ def configure(s: Settings, names: list[str]) -> None:
         return
     _archive_timeout_awake(s, p["service"])
     _restart_on_crash(p["service"])
-    resources = host.get_fact(HostResources)
+    resources = cache.fact(HostResources)
     postgres.settings_file(
         name="PostgreSQL settings (tuned)",
         path=p["conf"], content=pgconf.render_conf(pgconf.settings(s, resources, host.name)),
@@ -153,7 +153,7 @@ def _archive_timeout_awake(s: Settings, service: str) -> None:
         changed = files.put(name="archive_timeout active from the start (systemd drop-in)",
                             src=StringIO(ARCHIVE_WAKE), dest=path, create_remote_dir=True, mode="644")
     else:
-        changed = files.file(name="No archive_timeout drop-in (no backups)", path=path, present=False)
+        changed = files.file_absent(name="No archive_timeout drop-in (no backups)", path=path)
     systemd.daemon_reload(name="systemd reloaded (drop-in changed)", _if=changed.did_change)
 
 

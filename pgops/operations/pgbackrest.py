@@ -12,6 +12,7 @@ from pyinfra.operations import files
 
 from pgops.backup import backrest
 from pgops.facts.pgbackrest import PgbackrestInfo
+from pgops.operations import cache
 
 
 @operation()
@@ -48,7 +49,7 @@ class SshHostKeys(FactBase):
 
 def _peer_file(peer_name: str, path: str) -> str:
     peer = host.inventory.get_host(peer_name)
-    lines = peer.get_fact(FileContents, path=path, _sudo=True)
+    lines = cache.fact(FileContents, on=peer, path=path, _sudo=True)
     if not lines:
         raise OperationError(
             f"{peer_name} has no {path} yet: deploy {peer_name} too (run without --limit, "
@@ -69,7 +70,7 @@ def trust(user: str, home: str, peers: list[tuple[str, str, list[str]]]):
     keys, known = [], []
     for name, peer_home, names in peers:
         keys.append(backrest.authorized_key(_peer_file(name, f"{peer_home}/.ssh/id_ed25519.pub")))
-        for key in host.inventory.get_host(name).get_fact(SshHostKeys) or []:
+        for key in cache.fact(SshHostKeys, on=host.inventory.get_host(name)) or []:
             known.append(backrest.known_host(names, key))
     header = "# Managed by pgops (pgBackRest trust): edits here are overwritten.\n"
     for path, lines in ((f"{home}/.ssh/authorized_keys", keys), (f"{home}/.ssh/known_hosts", known)):

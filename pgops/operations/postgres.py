@@ -23,6 +23,7 @@ from pgops.facts.postgres import (
     PgRoles,
     PgServer,
 )
+from pgops.operations import cache
 from pgops.server import psql, scram
 from pgops.server.pgconf import changed_keys, parse_conf
 from pgops.server.psql import AS_POSTGRES
@@ -190,7 +191,7 @@ def role(role: Role, password: str | None, port: int = 5432):
     Roles not in the config are left alone; pgops never drops a role.
     Call with `_sudo=True, _sudo_user="postgres"`.
     """
-    roles = host.get_fact(PgRoles, port=port) or {}
+    roles = cache.fact(PgRoles, port=port) or {}
     current = roles.get(role.name)
     stmts: list[str | StringCommand] = []
     attrs = _attr_sql(role, current)
@@ -227,7 +228,7 @@ def database(db: Database, port: int = 5432):
     Encoding and locale cannot change after creation: a mismatch is an error, never a
     silent drop and re-create. Call with `_sudo=True, _sudo_user="postgres"`.
     """
-    dbs = host.get_fact(PgDatabases, port=port) or {}
+    dbs = cache.fact(PgDatabases, port=port) or {}
     current = dbs.get(db.name)
     name = quote_ident(db.name)
     if current is None:
@@ -253,7 +254,7 @@ def database(db: Database, port: int = 5432):
 def extension(database: str, extension_name: str, port: int = 5432):
     """Create an extension in a database if missing (never upgraded or dropped here).
     Call with `_sudo=True, _sudo_user="postgres"`."""
-    installed = host.get_fact(PgExtensions, database=database, port=port) or {}
+    installed = cache.fact(PgExtensions, database=database, port=port) or {}
     if extension_name in installed:
         host.noop(f"extension {extension_name} {installed[extension_name]} is in {database}")
         return

@@ -24,6 +24,29 @@ def test_first_deploy_changes_then_second_changes_nothing(first_deploy):
     print(f"pgops up {first_deploy.seconds:.1f} s, no-op re-deploy {second.seconds:.1f} s")
 
 
+def test_files_changed_by_hand_are_put_back_and_the_next_deploy_changes_nothing(lab, first_deploy):
+    """A deploy decides from one snapshot of the managed paths (pgops.operations.files): a
+    file edited, re-owned, re-moded or removed by hand, and a directory re-moded, are all
+    found and put back on db1 (the directory's row shares its name with the repository
+    host's: checked on the host), and the deploy after changes nothing."""
+    conf, apt_conf, spool = "/etc/pgbackrest/pgbackrest.conf", "/etc/apt/apt.conf.d/50pgops", \
+        "/var/spool/pgbackrest"
+    checksums = "/etc/postgresql-common/createcluster.d/50-pgops-server.conf"
+    before = lab.ssh("db1", f"sha1sum {conf} {apt_conf} {checksums}").stdout
+    lab.ssh("db1", f"echo '# by hand' >> {conf} && chgrp root {conf} && chmod 600 {apt_conf} && "
+                   f"chmod 700 {spool} && rm {checksums}")
+    rows = results(pgops("deploy").out)
+    changed = {op for op, (success, _e, _n) in rows.items() if success not in ("-", "0")}
+    assert {"pgBackRest | pgBackRest configuration",
+            "Package manager ready | apt waits for another run's lock",
+            "Install PostgreSQL + pgvector | New clusters get data checksums"} <= changed, changed
+    assert lab.ssh("db1", f"sha1sum {conf} {apt_conf} {checksums}").stdout == before
+    assert lab.ssh("db1", f"stat -c '%a %U:%G' {conf} {apt_conf} {spool}").stdout.split("\n")[:3] == [
+        "640 root:postgres", "644 root:root", "750 postgres:postgres"]
+    again = results(pgops("deploy").out)
+    assert [op for op, (success, error, _n) in again.items() if (success, error) != ("-", "-")] == []
+
+
 def test_pgops_up_ends_with_the_status_table(first_deploy):
     table = first_deploy.stdout
     for col in ("host", "address", "postgres", "pgvector", "databases", "roles", "tls", "checksums"):

@@ -100,7 +100,9 @@ def test_no_secret_in_any_process_argv_or_pyinfra_debug_output(lab, first_deploy
 
     secrets = lab_secrets(lab)
     env = {"PGOPS_BACKUPS_DIR": str(tmp_path)}
-    with ArgvSampler(lab, tmp_path / "argv") as sampled:
+    # About 23 samples a second on each of four hosts. Flat out (160/s) the samplers took most
+    # of the two CPUs and slowed what they watched: 120 s for this test against 33 s.
+    with ArgvSampler(lab, tmp_path / "argv", pause=0.04) as sampled:
         verbose = subprocess.run(
             [str(Path(sys.executable).parent / "pyinfra"), "inventory/lab.py", "deploy.py", "-y", "-vvv",
              "--debug"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600,

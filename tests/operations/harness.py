@@ -13,6 +13,7 @@ from __future__ import annotations
 import types
 from dataclasses import dataclass, field
 from importlib import import_module
+from types import SimpleNamespace
 from typing import Any
 
 from pyinfra.api import Config, FileUploadCommand, FunctionCommand, StringCommand
@@ -40,6 +41,7 @@ class FakeHost:
         self.groups: list[str] = []
         self.inventory = inventory
         self.noops: list[str] = []
+        self.state = SimpleNamespace(ops={})  # no operation has run (pgops.operations.cache)
 
     def get_fact(self, fact_cls, *args, **kwargs):
         if args:
