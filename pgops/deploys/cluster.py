@@ -51,13 +51,11 @@ def _tls_files(directory: str, owner: str, pki_dir, address: str) -> bool:
     pem = pki.host_files(pki_dir, host.name, _host_names(host.name, address), ca_name=CLUSTER_CA)
     files.directory(name=f"TLS directory {directory}", path=directory, user=owner, group=owner,
                     mode="750")
-    changed = False
-    for fname, key, mode in (("ca.crt", "ca", "644"), ("host.crt", "cert", "644"),
-                             ("host.key", "key", "600")):
-        op = files.put(name=f"{directory}/{fname}", src=StringIO(pem[key]),
-                       dest=f"{directory}/{fname}", user=owner, group=owner, mode=mode)
-        changed = changed or op.will_change
-    return changed
+    ops = [files.put(name=f"{directory}/{fname}", src=StringIO(pem[key]), dest=f"{directory}/{fname}",
+                     user=owner, group=owner, mode=mode)
+           for fname, key, mode in (("ca.crt", "ca", "644"), ("host.crt", "cert", "644"),
+                                    ("host.key", "key", "600"))]
+    return any(op.will_change for op in ops)  # all three planned first: one snapshot read
 
 
 @deploy("etcd member")
@@ -86,11 +84,11 @@ def etcd_member(topology: Topology, addresses: Mapping[str, str],
 def _member_state(name: str, s: Settings) -> join.Member:
     h = host.inventory.get_host(name)
     c = Cluster(s.pg_major, s.pg_cluster)
-    dbs = h.get_fact(PgDatabases, port=s.pg_port, **AS_POSTGRES)
+    dbs = cache.fact(PgDatabases, on=h, port=s.pg_port, **AS_POSTGRES)  # every host asks
     return join.Member(
-        handed_over=bool(h.get_fact(File, path=patroni.conf_path(c)))
-        and bool(h.get_fact(FindInFile, path=join.start_conf(c), pattern=f"^{join.HANDED_OVER}")),
-        has_data=bool(h.get_fact(File, path=f"{c.data}/PG_VERSION", **AS_POSTGRES)),
+        handed_over=bool(cache.fact(File, on=h, path=patroni.conf_path(c)))
+        and bool(cache.fact(FindInFile, on=h, path=join.start_conf(c), pattern=f"^{join.HANDED_OVER}")),
+        has_data=bool(cache.fact(File, on=h, path=f"{c.data}/PG_VERSION", **AS_POSTGRES)),
         databases=None if dbs is None else frozenset(dbs),
     )
 
@@ -98,7 +96,7 @@ def _member_state(name: str, s: Settings) -> join.Member:
 def _leader_now(members: tuple[str, ...]) -> str | None:
     """The leader as the first member whose Patroni answers sees it (None: none answers)."""
     for m in members:
-        seen = host.inventory.get_host(m).get_fact(PatroniCluster)
+        seen = cache.fact(PatroniCluster, on=host.inventory.get_host(m))
         for member in (seen or {}).get("members", []):
             if member.get("role") == "leader":
                 return member["name"]
@@ -107,12 +105,12 @@ def _leader_now(members: tuple[str, ...]) -> str | None:
 
 def cluster_plan(cluster: str, topology: Topology, dbs: Mapping[str, Settings]) -> join.Plan:
     """The plan for `cluster`, made once per run (every member's deploy asks for it)."""
-    cache = host.inventory.__dict__.setdefault("_pgops_cluster_plans", {})
-    if cluster not in cache:
+    plans = host.inventory.__dict__.setdefault("_pgops_cluster_plans", {})
+    if cluster not in plans:
         members = topology.clusters[cluster]
         state = {m: _member_state(m, dbs[m]) for m in members}
-        cache[cluster] = join.plan(cluster, members, state, _leader_now(members))
-    return cache[cluster]
+        plans[cluster] = join.plan(cluster, members, state, _leader_now(members))
+    return plans[cluster]
 
 
 def _acts(topology: Topology, dbs: Mapping[str, Settings], action: join.Action) -> bool:
