@@ -1,5 +1,5 @@
 # pgops: the two commands that matter are `make up` and `make test` (see README.md).
-.PHONY: up test down bootstrap lint bench bench-backup bench-ha bench-endpoint bench-tenant unit lock
+.PHONY: up test down bootstrap lint bench bench-backup bench-ha bench-endpoint bench-tenant bench-tuning unit lock
 
 up: bootstrap
 	.venv/bin/pgops up
@@ -31,6 +31,9 @@ bench-endpoint: bootstrap
 
 bench-tenant: bootstrap
 	.venv/bin/python bench/tenant.py
+
+bench-tuning: bootstrap
+	.venv/bin/python bench/tuning.py --ablate
 
 bootstrap:
 	@scripts/bootstrap.sh

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import logging
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -50,14 +50,13 @@ def run_deploy(inventory: Path, limit: str | None, dry: bool) -> int:
     # A limited run still reads its backup repository host (SSH trust spans both).
     wanted = {limit, getattr(settings.get(limit), "pg_backup_host", None)} if limit else None
     check_reachable([h for h in inv if wanted is None or h.name in wanted])
-    pyinfra = Path(sys.executable).parent / "pyinfra"
-    cmd = [str(pyinfra), str(inventory), "deploy.py"]
-    cmd += ["--dry"] if dry else ["-y"]
+    args = [str(inventory.resolve()), "deploy.py"]
+    args += ["--dry"] if dry else ["-y"]
     if limit:
-        cmd += ["--limit", limit]
+        args += ["--limit", limit]
     t0 = time.monotonic()
-    env = {**os.environ, INVENTORY_NAME_ENV: display(inventory)}
-    rc = subprocess.run(cmd, cwd=PROJECT_ROOT, env=env).returncode
+    os.environ[INVENTORY_NAME_ENV] = display(inventory)
+    rc = _pyinfra(args)
     err.print(f"deploy {'plan' if dry else 'run'} finished in {time.monotonic() - t0:.1f} s "
               f"(exit {rc})")
     cas = sorted({str(s.server_ca_file) for s in settings.values()})
@@ -65,6 +64,35 @@ def run_deploy(inventory: Path, limit: str | None, dry: bool) -> int:
         err.print(f"clients verify the servers (sslmode=verify-full) with the CA {', '.join(cas)}"
                   "; copy it to your applications' hosts (sslrootcert)")
     return rc
+
+
+def _pyinfra(args: list[str]) -> int:
+    """pyinfra's command line, run in this process from the project directory (as a second
+    interpreter it cost 0.4 s of every deploy, and imported pgops again); its exit code.
+    Its own SIGINT handler is not installed: it exits 0 ("Exiting upon user request!"),
+    which would read as a finished deploy."""
+    import pyinfra
+    from pyinfra.api.output import set_echo, set_formatter
+    from pyinfra_cli.cli import cli
+
+    logger = logging.getLogger("pyinfra")
+    handlers, level = list(logger.handlers), logger.level
+    pyinfra.is_cli = True
+    set_formatter(click.style)
+    set_echo(click.echo)
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+    sys.stderr.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+    cwd = os.getcwd()
+    os.chdir(PROJECT_ROOT)  # deploy.py and config.py are found there
+    try:
+        cli.main(args=args, prog_name="pyinfra", standalone_mode=True)
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    finally:  # what runs next (`pgops up`'s status) connects quietly, as before
+        os.chdir(cwd)
+        pyinfra.is_cli = False
+        logger.handlers[:], logger.level = handlers, level
+    return 0
 
 
 @click.command()

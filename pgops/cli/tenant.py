@@ -153,6 +153,9 @@ def tenant_load(file, into) -> None:
     r = portable.load(into, file)
     click.echo(f"loaded tenant {r['client_id']} into {redact(into)}: "
                + ", ".join(f"{t} {n}" for t, n in r["rows"].items()))
+    for t in r["renumbered"]:
+        click.echo(f"  {t}: new keys (the target held some of the exported ones; nothing "
+                   "refers to them)")
 
 
 @tenant_group.command("erase")

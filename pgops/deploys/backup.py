@@ -12,7 +12,7 @@ from io import StringIO
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.facts.files import File, FindFiles
-from pyinfra.operations import apt, server, systemd
+from pyinfra.operations import apt, systemd
 from pyinfra.operations.util import any_changed
 
 from pgops import pki
@@ -20,7 +20,7 @@ from pgops.backup import backrest, roles, timers
 from pgops.deploys.packages import lists_stale_for
 from pgops.errors import ConfigError
 from pgops.facts.system import BadCalendars, HasAesInstructions, HostResources
-from pgops.operations import cache, files
+from pgops.operations import accounts, cache, files
 from pgops.operations import pgbackrest as ops
 from pgops.settings import Settings
 
@@ -41,8 +41,7 @@ def backups(dbs: Mapping[str, Settings], addresses: Mapping[str, str]) -> None:
         apt.update(name="Update apt lists (pgBackRest missing)")
     apt.packages(name="Install pgBackRest", packages=list(roles.PACKAGES), no_recommends=True)
     if role.repo:
-        server.user(name="Repository user", user=role.user, system=True, home=role.home,
-                    shell="/bin/sh", create_home=False)
+        accounts.system_user(name="Repository user", user=role.user, home=role.home, shell="/bin/sh")
     for d in role.dirs:
         files.directory(name=f"pgBackRest directory {d}", path=d, user=role.user, group=role.user,
                         mode="750")

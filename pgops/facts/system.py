@@ -141,3 +141,18 @@ class WalVolume(FactBase):
             return None
         wal, size, free = map(int, parts)
         return {"wal_bytes": wal, "fs_size_bytes": size, "fs_free_bytes": free}
+
+
+class PasswdEntry(FactBase):
+    """A user's home and shell from the account database (None: no such user): what deciding
+    a system user needs, in one line (pyinfra's Users fact reads every user and its groups)."""
+
+    def command(self, user: str) -> str:
+        return f"getent passwd {shlex.quote(user)} || true"
+
+    def process(self, output) -> dict[str, str] | None:
+        for line in output:
+            fields = line.split(":")
+            if len(fields) == 7:
+                return {"home": fields[5], "shell": fields[6]}
+        return None

@@ -54,7 +54,7 @@ def sha1_of(src: str | StringIO) -> str:
 
 
 # -- the snapshot -----------------------------------------------------------------------------
-def _state(path: str) -> PathState | None:
+def path_state(path: str) -> PathState | None:
     """`path` as the snapshot has it: read with every other path not in it yet, and again
     once any command has run on the host."""
     states = valid_entries(_SNAPSHOT)
@@ -64,7 +64,7 @@ def _state(path: str) -> PathState | None:
     return states.get(path)
 
 
-def _register(path: str) -> None:
+def expect(path: str) -> None:
     """Called as the deploy is planned: every path this host's operations manage is in its
     first snapshot, whichever operation runs first."""
     if not hasattr(host, _PATHS):
@@ -76,7 +76,7 @@ def _register(path: str) -> None:
 @operation()
 def _put(src: str | StringIO, dest: str, user: str | None = None, group: str | None = None,
          mode: str | None = None, create_remote_dir: bool = True):
-    if file_matches(_state(dest), sha1_of(src), user, group, mode):
+    if file_matches(path_state(dest), sha1_of(src), user, group, mode):
         return
     yield from files.put._inner(src=src, dest=dest, user=user, group=group, mode=mode,
                                 create_remote_dir=create_remote_dir)
@@ -85,7 +85,7 @@ def _put(src: str | StringIO, dest: str, user: str | None = None, group: str | N
 @operation()
 def _directory(path: str, user: str | None = None, group: str | None = None, mode: str | None = None,
                present: bool = True):
-    st = _state(path)
+    st = path_state(path)
     if absent(st) if not present else directory_matches(st, user, group, mode):
         return
     yield from files.directory._inner(path=path, user=user, group=group, mode=mode, present=present)
@@ -93,7 +93,7 @@ def _directory(path: str, user: str | None = None, group: str | None = None, mod
 
 @operation()
 def _file_absent(path: str):
-    if absent(_state(path)):
+    if absent(path_state(path)):
         return
     yield from files.file._inner(path=path, present=False)
 
@@ -101,17 +101,17 @@ def _file_absent(path: str):
 def put(*, dest: str, **kwargs):
     """`files.put` (src, dest, user, group, mode, create_remote_dir; and pyinfra's global
     arguments: name, _if, ...)."""
-    _register(dest)
+    expect(dest)
     return _put(dest=dest, **kwargs)
 
 
 def directory(*, path: str, **kwargs):
     """`files.directory` (path, user, group, mode, present)."""
-    _register(path)
+    expect(path)
     return _directory(path=path, **kwargs)
 
 
 def file_absent(*, path: str, **kwargs):
     """`files.file(present=False)`: the path removed (a file or a link)."""
-    _register(path)
+    expect(path)
     return _file_absent(path=path, **kwargs)

@@ -50,6 +50,14 @@ class Tenancy:
     def kept(self) -> tuple[str, ...]:
         return tuple(t for t in self.order if t != self.root and self.tables[t].append_only)
 
+    def renumberable(self, table: str) -> bool:
+        """Whether `table`'s rows may take new keys when loaded elsewhere: one key column
+        drawn from a sequence (a surrogate, like audit_events.id) that no table references."""
+        t = self.tables[table]
+        return (len(t.primary_key) == 1 and bool(t.columns_by_name[t.primary_key[0]].sequence)
+                and not any(fk.references == table for other in self.tables.values()
+                            for fk in other.foreign_keys))
+
 
 def discover(tables: dict[str, Table]) -> Tenancy:
     """The tenancy of a database's tables, or TenantError naming each table that breaks it."""

@@ -130,7 +130,9 @@ def write(path: Path, data: bytes) -> None:
 
 def load(url: str, path: Path) -> dict:
     """Load an export into a database that has the schema and not this tenant, in one
-    transaction; sequences moved past the loaded keys."""
+    transaction; sequences moved past the loaded keys. Keys are kept, except in a table
+    whose surrogate keys the target already holds (two databases' audit_events both count
+    from 1): its rows take new ones. Any other key already there is refused."""
     if not path.is_file():
         raise TenantError(f"{path}: no such file")
     header, parts = parse_file(path.read_bytes(), str(path))
@@ -149,13 +151,26 @@ def load(url: str, path: Path) -> dict:
         if conn.execute(f"select 1 from {ten.root} where {key} = %s", (cid,)).fetchone():
             raise TenantError(f"tenant {cid} is already in the target: pgops loads a tenant only "
                               "into a database without it (nothing was changed)")
-        loaded = {}
+        loaded, renumbered = {}, []
         with conn.transaction():
-            for b in parts:
-                cols = ", ".join(statements.ident(c) for c in b.columns)
-                with conn.cursor().copy(f"copy {b.table} ({cols}) from stdin") as cp:
+            for i, b in enumerate(parts):
+                table = ten.tables[b.table]
+                conn.execute(statements.create_staged(i, b.table, b.columns))
+                with conn.cursor().copy(statements.copy_in(i, b.columns)) as cp:
                     cp.write(b.data)
-                for sql in statements.advance_sequences(ten.tables[b.table], b.columns):
+                taken, first = conn.execute(statements.taken_keys(i, table)).fetchone() or (0, None)
+                if taken and not ten.renumberable(b.table):
+                    raise TenantError(
+                        f"{path}: {taken} row(s) of {b.table} have keys the target already holds "
+                        f"(the first: {first}), and other rows may refer to them: load into a "
+                        "database without them (nothing was loaded)")
+                if taken:  # a surrogate key nothing refers to: the rows take new ones
+                    conn.execute(statements.insert_renumbered(i, table, b.columns))
+                    renumbered.append(b.table)
+                else:
+                    conn.execute(statements.insert(i, table, b.columns))
+                for sql in statements.advance_sequences(table, b.columns):
                     conn.execute(sql)
                 loaded[b.table] = b.rows
-    return {"client_id": cid, "file": str(path), "rows": loaded, "schema_version": version}
+    return {"client_id": cid, "file": str(path), "rows": loaded, "schema_version": version,
+            "renumbered": renumbered}

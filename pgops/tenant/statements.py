@@ -109,3 +109,16 @@ def advance_sequences(table: Table, cols: tuple[str, ...]) -> list[str]:
             out.append(f"select setval('{literal}'::regclass, m) from (select max({ident(c)}) m "
                        f"from {table.name}) x where m > (select last_value from {seq})")
     return out
+
+
+def taken_keys(i: int, table: Table) -> str:
+    """How many staged rows have a key the table already holds, and the first such key."""
+    pk = table.primary_key
+    return (f"select count(*), min({_key_json(pk, 's')}::text) from {staged(i)} s "
+            f"where exists (select from {table.name} l where {_same_key(pk)})")
+
+
+def insert_renumbered(i: int, table: Table, cols: tuple[str, ...]) -> str:
+    """The staged rows with new keys from the table's own sequence (its key left out)."""
+    rest = tuple(c for c in cols if c not in table.primary_key)
+    return f"insert into {table.name} ({_cols(rest)}) select {_cols(rest)} from {staged(i)}"

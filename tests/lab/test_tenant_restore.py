@@ -239,11 +239,28 @@ def test_an_unknown_tenant_is_named(at_t):
 
 
 def test_export_then_load_into_another_database_reproduces_the_tenant(at_t, tmp_path):
-    """Exported from db1's app database, loaded into db2's (same schema version, no tenant A)."""
+    """Exported from db1's app database, loaded into db2's (same schema version, no tenant A).
+    db2 holds another tenant whose audit_events ids are A's: those rows take new ids (a
+    surrogate key nothing refers to); a user id of A's held there is refused, nothing loaded."""
     url, _, _ = at_t
     other = inventory_target(None, "db2", "migrator", None).url
+    other_client = str(uuid.uuid4())
+    with connect(url, autocommit=True) as live:  # A has audit rows to collide with
+        live.execute("insert into audit_events (client_id, actor, action, entity) "
+                     "values (%s, 'tests', 'export.probe', 'client')", (A,))
+        audit_ids = [r[0] for r in live.execute("select id from audit_events where client_id = %s",
+                                                (A,))]
+        a_user = live.execute("select id from users where client_id = %s limit 1", (A,)).fetchone()[0]
     with connect(other, autocommit=True) as c:
         c.execute("delete from clients where id = %s", (A,))  # a reused lab may hold it
+        c.execute("insert into clients (id, name, public_api_key) values (%s, 'other', %s)",
+                  (other_client, f"pk_{other_client}"))
+        for i in audit_ids:
+            c.execute("insert into audit_events (id, client_id, actor, action, entity) overriding "
+                      "system value values (%s, %s, 'tests', 'collide', 'client') on conflict do nothing",
+                      (i, other_client))
+        # As the rows had come from db2's own sequence: it is past them.
+        c.execute("select setval(pg_get_serial_sequence('audit_events', 'id'), max(id)) from audit_events")
     try:
         out = tmp_path / "a.sql"
         r = pgops("tenant", "export", A, "-o", str(out))
@@ -252,17 +269,34 @@ def test_export_then_load_into_another_database_reproduces_the_tenant(at_t, tmp_
         info = psycopg.conninfo.conninfo_to_dict(other)
         secret = {"PGPASSWORD": str(info.pop("password"))}
         dsn = psycopg.conninfo.make_conninfo(**info)
+        with connect(other, autocommit=True) as c:  # one of A's user ids taken there
+            c.execute("insert into users (id, client_id, email, password_hash) values "
+                      "(%s, %s, 'taken@example.com', 'x')", (a_user, other_client))
+        refused = pgops("tenant", "load", str(out), "--into", dsn, env=secret, check=False)
+        assert refused.rc == 2 and "public.users have keys the target already holds" in refused.out \
+            and "nothing was loaded" in refused.out, refused.out
+        with connect(other, autocommit=True) as c:
+            assert c.execute("select count(*) from clients where id = %s", (A,)).fetchone()[0] == 0
+            c.execute("delete from users where id = %s", (a_user,))
         loaded = pgops("tenant", "load", str(out), "--into", dsn, env=secret)
         assert "loaded tenant" in loaded.out and "warning" not in loaded.out, loaded.out
+        assert "public.audit_events: new keys" in loaded.out, loaded.out
         again = pgops("tenant", "load", str(out), "--into", dsn, env=secret, check=False)
         assert again.rc == 2 and "already in the target" in again.out, again.out
+        audit = "select (to_jsonb(x) - 'id')::text from audit_events x where client_id = %s order by 1"
         with connect(url) as live, connect(other) as copy:
             exported, loaded_rows = rows_of(live, A), rows_of(copy, A)
+            same_audit = ([r[0] for r in live.execute(audit, (A,))]
+                          == [r[0] for r in copy.execute(audit, (A,))])
+            new_ids = {r[0] for r in copy.execute("select id from audit_events where client_id = %s", (A,))}
+        assert same_audit and not new_ids & set(audit_ids), (new_ids, audit_ids)
+        exported.pop("audit_events"), loaded_rows.pop("audit_events")
         assert loaded_rows == exported and sum(map(len, exported.values())) > 5
-        print(f"\nexport then load: {sum(map(len, exported.values()))} rows of tenant A identical")
+        print(f"\nexport then load: {sum(map(len, exported.values()))} rows of tenant A identical, "
+              f"{len(audit_ids)} audit rows with new ids")
     finally:
         with connect(other, autocommit=True) as c:
-            c.execute("delete from clients where id = %s", (A,))
+            c.execute("delete from clients where id in (%s, %s)", (A, other_client))
 
 
 def test_erase_deletes_every_row_of_the_tenant_and_no_other(at_t):

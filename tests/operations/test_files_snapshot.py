@@ -110,3 +110,23 @@ def test_a_cached_fact_is_read_again_after_a_command_ran_on_any_host():
         shared_ops[other]["b"] = _executed_op(True)  # a command on another host
         cache.fact(HasAesInstructions)
         assert h.reads == ["HasAesInstructions"] * 2
+
+
+def test_a_system_user_that_matches_yields_nothing_and_one_that_differs_is_pyinfras():
+    from pgops.facts.system import PasswdEntry
+    from pgops.operations import accounts
+
+    line = "pgbackrest:x:999:999::/var/lib/pgbackrest:/bin/sh"
+    assert PasswdEntry().process([line]) == {"home": "/var/lib/pgbackrest", "shell": "/bin/sh"}
+    assert PasswdEntry().process([]) is None
+    home = {"/var/lib/pgbackrest": PathState("dir", 750, "pgbackrest", "pgbackrest")}
+    h = host_with(home, PasswdEntry={"user=pgbackrest": {"home": "/var/lib/pgbackrest", "shell": "/bin/sh"}})
+    args = {"user": "pgbackrest", "home": "/var/lib/pgbackrest", "shell": "/bin/sh"}
+    assert run_operation(accounts._system_user, h, kwargs=args).commands == []
+    with pytest.raises(MissingFact, match="Users"):  # another shell: server.user decides
+        run_operation(accounts._system_user, h, kwargs={**args, "shell": "/bin/bash"})
+    owned_by_root = {"/var/lib/pgbackrest": PathState("dir", 750, "root", "root")}
+    h2 = host_with(owned_by_root, PasswdEntry={"user=pgbackrest": {"home": "/var/lib/pgbackrest",
+                                                                    "shell": "/bin/sh"}})
+    with pytest.raises(MissingFact, match="Users"):
+        run_operation(accounts._system_user, h2, kwargs=args)

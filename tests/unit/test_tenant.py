@@ -167,3 +167,23 @@ def test_an_export_file_round_trips_and_a_cut_or_edited_one_is_named(tmp_path):
     assert "2 backup(s) (1 full, the oldest from F1)" in said and "after 2 more full" in said
     two = [{"label": "F1", "type": "full"}, {"label": "F2", "type": "full"}]
     assert "after 2 more full backup(s) (repo1-retention-full = 2)" in remaining_in_backups(two, 2)
+
+
+def test_only_a_sequence_key_nothing_references_is_renumbered_on_load():
+    audit = Table("public.audit_events", (Column("id", "bigint", not_null=True, sequence="audit_seq",
+                                                 identity="a"), Column("client_id", U, not_null=True)),
+                  ("id",), (fk("clients", "client_id"),), frozenset({"id", "client_id"}), True)
+    ten = discover(schema(**{"public.audit_events": audit}))
+    assert ten.renumberable("public.audit_events")
+    assert not ten.renumberable("public.users")  # a uuid key, no sequence
+    # a sequence key another table references keeps its keys (the references would break)
+    seq_conv = Table("public.conversations", (Column("id", "bigint", not_null=True, sequence="c_seq"),
+                                              Column("client_id", U, not_null=True)),
+                     ("id",), (fk("clients", "client_id"),), frozenset({"id", "client_id"}))
+    assert not discover(schema(**{"public.conversations": seq_conv})).renumberable("public.conversations")
+    sql = statements.insert_renumbered(4, audit, ("id", "client_id"))
+    assert sql == ('insert into public.audit_events ("client_id") select "client_id" '
+                   "from pg_temp.pgops_tenant_4")
+    assert statements.taken_keys(4, audit) == (
+        'select count(*), min(to_json(s."id")::text) from pg_temp.pgops_tenant_4 s '
+        'where exists (select from public.audit_events l where (l."id") = (s."id"))')

@@ -1,0 +1,213 @@
+"""Tuned against stock, workload by workload and setting by setting, in one run on a fresh
+`bench` lab host (1 CPU, 2 GiB: the lab's host size).
+
+pgops deploys db1 (its tuned config); a second cluster beside it (`stock`, port 5433) keeps
+Debian's defaults. Both hold the same data; only one runs at a time (they share the host's
+RAM, page cache included) and the runs are interleaved, so drift on a noisy machine hits
+both. Workloads:
+
+  write-sb    pgbench TPC-B-like, scale larger than the tuned shared_buffers
+  write-ram   the same at a scale larger than the host's RAM (--no-big skips it)
+  read        pgbench's select-only point lookups
+  kb          the knowledge base: HNSW top-10 nearest neighbours of a stored embedding (9 in
+              10 transactions) and inserts that maintain the index (1 in 10)
+
+Each prints TPS and p95 latency for stock and tuned and their ratio. `--ablate` then runs the
+write-sb workload with the tuned config minus one setting at a time (put back to the stock
+cluster's value with ALTER SYSTEM), so each setting's part shows.
+
+    .venv/bin/python bench/tuning.py [--keep] [--seconds 60] [--rounds 3] [--no-big] [--ablate]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+os.environ["PGOPS_LAB"] = "bench"
+sys.path.insert(0, str(ROOT))
+
+from pgops.lab import Lab  # noqa: E402
+
+PGOPS = str(Path(sys.executable).parent / "pgops")
+BIN = "/usr/lib/postgresql/17/bin"
+PORTS = {"tuned": 5432, "stock": 5433}
+UNITS = {"tuned": "postgresql@17-main", "stock": "postgresql@17-stock"}
+KB_ROWS = 20000
+#: The settings pgops changes from the default that could cost on a small host (issue 15).
+ABLATE = ("wal_compression", "shared_preload_libraries", "shared_buffers", "max_wal_size",
+          "min_wal_size", "wal_buffers", "effective_io_concurrency", "random_page_cost",
+          "checkpoint_completion_target", "work_mem", "maintenance_work_mem")
+
+KB_QUERY = """\\set q random(1, {rows})
+select id from kb order by embedding <=> (select embedding from kb where id = :q) limit 10;
+"""
+KB_INSERT = """\\set q random(1, {rows})
+insert into kb (embedding) select embedding from kb where id = :q;
+"""
+
+
+def sh(lab: Lab, cmd: str, timeout: int = 1800) -> str:
+    return lab.ssh("db1", cmd, timeout=timeout).stdout
+
+
+def as_pg(lab: Lab, cmd: str, timeout: int = 1800) -> str:
+    return sh(lab, f"cd / && runuser -u postgres -- sh -c {sq(cmd)}", timeout)
+
+
+def sq(s: str) -> str:
+    return "'" + s.replace("'", "'\"'\"'") + "'"
+
+
+def only(lab: Lab, which: str) -> None:
+    """Only this cluster running."""
+    other = "stock" if which == "tuned" else "tuned"
+    sh(lab, f"systemctl stop {UNITS[other]} && systemctl start {UNITS[which]}")
+
+
+def psql(lab: Lab, which: str, sql: str, db: str = "postgres") -> str:
+    return as_pg(lab, f"psql -XAtq -p {PORTS[which]} -d {db} -c {sq(sql)}").strip()
+
+
+def scales(lab: Lab, big: bool) -> dict[str, int]:
+    """pgbench scales (15 MB each): 1.5x the tuned shared_buffers, and 1.25x the host's RAM."""
+    only(lab, "tuned")
+    sb = int(psql(lab, "tuned", "select setting::bigint * 8192 from pg_settings "
+                                "where name = 'shared_buffers'"))
+    out = {"sbdb": max(sb * 3 // 2 // (15 * 2**20), 10)}
+    if big:
+        mem = int(sh(lab, "cat /sys/fs/cgroup/memory.max 2>/dev/null || echo 2147483648").strip() or 2**31)
+        out["ramdb"] = mem * 5 // 4 // (15 * 2**20)
+    return out
+
+
+def load(lab: Lab, which: str, scales: dict[str, int]) -> None:
+    """The same data in both clusters: pgbench tables at those scales and the kb table."""
+    only(lab, which)
+    p = PORTS[which]
+    for db, scale in scales.items():
+        as_pg(lab, f"dropdb -p {p} --if-exists {db}; createdb -p {p} {db} && "
+                   f"{BIN}/pgbench -p {p} -i -q -s {scale} {db} >/dev/null 2>&1", timeout=3600)
+    as_pg(lab, f"dropdb -p {p} --if-exists kbdb; createdb -p {p} kbdb")
+    psql(lab, which, "create extension vector; "
+                     "create table kb (id bigint generated always as identity primary key, "
+                     "embedding vector(384) not null); "
+                     # g > 0: a subquery of each row (else one vector for all)
+                     "insert into kb (embedding) select (select array_agg(random() - 0.5) "
+                     "from generate_series(1, 384) where g > 0)::vector "
+                     f"from generate_series(1, {KB_ROWS}) g; "
+                     "create index on kb using hnsw (embedding vector_cosine_ops) "
+                     "with (m = 16, ef_construction = 64)", db="kbdb")
+    psql(lab, which, "vacuum analyze kb", db="kbdb")
+    psql(lab, which, "checkpoint", db="kbdb")
+    for name, text in (("kb_query.sql", KB_QUERY), ("kb_insert.sql", KB_INSERT)):
+        sh(lab, f"cat > /var/lib/postgresql/{name} <<'EOF'\n{text.format(rows=KB_ROWS)}EOF")
+    print(f"  {which}: loaded {scales} (pgbench scale per database) and {KB_ROWS} embeddings", flush=True)
+
+
+WORKLOADS = {
+    "write-sb": ("sbdb", "-c 8 -j 2"),
+    "write-ram": ("ramdb", "-c 8 -j 2"),
+    "read": ("sbdb", "-S -c 8 -j 2"),
+    "kb": ("kbdb", "-c 4 -j 2 -f /var/lib/postgresql/kb_query.sql@9 -f /var/lib/postgresql/kb_insert.sql@1"),
+}
+
+
+def run(lab: Lab, which: str, workload: str, seconds: int) -> tuple[float, float]:
+    """(TPS, p95 latency in ms) of one measured run after a 5 s warm-up."""
+    only(lab, which)
+    db, args = WORKLOADS[workload]
+    base = f"{BIN}/pgbench -p {PORTS[which]} -n {args} {db}"
+    as_pg(lab, f"{base} -T 5 >/dev/null 2>&1")
+    as_pg(lab, "rm -f /tmp/pgb_log*")
+    out = as_pg(lab, f"cd /tmp && {base} -T {seconds} -l --log-prefix=pgb_log", timeout=seconds + 600)
+    tps = float(re.search(r"tps = ([\d.]+)", out).group(1))
+    p95 = float(as_pg(lab, "cat /tmp/pgb_log* | awk '{print $3}' | sort -n | "
+                           "awk '{a[NR]=$1} END {print a[int(NR*0.95)] / 1000}'"))
+    return tps, p95
+
+
+def compare(lab: Lab, workloads: list[str], seconds: int, rounds: int) -> None:
+    for w in workloads:
+        got: dict[str, list[tuple[float, float]]] = {"stock": [], "tuned": []}
+        for _ in range(rounds):
+            for which in ("stock", "tuned"):
+                got[which].append(run(lab, which, w, seconds))
+        tps = {k: statistics.median(t for t, _ in v) for k, v in got.items()}
+        p95 = {k: statistics.median(p for _, p in v) for k, v in got.items()}
+        print(f"{w:10} stock {tps['stock']:8.0f} TPS p95 {p95['stock']:7.2f} ms | tuned {tps['tuned']:8.0f} "
+              f"TPS p95 {p95['tuned']:7.2f} ms | tuned/stock {tps['tuned'] / tps['stock']:5.2f} x  "
+              f"runs {[round(t) for t, _ in got['stock']]} {[round(t) for t, _ in got['tuned']]}", flush=True)
+
+
+def ablate(lab: Lab, seconds: int, rounds: int) -> None:
+    """write-sb with the tuned config minus one setting (the stock cluster's value)."""
+    only(lab, "stock")
+    stock = {n: psql(lab, "stock", f"select current_setting('{n}')") for n in ABLATE}
+    base = [run(lab, "tuned", "write-sb", seconds)[0] for _ in range(rounds)]
+    print(f"ablation, write-sb: tuned {statistics.median(base):.0f} TPS (runs {[round(x) for x in base]})")
+    for name in ABLATE:
+        only(lab, "tuned")
+        if psql(lab, "tuned", f"select current_setting('{name}')") == stock[name]:
+            continue
+        psql(lab, "tuned", f"alter system set {name} = {sq(stock[name])}")
+        sh(lab, f"systemctl restart {UNITS['tuned']}")
+        try:
+            minus = [run(lab, "tuned", "write-sb", seconds)[0] for _ in range(rounds)]
+        finally:
+            only(lab, "tuned")
+            psql(lab, "tuned", f"alter system reset {name}")
+            sh(lab, f"systemctl restart {UNITS['tuned']}")
+        print(f"  without {name:32} ({stock[name]!r:>12}) {statistics.median(minus):8.0f} TPS  "
+              f"{statistics.median(minus) / statistics.median(base):5.2f} x tuned", flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--keep", action="store_true", help="keep the bench lab afterwards")
+    ap.add_argument("--reuse", action="store_true", help="use a bench lab already loaded (--keep)")
+    ap.add_argument("--seconds", type=int, default=60, help="length of each measured run")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--no-big", action="store_true", help="skip the scale larger than RAM")
+    ap.add_argument("--ablate", action="store_true", help="then one setting at a time")
+    a = ap.parse_args()
+    lab = Lab("bench")
+    t0 = time.monotonic()
+    try:
+        if not a.reuse:
+            subprocess.run([PGOPS, "lab", "down"], cwd=ROOT, capture_output=True)
+            for args in (["lab", "up", "--hosts", "1", "--no-backup"], ["deploy"]):
+                r = subprocess.run([PGOPS, *args], cwd=ROOT, capture_output=True, text=True)
+                if r.returncode:
+                    sys.exit(f"pgops {' '.join(args)} failed:\n{r.stdout[-3000:]}{r.stderr[-3000:]}")
+            sh(lab, "pg_lsclusters | grep -q '^17 *stock' || "
+                    "pg_createcluster 17 stock --port 5433 >/dev/null")
+            sizes = scales(lab, not a.no_big)
+            for which in ("tuned", "stock"):
+                load(lab, which, sizes)
+        print("settings pgops changes (tuned | stock):")
+        for n in ABLATE:
+            only(lab, "tuned")
+            t = psql(lab, "tuned", f"select current_setting('{n}')")
+            only(lab, "stock")
+            print(f"  {n:32} {t:>16} | {psql(lab, 'stock', f'select current_setting({sq(n)})')}")
+        workloads = [w for w in WORKLOADS if not (a.no_big and w == "write-ram")]
+        print(f"{a.seconds} s runs, {a.rounds} rounds, interleaved; one cluster running at a time")
+        compare(lab, workloads, a.seconds, a.rounds)
+        if a.ablate:
+            ablate(lab, a.seconds, a.rounds)
+        print(f"bench took {time.monotonic() - t0:.0f} s")
+    finally:
+        if not a.keep:
+            subprocess.run([PGOPS, "lab", "down"], cwd=ROOT, capture_output=True)
+
+
+if __name__ == "__main__":
+    main()
