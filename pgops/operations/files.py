@@ -4,9 +4,10 @@ every managed path instead of three SSH round trips per file.
 A no-op deploy spent most of its time there (about 0.12 s for each of some 20 files and
 directories on every host). The snapshot (`PathStates`) is read once per host, for every
 path these operations were called with, and trusted only while no operation has run a
-command on that host since: after any change it is read again. A path that does not match
-exactly goes to pyinfra's own operation, which reads its facts and makes the change, so the
-snapshot can only ever skip work that pyinfra would have found unnecessary too.
+command on any host since (pgops.operations.cache): after any change it is read again. A
+path that does not match exactly goes to pyinfra's own operation, which reads its facts and
+makes the change, so the snapshot can only ever skip work that pyinfra would have found
+unnecessary too.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ _SNAPSHOT = "_pgops_path_snapshot"
 # -- decisions (pure) -------------------------------------------------------------------------
 def _owner_mode_match(st: PathState, user: str | None, group: str | None, mode: str | int | None) -> bool:
     return ((not user or st.user == user) and (not group or st.group == group)
-            and (mode is None or st.mode == int(str(mode))))
+            and (mode is None or (str(mode).isdigit() and st.mode == int(str(mode)))))
 
 
 def file_matches(st: PathState | None, sha1: str, user: str | None = None, group: str | None = None,
@@ -56,7 +57,7 @@ def sha1_of(src: str | StringIO) -> str:
 # -- the snapshot -----------------------------------------------------------------------------
 def path_state(path: str) -> PathState | None:
     """`path` as the snapshot has it: read with every other path not in it yet, and again
-    once any command has run on the host."""
+    once any command has run."""
     states = valid_entries(_SNAPSHOT)
     if path not in states:
         wanted = getattr(host, _PATHS, set()) | {path}
