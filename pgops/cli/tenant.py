@@ -27,8 +27,10 @@ def tenant_group() -> None:
 @click.option("--plan", "plan_only", is_flag=True, help="Print the plan; change nothing.")
 @click.option("--apply", is_flag=True, help="Put the tenant's rows at the target back (needs --yes).")
 @click.option("--yes", is_flag=True, help="Confirm --apply.")
+@click.option("--with-triggers", is_flag=True, help="Apply even though tenant tables have triggers "
+              "(they fire on the re-inserted rows; refused without this).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result (and every differing key) as JSON.")
-def tenant_restore(inventory, client, to, host_name, plan_only, apply, yes, as_json) -> None:
+def tenant_restore(inventory, client, to, host_name, plan_only, apply, yes, with_triggers, as_json) -> None:
     """Restore the database beside the live one to --to, compare CLIENT's rows then and now
     (table by table, by primary key) and, with --apply --yes, replace CLIENT's live rows with
     them in one transaction. Other tenants' rows are never touched."""
@@ -47,7 +49,7 @@ def tenant_restore(inventory, client, to, host_name, plan_only, apply, yes, as_j
     s = backups.settings[db]
     # As the migration role, which owns the tables: never a superuser (for a cluster: its leader).
     live = inventory_target(path, None if s.pg_ha_cluster else db, s.pg_migration_role, None)
-    tp = tr.plan(backups, db, client, to, live.url, live.label, apply)
+    tp = tr.plan(backups, db, client, to, live.url, live.label, apply, with_triggers)
     err.print(f"[bold]tenant restore plan[/] for {tp.client_id or client} on {live.label} to "
               f"{to} (backup {tp.restore.backup['label']}):")
     for i, step in enumerate(tp.steps, 1):

@@ -59,6 +59,21 @@ class Tenancy:
                             for fk in other.foreign_keys))
 
 
+    @property
+    def triggers(self) -> dict[str, tuple[str, ...]]:
+        """Tenant tables with triggers of their own (they fire on re-inserted rows)."""
+        return {t: self.tables[t].triggers for t in self.order if self.tables[t].triggers}
+
+    def trigger_refusal(self) -> str | None:
+        """Why applying a restore here would not be exact (None: no trigger would fire)."""
+        if not self.triggers:
+            return None
+        named = "; ".join(f"{t} ({', '.join(names)})" for t, names in self.triggers.items())
+        return (f"tenant tables have triggers that would fire on the re-inserted rows: {named}. "
+                "They may change those rows or write others, so the tenant would not be "
+                "exactly as it was: add --with-triggers to apply anyway (nothing was changed)")
+
+
 def discover(tables: dict[str, Table]) -> Tenancy:
     """The tenancy of a database's tables, or TenantError naming each table that breaks it."""
     roots = {(fk.references, fk.referenced[0]) for t in tables.values() for fk in t.foreign_keys

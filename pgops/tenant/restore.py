@@ -84,11 +84,15 @@ def find_client(conn: psycopg.Connection, tenancy: Tenancy, client: str) -> str 
 
 
 def plan(backups: Backups, db: str, client: str, to: str, url: str, live_label: str,
-         apply: bool) -> TenantPlan:
-    """Read the live schema (refusing one that cannot be restored per tenant), find the
-    client, and plan the restore beside the live cluster."""
+         apply: bool, with_triggers: bool = False) -> TenantPlan:
+    """Read the live schema (refusing one that cannot be restored per tenant, and an apply
+    that triggers would make inexact unless with_triggers), find the client, and plan the
+    restore beside the live cluster."""
     with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
         tenancy = model.discover(parse(_one(conn.execute(CATALOG_SQL))[0]))
+        refusal = tenancy.trigger_refusal()
+        if apply and refusal and not with_triggers:
+            raise TenantError(refusal)
         lookup = lookup_sql(tenancy, client)
         if lookup is None:
             raise TenantError(f"{client!r} is not a client id, and {tenancy.root} has no "
@@ -113,6 +117,8 @@ def plan(backups: Backups, db: str, client: str, to: str, url: str, live_label: 
                      + (f"; give {', '.join(tenancy.kept)} (append-only) back the rows it lost, "
                         "keeping the newer ones" if tenancy.kept else "")
                      + "; advance sequences past the restored keys"
+                     + ("; the triggers of " + ", ".join(tenancy.triggers) + " fire on those rows"
+                        if tenancy.triggers else "")
                      + (f"; record an {AUDIT_TABLE} row" if _audit_table(tenancy) else "")]
     else:
         tp.steps += ["nothing in the live tenant changes (add --apply --yes to put its rows back)"]

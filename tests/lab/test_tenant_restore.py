@@ -121,6 +121,21 @@ def test_plan_and_bad_requests_change_nothing_and_are_named(at_t):
         finally:
             c.execute("drop table unindexed_notes")
     assert r.rc == 2 and "public.unindexed_notes: client_id leads no index" in r.out, r.out
+    with connect(url, autocommit=True) as c:  # a trigger would fire on re-inserted rows: named
+        before = checksums(c)
+        c.execute("create function pgops_test_touch() returns trigger language plpgsql as "
+                  "$$ begin return new; end $$")
+        c.execute("create trigger touch_tags before insert on tags for each row "
+                  "execute function pgops_test_touch()")
+        try:
+            r = pgops("tenant", "restore", A, "--to", t, "--apply", "--yes", check=False)
+            shown = pgops("tenant", "restore", A, "--to", t, "--apply", "--yes", "--plan",
+                          "--with-triggers")
+        finally:
+            c.execute("drop trigger touch_tags on tags; drop function pgops_test_touch()")
+        assert checksums(c) == before
+    assert r.rc == 2 and "public.tags (touch_tags)" in r.out and "--with-triggers" in r.out, r.out
+    assert "the triggers of public.tags fire on those rows" in shown.out, shown.out
 
 
 def test_without_apply_the_diff_is_shown_and_no_table_changes(at_t):

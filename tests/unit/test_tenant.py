@@ -187,3 +187,14 @@ def test_only_a_sequence_key_nothing_references_is_renumbered_on_load():
     assert statements.taken_keys(4, audit) == (
         'select count(*), min(to_json(s."id")::text) from pg_temp.pgops_tenant_4 s '
         'where exists (select from public.audit_events l where (l."id") = (s."id"))')
+
+
+def test_triggers_on_tenant_tables_are_named_and_refuse_an_exact_apply():
+    assert discover(schema()).trigger_refusal() is None
+    users = table("users", ["id", "client_id", "email"], fks=[fk("clients", "client_id")], email="text")
+    with_trigger = Table(users.name, users.columns, users.primary_key, users.foreign_keys,
+                         users.indexed_first, triggers=("set_updated_at", "z_audit"))
+    ten = discover(schema(**{"public.users": with_trigger}))
+    assert ten.triggers == {"public.users": ("set_updated_at", "z_audit")}
+    why = ten.trigger_refusal()
+    assert why and "public.users (set_updated_at, z_audit)" in why and "--with-triggers" in why
