@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shlex
 import statistics
 import subprocess
 import sys
@@ -59,11 +60,12 @@ def sh(lab: Lab, cmd: str, timeout: int = 1800) -> str:
 
 
 def as_pg(lab: Lab, cmd: str, timeout: int = 1800) -> str:
-    return sh(lab, f"cd / && runuser -u postgres -- sh -c {sq(cmd)}", timeout)
+    return sh(lab, f"cd / && runuser -u postgres -- sh -c {shlex.quote(cmd)}", timeout)
 
 
-def sq(s: str) -> str:
-    return "'" + s.replace("'", "'\"'\"'") + "'"
+def lit(s: str) -> str:
+    """A SQL string literal."""
+    return "'" + s.replace("'", "''") + "'"
 
 
 def only(lab: Lab, which: str) -> None:
@@ -73,7 +75,7 @@ def only(lab: Lab, which: str) -> None:
 
 
 def psql(lab: Lab, which: str, sql: str, db: str = "postgres") -> str:
-    return as_pg(lab, f"psql -XAtq -p {PORTS[which]} -d {db} -c {sq(sql)}").strip()
+    return as_pg(lab, f"psql -XAtq -p {PORTS[which]} -d {db} -c {shlex.quote(sql)}").strip()
 
 
 def scales(lab: Lab, big: bool) -> dict[str, int]:
@@ -157,7 +159,7 @@ def ablate(lab: Lab, seconds: int, rounds: int) -> None:
         only(lab, "tuned")
         if psql(lab, "tuned", f"select current_setting('{name}')") == stock[name]:
             continue
-        psql(lab, "tuned", f"alter system set {name} = {sq(stock[name])}")
+        psql(lab, "tuned", f"alter system set {name} = {lit(stock[name])}")
         sh(lab, f"systemctl restart {UNITS['tuned']}")
         try:
             minus = [run(lab, "tuned", "write-sb", seconds)[0] for _ in range(rounds)]
@@ -197,7 +199,7 @@ def main() -> None:
             only(lab, "tuned")
             t = psql(lab, "tuned", f"select current_setting('{n}')")
             only(lab, "stock")
-            print(f"  {n:32} {t:>16} | {psql(lab, 'stock', f'select current_setting({sq(n)})')}")
+            print(f"  {n:32} {t:>16} | {psql(lab, 'stock', f'select current_setting({lit(n)})')}")
         workloads = [w for w in WORKLOADS if not (a.no_big and w == "write-ram")]
         print(f"{a.seconds} s runs, {a.rounds} rounds, interleaved; one cluster running at a time")
         compare(lab, workloads, a.seconds, a.rounds)
