@@ -1,5 +1,5 @@
 # pgops: the two commands that matter are `make up` and `make test` (see README.md).
-.PHONY: up test down bootstrap lint bench bench-backup bench-ha bench-endpoint bench-tenant bench-tuning unit lock
+.PHONY: up test down bootstrap lint bench bench-backup bench-rto bench-ha bench-endpoint bench-tenant bench-tuning unit lock
 
 up: bootstrap
 	.venv/bin/pgops up
@@ -22,6 +22,9 @@ bench: bootstrap
 
 bench-backup: bootstrap
 	.venv/bin/python bench/backup.py
+
+bench-rto: bootstrap
+	.venv/bin/python bench/pitr_rto.py
 
 bench-ha: bootstrap
 	.venv/bin/python bench/ha.py

@@ -12,11 +12,17 @@ both. Workloads:
   kb          the knowledge base: HNSW top-10 nearest neighbours of a stored embedding (9 in
               10 transactions) and inserts that maintain the index (1 in 10)
 
-Each prints TPS and p95 latency for stock and tuned and their ratio. `--ablate` then runs the
-write-sb workload with the tuned config minus one setting at a time (put back to the stock
-cluster's value with ALTER SYSTEM), so each setting's part shows.
+Each prints TPS and p95 latency for stock and tuned and their ratio, with the checkpoints,
+WAL written and full-page images of the median run. Every run starts from the same state:
+the workload's tables vacuumed (kb's inserted rows deleted), a checkpoint, a 5 s warm-up.
+Write runs last `--write-seconds` (300: checkpoints, 5 min apart at most, fall inside them;
+the window starts right after a checkpoint, the most full-page images, the worst moment for
+the tuned side's rarer checkpoints). `--ablate` then runs write-sb with the tuned config and
+one setting put back to the stock cluster's value, `--try NAME=VALUE` with one setting
+changed: paired runs (tuned, then the variant, each round), so drift hits both.
 
-    .venv/bin/python bench/tuning.py [--keep] [--seconds 60] [--rounds 3] [--no-big] [--ablate]
+    .venv/bin/python bench/tuning.py [--keep] [--reuse] [--seconds 60] [--write-seconds 300]
+                                     [--rounds 3] [--no-big] [--ablate] [--try NAME=VALUE]
 """
 
 from __future__ import annotations
@@ -122,63 +128,129 @@ WORKLOADS = {
 }
 
 
-def run(lab: Lab, which: str, workload: str, seconds: int) -> tuple[float, float]:
-    """(TPS, p95 latency in ms) of one measured run after a 5 s warm-up."""
+#: Checkpoints and WAL written so far (PG 17's views): what the WAL settings change.
+WAL_STATS = ("select (select num_timed + num_requested from pg_stat_checkpointer) || ' ' || "
+             "wal_bytes || ' ' || wal_fpi from pg_stat_wal")
+
+
+def wal_stats(lab: Lab, which: str) -> tuple[int, int, int]:
+    c, b, f = psql(lab, which, WAL_STATS).split()
+    return int(c), int(float(b)), int(f)
+
+
+#: What each run saw besides TPS and p95: checkpoints, WAL MB and full-page images.
+SEEN: dict[tuple[str, str], list[tuple[int, int, int]]] = {}
+
+#: Before each run, the workload's tables back to one state, then a checkpoint: without it
+#: every run bloats pgbench_accounts (and kb) and runs drift downwards (10% over an hour,
+#: measured), which an ablation of one cluster reads as the setting's cost.
+RESET = {
+    "sbdb": "vacuum pgbench_branches, pgbench_tellers, pgbench_accounts; truncate pgbench_history",
+    "ramdb": "vacuum pgbench_branches, pgbench_tellers, pgbench_accounts; truncate pgbench_history",
+    "kbdb": f"delete from kb where id > {KB_ROWS}; vacuum kb",
+}
+
+
+def run(lab: Lab, which: str, workload: str, seconds: int, label: str = "") -> tuple[float, float]:
+    """(TPS, p95 latency in ms) of one measured run: the tables reset, a checkpoint, a 5 s
+    warm-up (caches after a restart), then `seconds` measured."""
     only(lab, which)
     db, args = WORKLOADS[workload]
+    for sql in RESET[db].split("; "):
+        psql(lab, which, sql, db=db)
+    psql(lab, which, "checkpoint", db=db)
     base = f"{BIN}/pgbench -p {PORTS[which]} -n {args} {db}"
     as_pg(lab, f"{base} -T 5 >/dev/null 2>&1")
     as_pg(lab, "rm -f /tmp/pgb_log*")
+    before = wal_stats(lab, which)
     out = as_pg(lab, f"cd /tmp && {base} -T {seconds} -l --log-prefix=pgb_log", timeout=seconds + 600)
+    after = wal_stats(lab, which)
+    SEEN.setdefault((label or which, workload), []).append(
+        (after[0] - before[0], (after[1] - before[1]) // 2**20, after[2] - before[2]))
     tps = float(re.search(r"tps = ([\d.]+)", out).group(1))
     p95 = float(as_pg(lab, "cat /tmp/pgb_log* | awk '{print $3}' | sort -n | "
                            "awk '{a[NR]=$1} END {print a[int(NR*0.95)] / 1000}'"))
     return tps, p95
 
 
-def compare(lab: Lab, workloads: list[str], seconds: int, rounds: int) -> None:
+def seen(which: str, workload: str) -> str:
+    """The median run's checkpoints, WAL MB and full-page images."""
+    runs = SEEN.get((which, workload), [])
+    if not runs:
+        return ""
+    c, mb, fpi = (statistics.median(x[i] for x in runs) for i in range(3))
+    return f"{c:.0f} ckpt {mb:.0f} MB WAL {fpi / 1000:.0f}k FPI"
+
+
+def length(workload: str, seconds: int, write_seconds: int) -> int:
+    return write_seconds if workload.startswith("write") else seconds
+
+
+def compare(lab: Lab, workloads: list[str], seconds: int, write_seconds: int, rounds: int) -> None:
     for w in workloads:
         got: dict[str, list[tuple[float, float]]] = {"stock": [], "tuned": []}
         for _ in range(rounds):
             for which in ("stock", "tuned"):
-                got[which].append(run(lab, which, w, seconds))
+                got[which].append(run(lab, which, w, length(w, seconds, write_seconds)))
         tps = {k: statistics.median(t for t, _ in v) for k, v in got.items()}
         p95 = {k: statistics.median(p for _, p in v) for k, v in got.items()}
         print(f"{w:10} stock {tps['stock']:8.0f} TPS p95 {p95['stock']:7.2f} ms | tuned {tps['tuned']:8.0f} "
               f"TPS p95 {p95['tuned']:7.2f} ms | tuned/stock {tps['tuned'] / tps['stock']:5.2f} x  "
               f"runs {[round(t) for t, _ in got['stock']]} {[round(t) for t, _ in got['tuned']]}", flush=True)
+        print(f"{'':10} stock {seen('stock', w)} | tuned {seen('tuned', w)}", flush=True)
 
 
-def ablate(lab: Lab, seconds: int, rounds: int) -> None:
-    """write-sb with the tuned config minus one setting (the stock cluster's value)."""
-    only(lab, "stock")
-    stock = {n: psql(lab, "stock", f"select current_setting('{n}')") for n in ABLATE}
-    base = [run(lab, "tuned", "write-sb", seconds)[0] for _ in range(rounds)]
-    print(f"ablation, write-sb: tuned {statistics.median(base):.0f} TPS (runs {[round(x) for x in base]})")
-    for name in ABLATE:
-        only(lab, "tuned")
-        if psql(lab, "tuned", f"select current_setting('{name}')") == stock[name]:
-            continue
-        psql(lab, "tuned", f"alter system set {name} = {lit(stock[name])}")
-        sh(lab, f"systemctl restart {UNITS['tuned']}")
-        try:
-            minus = [run(lab, "tuned", "write-sb", seconds)[0] for _ in range(rounds)]
-        finally:
-            only(lab, "tuned")
-            psql(lab, "tuned", f"alter system reset {name}")
+def variants(lab: Lab, changes: list[tuple[str, str]], seconds: int, rounds: int) -> None:
+    """write-sb with the tuned config and one setting changed (ALTER SYSTEM, a restart),
+    each round a run of the tuned config then one of the variant, so drift hits both."""
+    for name, value in changes:
+        label = f"{name}={value}"
+        SEEN.pop(("tuned", "write-sb"), None)
+        base, var = [], []
+        for _ in range(rounds):
+            base.append(run(lab, "tuned", "write-sb", seconds)[0])
+            psql(lab, "tuned", f"alter system set {name} = {lit(value)}")
             sh(lab, f"systemctl restart {UNITS['tuned']}")
-        print(f"  without {name:32} ({stock[name]!r:>12}) {statistics.median(minus):8.0f} TPS  "
-              f"{statistics.median(minus) / statistics.median(base):5.2f} x tuned", flush=True)
+            try:
+                var.append(run(lab, "tuned", "write-sb", seconds, label)[0])
+            finally:
+                only(lab, "tuned")
+                psql(lab, "tuned", f"alter system reset {name}")
+                sh(lab, f"systemctl restart {UNITS['tuned']}")
+        ratio = statistics.median(var) / statistics.median(base)
+        print(f"  {label:44} {statistics.median(var):8.0f} TPS against {statistics.median(base):8.0f}: "
+              f"{ratio:5.2f} x tuned  {seen(label, 'write-sb')} | tuned {seen('tuned', 'write-sb')}  "
+              f"runs {[round(x) for x in var]} {[round(x) for x in base]}", flush=True)
+
+
+def ablation(lab: Lab) -> list[tuple[str, str]]:
+    """Each setting pgops changes, put back to the stock cluster's value."""
+    out = []
+    for n in ABLATE:
+        only(lab, "stock")
+        stock = psql(lab, "stock", f"select current_setting('{n}')")
+        only(lab, "tuned")
+        if psql(lab, "tuned", f"select current_setting('{n}')") != stock:
+            # An empty list cannot be written with ALTER SYSTEM (it becomes one library
+            # named ""): plpgsql stands for "nothing preloaded", every session loads it anyway.
+            out.append((n, stock or ("plpgsql" if n == "shared_preload_libraries" else "")))
+    return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--keep", action="store_true", help="keep the bench lab afterwards")
     ap.add_argument("--reuse", action="store_true", help="use a bench lab already loaded (--keep)")
-    ap.add_argument("--seconds", type=int, default=60, help="length of each measured run")
+    ap.add_argument("--seconds", type=int, default=60, help="length of each read and kb run")
+    ap.add_argument("--write-seconds", type=int, default=300,
+                    help="length of each write run: checkpoints (5 min apart at most) inside it")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--no-big", action="store_true", help="skip the scale larger than RAM")
     ap.add_argument("--ablate", action="store_true", help="then one setting at a time")
+    ap.add_argument("--try", dest="tries", action="append", default=[], metavar="NAME=VALUE",
+                    help="write-sb with the tuned config and this setting (repeatable)")
+    ap.add_argument("--only-variants", action="store_true", help="no stock comparison: only "
+                                                                 "--ablate and --try (with --reuse)")
     a = ap.parse_args()
     lab = Lab("bench")
     t0 = time.monotonic()
@@ -201,10 +273,15 @@ def main() -> None:
             only(lab, "stock")
             print(f"  {n:32} {t:>16} | {psql(lab, 'stock', f'select current_setting({lit(n)})')}")
         workloads = [w for w in WORKLOADS if not (a.no_big and w == "write-ram")]
-        print(f"{a.seconds} s runs, {a.rounds} rounds, interleaved; one cluster running at a time")
-        compare(lab, workloads, a.seconds, a.rounds)
-        if a.ablate:
-            ablate(lab, a.seconds, a.rounds)
+        print(f"write runs {a.write_seconds} s, others {a.seconds} s; {a.rounds} rounds, interleaved; "
+              "one cluster running at a time; before each run the tables vacuumed and a checkpoint")
+        if not a.only_variants:
+            compare(lab, workloads, a.seconds, a.write_seconds, a.rounds)
+        changes = ablation(lab) if a.ablate else []
+        changes += [tuple(t.split("=", 1)) for t in a.tries]  # type: ignore[misc]
+        if changes:
+            print("write-sb, the tuned config with one setting changed, paired runs:")
+            variants(lab, changes, a.write_seconds, a.rounds)
         print(f"bench took {time.monotonic() - t0:.0f} s")
     finally:
         if not a.keep:

@@ -44,7 +44,7 @@ def drill(backups: Backups, db: str, point: str = "latest", seed: int | None = N
     rp = None
     t0 = time.monotonic()
     try:
-        rp = restore_plan(backups, db, iso(target))
+        rp = restore_plan(backups, db, iso(target), scratch=True)
         result = execute(backups, rp, say=say)
         entry["rto_s"] = round(time.monotonic() - t0, 2)
         say("pg_amcheck on every database of the copy")

@@ -8,8 +8,10 @@ Planning is fetch (`plan`: window, liveness, a free port) then decide (`check`, 
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 import shlex
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -42,6 +44,7 @@ class RestorePlan:
     archive_first: bool = False
     to_end: bool = False  # --to latest: recover to the end of the archive, then promote
     members: list[str] = field(default_factory=list)  # a cluster restored in place: leader first
+    scratch: bool = False  # a transient copy (a drill's, a tenant restore's): removed after use
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -195,8 +198,10 @@ def build(db: str, c: Checked, s: Settings, target_host: str, in_place: bool, po
     return rp
 
 
-def plan(backups: Backups, db: str, to: str, onto: str | None = None, in_place: bool = False) -> RestorePlan:
-    """What a restore would do: fetch the window and the source's liveness, then decide."""
+def plan(backups: Backups, db: str, to: str, onto: str | None = None, in_place: bool = False,
+         scratch: bool = False) -> RestorePlan:
+    """What a restore would do: fetch the window and the source's liveness, then decide.
+    scratch: the copy is transient (the caller removes it; a killed caller's is swept)."""
     target_host = onto or db
     _reachable(backups, db, target_host, in_place)
     leader = primary(backups, db)[0]  # a cluster's leader, or db itself when it is up
@@ -204,7 +209,12 @@ def plan(backups: Backups, db: str, to: str, onto: str | None = None, in_place: 
               backups.stanzas, onto, in_place)
     port = backups.settings[db].pg_port if in_place else _free_port(backups, target_host)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d%H%M%S")
-    return build(db, c, backups.settings[db], target_host, in_place, port, stamp, leader)
+    rp = build(db, c, backups.settings[db], target_host, in_place, port, stamp, leader)
+    rp.scratch = scratch and not in_place
+    if rp.scratch:  # before the last three steps: create, restore, start
+        rp.steps.insert(len(rp.steps) - 3, f"remove the copies killed runs from this machine left on "
+                                           f"{target_host} (restore_* clusters marked {rules.SCRATCH_MARK})")
+    return rp
 
 
 def _reachable(backups: Backups, db: str, target_host: str, in_place: bool) -> None:
@@ -228,6 +238,31 @@ def _start(h, c: Cluster) -> None:
         log = run(h, f"tail -n 8 {c.log} || true")
         raise BackupError(f"{h.name}: cluster {c.major}/{c.name} failed to start; its log ends with:\n"
                           f"{log}") from None
+
+
+def sweep(backups: Backups, host: str, major: int, say: Callable[[str], None]) -> None:
+    """Remove the transient copies that killed runs of this controller left on a host (each
+    holds a server's memory and a database's disk); name the ones another run may be using."""
+    h = backups.db(host)
+    found = run(h, f"grep -H . /etc/postgresql/{major}/restore_*/{rules.SCRATCH_MARK} 2>/dev/null || true")
+    marks = {line.split("/")[4]: line.partition(":")[2]  # /etc/postgresql/MAJOR/CLUSTER/MARK:text
+             for line in found.splitlines() if line.count("/") >= 5}
+    gone, kept = rules.stale_scratch(marks, socket.gethostname(), _alive)
+    for cluster in gone:
+        say(f"removing {major}/{cluster} on {host}: a copy left by a killed run")
+        run(h, f"pg_dropcluster {major} {shlex.quote(cluster)} --stop 2>/dev/null || true")
+    for cluster in kept:
+        say(f"{major}/{cluster} on {host} is another run's copy ({marks[cluster].strip()}): left alone")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def cleanup(backups: Backups, rp: RestorePlan) -> None:
@@ -298,30 +333,50 @@ def execute(backups: Backups, rp: RestorePlan, say: Callable[[str], None] = lamb
                           "restore rebuilds the whole cluster (pgops.backup.cluster_restore)")
     common = pgbackrest_restore(rp, backups.stanza(rp.source))
     t0 = time.monotonic()
+    phases: dict[str, float] = {}  # where the time went (bench/pitr_rto.py compares the parts)
+
+    def done(phase: str) -> None:
+        phases[phase] = round(time.monotonic() - t0 - sum(phases.values()), 2)
+
     if rp.archive_first:
         say(f"switching WAL on the primary of {backups.label(rp.source)} so the archive "
             "reaches past the target")
         archive_past(backups, rp.source)
+        done("switch_wal")
     if rp.in_place:
         say(f"stopping {c.service} on {rp.target_host}")
         run(h, f"systemctl stop {c.service}")
         say("delta restore over the live data directory")
         run(h, f"runuser -u postgres -- {common} --delta restore", timeout=7200)
+        done("pgbackrest_restore")
     else:
+        mark = ""
+        if rp.scratch:
+            sweep(backups, rp.target_host, s.pg_major, say)
+            done("sweep")
+            text = rules.scratch_mark(socket.gethostname(), os.getpid())
+            mark = f"printf '%s' {shlex.quote(text)} > {c.etc}/{rules.SCRATCH_MARK} && "
         say(f"creating cluster {rp.cluster} on {rp.target_host}:{rp.port}")
         run(h, f"pg_createcluster {s.pg_major} {rp.cluster} --port {rp.port} >/dev/null && "
-               f"pg_ctlcluster {s.pg_major} {rp.cluster} stop 2>/dev/null; "
+               f"{mark}pg_ctlcluster {s.pg_major} {rp.cluster} stop 2>/dev/null; "
                # pgBackRest refuses a non-empty directory; this one was created just now.
                f"find {rp.data_directory} -mindepth 1 -delete")
+        done("create_cluster")
         say(f"restoring backup {rp.backup['label']} and WAL to {rp.upto}")
         run(h, f"runuser -u postgres -- {common} --archive-mode=off restore", timeout=7200)
+        done("pgbackrest_restore")
         # Recovery refuses to run with lower limits than the source had (pg_control records them).
         limits = rules.recovery_limits_conf(run(h, f"{c.bin('pg_controldata')} {rp.data_directory}"))
         run(h, f"printf '%s' {shlex.quote(limits)} > {c.conf_d}/50-pgops-restore.conf")
+        done("recovery_limits")
     say("starting: recovery to the target time, then promotion")
     _start(h, c)
     wait_promoted(backups, rp.target_host, rp.port, c, timeout)
-    return result(backups, rp, time.monotonic() - t0)
+    done("start_replay_promote")
+    out = result(backups, rp, time.monotonic() - t0)
+    done("verify")
+    out["phases"] = phases
+    return out
 
 
 def result(backups: Backups, rp: RestorePlan, seconds: float) -> dict:

@@ -194,3 +194,27 @@ def last_drill(log_tail: str) -> dict | None:
 def amcheck_result(returncode: int, output: str) -> str:
     """"ok", or the end of pg_amcheck's report."""
     return "ok" if returncode == 0 else output.strip()[-1000:]
+
+
+#: In a transient copy's conf directory (a drill's, a tenant restore's): who made it. A run
+#: removes its copy however it ends, unless it is killed; the next one removes what it left.
+SCRATCH_MARK = "pgops-scratch"
+
+
+def scratch_mark(controller: str, pid: int) -> str:
+    return f"{controller} {pid}\n"
+
+
+def stale_scratch(marks: Mapping[str, str], controller: str,
+                  alive: Callable[[int], bool]) -> tuple[list[str], list[str]]:
+    """Of the transient copies on a host (cluster -> its mark): those a run on this controller
+    left when it was killed (its process is gone: remove them), and those another run may still
+    be using (another controller's, a live process's, an unreadable mark: left alone)."""
+    gone, kept = [], []
+    for cluster, mark in sorted(marks.items()):
+        who, _, pid = mark.strip().rpartition(" ")
+        if who == controller and pid.isdigit() and not alive(int(pid)):
+            gone.append(cluster)
+        else:
+            kept.append(cluster)
+    return gone, kept

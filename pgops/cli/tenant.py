@@ -137,7 +137,9 @@ def tenant_export(inventory, client, to, host_name, output) -> None:
 @click.option("--into", "into", required=True, help="libpq URL or connection string of a database "
               "with the same schema and without this tenant; its password from PGPASSWORD or "
               "~/.pgpass (a command line is visible to every user of the machine).")
-def tenant_load(file, into) -> None:
+@click.option("--with-triggers", is_flag=True,
+              help="Load even though triggers on the target's tenant tables fire on the rows.")
+def tenant_load(file, into, with_triggers) -> None:
     """Load a `pgops tenant export` file into another database, in one transaction."""
     import psycopg
 
@@ -152,7 +154,7 @@ def tenant_load(file, into) -> None:
         err.print("[yellow]warning[/]: --into holds a password, which any user of this machine "
                   "can read in its process list while this runs: use PGPASSWORD or ~/.pgpass")
 
-    r = portable.load(into, file)
+    r = portable.load(into, file, with_triggers)
     click.echo(f"loaded tenant {r['client_id']} into {redact(into)}: "
                + ", ".join(f"{t} {n}" for t, n in r["rows"].items()))
     for t in r["renumbered"]:

@@ -64,14 +64,15 @@ class Tenancy:
         """Tenant tables with triggers of their own (they fire on re-inserted rows)."""
         return {t: self.tables[t].triggers for t in self.order if self.tables[t].triggers}
 
-    def trigger_refusal(self) -> str | None:
-        """Why applying a restore here would not be exact (None: no trigger would fire)."""
+    def trigger_refusal(self, rows: str = "re-inserted", doing: str = "apply") -> str | None:
+        """Why applying a restore (or loading an export) here would not be exact (None: no
+        trigger would fire)."""
         if not self.triggers:
             return None
         named = "; ".join(f"{t} ({', '.join(names)})" for t, names in self.triggers.items())
-        return (f"tenant tables have triggers that would fire on the re-inserted rows: {named}. "
+        return (f"tenant tables have triggers that would fire on the {rows} rows: {named}. "
                 "They may change those rows or write others, so the tenant would not be "
-                "exactly as it was: add --with-triggers to apply anyway (nothing was changed)")
+                f"exactly as it was: add --with-triggers to {doing} anyway (nothing was changed)")
 
 
 def discover(tables: dict[str, Table]) -> Tenancy:

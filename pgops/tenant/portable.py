@@ -128,11 +128,12 @@ def write(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def load(url: str, path: Path) -> dict:
+def load(url: str, path: Path, with_triggers: bool = False) -> dict:
     """Load an export into a database that has the schema and not this tenant, in one
     transaction; sequences moved past the loaded keys. Keys are kept, except in a table
     whose surrogate keys the target already holds (two databases' audit_events both count
-    from 1): its rows take new ones. Any other key already there is refused."""
+    from 1): its rows take new ones. Any other key already there is refused, and so are
+    the target's triggers on tenant tables unless with_triggers."""
     if not path.is_file():
         raise TenantError(f"{path}: no such file")
     header, parts = parse_file(path.read_bytes(), str(path))
@@ -147,6 +148,9 @@ def load(url: str, path: Path) -> dict:
         if missing:
             raise TenantError(f"the target has no table {', '.join(missing)}: load into a "
                               "database migrated to the same schema")
+        refusal = ten.trigger_refusal("loaded", "load")
+        if refusal and not with_triggers:
+            raise TenantError(f"{path}: the target's {refusal}")
         key = statements.ident(ten.root_key)
         if conn.execute(f"select 1 from {ten.root} where {key} = %s", (cid,)).fetchone():
             raise TenantError(f"tenant {cid} is already in the target: pgops loads a tenant only "

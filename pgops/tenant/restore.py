@@ -99,7 +99,7 @@ def plan(backups: Backups, db: str, client: str, to: str, url: str, live_label: 
                               f"{API_KEY_COLUMN} column to look it up in")
         row = conn.execute(lookup).fetchone()
         database = conn.info.dbname
-    rp = beside.plan(backups, db, to)
+    rp = beside.plan(backups, db, to, scratch=True)
     # Not found now: a tenant deleted since is found at the target, or nowhere (then refused).
     tp = TenantPlan(client, row[0] if row else None, rp, tenancy, database, live_label, apply)
     who = tp.client_id or client
@@ -263,7 +263,7 @@ def rows_at(backups: Backups, db: str, client: str, to: str, database: str,
     removed after; columns as they were then."""
     from pgops.tenant import portable
 
-    rp = beside.plan(backups, db, to)
+    rp = beside.plan(backups, db, to, scratch=True)
     try:  # the copy is removed however this ends, a failed restore included
         beside.execute(backups, rp, say=say)
         h = backups.db(rp.target_host)

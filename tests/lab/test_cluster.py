@@ -517,6 +517,47 @@ def test_backups_follow_the_leader_and_a_restore_before_and_after_a_failover_is_
             lab.ssh(result["host"], f"pg_dropcluster {major} {name} --stop")
 
 
+def test_one_tenant_restored_through_the_leader_after_a_failover_leaves_the_other_alone(cluster):
+    """`pgops tenant restore` on the cluster: the copy is restored beside on a member, the
+    rows applied through the leader (a failover ago, not db1), replicated to every member;
+    the other tenant's later change stays, and no copy is left."""
+    from datetime import UTC, datetime
+
+    lab, _ = cluster
+    leader = wait_healthy()["leader"]
+    kb = "select id, md5(embedding::text) from knowledge_base where client_id = %s order by id"
+    with multi_host(lab, "migrator", "read-write") as c:
+        a, b = (r[0] for r in c.execute("select id from clients order by id limit 2"))
+        a_kb = c.execute(kb, (a,)).fetchall()
+        a_name = c.execute("select name from clients where id = %s", (a,)).fetchone()[0]
+        assert a_kb, "the seeded tenant has knowledge base rows"
+    time.sleep(1.1)
+    t = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f+00")
+    time.sleep(1.1)
+    with multi_host(lab, "migrator", "read-write") as c:
+        c.execute("delete from knowledge_base where client_id = %s", (a,))
+        c.execute("update clients set name = 'A broke it' where id = %s", (a,))
+        c.execute("update clients set name = 'B after T' where id = %s", (b,))
+        c.commit()
+    r = pgops("tenant", "restore", str(a), "--to", t, "--apply", "--yes", "--json", env=ENV)
+    assert json.loads(r.stdout)["applied"] is True, r.out[-3000:]
+    with multi_host(lab, "migrator", "read-write") as c:
+        assert c.info.host == lab.host(leader).address
+        assert c.execute(kb, (a,)).fetchall() == a_kb
+        assert c.execute("select name from clients where id = %s", (a,)).fetchone()[0] == a_name
+        assert c.execute("select name from clients where id = %s", (b,)).fetchone()[0] == "B after T"
+    for m in MEMBERS:  # replicated: every member holds A's rows back
+        with psycopg.connect(host=lab.host(m).address, dbname="app", user="migrator",
+                             password=secret(lab, "migrator"), sslmode="require",
+                             connect_timeout=5) as c:
+            deadline = time.monotonic() + 30
+            while c.execute(kb, (a,)).fetchall() != a_kb:
+                assert time.monotonic() < deadline, f"{m} does not hold tenant A's rows back"
+                time.sleep(0.5)
+        left = lab.ssh(m, "pg_lsclusters -h | awk '$2 ~ /^restore_/'").stdout.strip()
+        assert left == "", f"{m}: {left}"
+
+
 def test_in_place_cluster_restore_is_exact_on_every_member_on_a_new_timeline(cluster):
     """The whole cluster back to T: Patroni stopped, etcd state removed, the leader restored
     and promoted, every replica rebuilt on the new timeline; then a failover still works."""

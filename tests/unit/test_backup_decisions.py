@@ -295,3 +295,17 @@ def test_a_stalled_wal_switch_names_the_failing_segment():
         "; archiving failed 3 times, last on 000000030000000000000009 at 2026-12-04 12:32:10+00")
     assert _archive_failure("1|x|t", "ERROR: [045]: different checksum") == (
         "; archiving failed 1 times, last on x at t: ERROR: [045]: different checksum")
+
+
+def test_only_copies_a_killed_run_of_this_machine_left_are_swept():
+    """A drill's or tenant restore's copy is removed when its run ends; a killed run's stays,
+    holding a server's memory, until the next run from the same machine finds its process
+    gone. Another machine's copy, or a live process's, may be in use: left alone."""
+    marks = {"restore_1": rules.scratch_mark("ctl", 100),   # killed: pid 100 is gone
+             "restore_2": rules.scratch_mark("ctl", 200),   # still running
+             "restore_3": rules.scratch_mark("other", 100),  # another controller's
+             "restore_4": "garbled"}
+    gone, kept = rules.stale_scratch(marks, "ctl", alive=lambda pid: pid == 200)
+    assert gone == ["restore_1"]
+    assert kept == ["restore_2", "restore_3", "restore_4"]
+    assert rules.stale_scratch({}, "ctl", alive=lambda pid: False) == ([], [])

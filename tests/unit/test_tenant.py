@@ -198,3 +198,6 @@ def test_triggers_on_tenant_tables_are_named_and_refuse_an_exact_apply():
     assert ten.triggers == {"public.users": ("set_updated_at", "z_audit")}
     why = ten.trigger_refusal()
     assert why and "public.users (set_updated_at, z_audit)" in why and "--with-triggers" in why
+    assert "re-inserted rows" in why and "--with-triggers to apply anyway" in why
+    load = ten.trigger_refusal("loaded", "load")  # a load into a database with triggers
+    assert load and "fire on the loaded rows" in load and "--with-triggers to load anyway" in load
