@@ -246,6 +246,7 @@ def main() -> None:
                     help="length of each write run: checkpoints (5 min apart at most) inside it")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--no-big", action="store_true", help="skip the scale larger than RAM")
+    ap.add_argument("--workloads", help=f"comma-separated, of {', '.join(WORKLOADS)} (default: all)")
     ap.add_argument("--ablate", action="store_true", help="then one setting at a time")
     ap.add_argument("--try", dest="tries", action="append", default=[], metavar="NAME=VALUE",
                     help="write-sb with the tuned config and this setting (repeatable)")
@@ -272,7 +273,8 @@ def main() -> None:
             t = psql(lab, "tuned", f"select current_setting('{n}')")
             only(lab, "stock")
             print(f"  {n:32} {t:>16} | {psql(lab, 'stock', f'select current_setting({lit(n)})')}")
-        workloads = [w for w in WORKLOADS if not (a.no_big and w == "write-ram")]
+        workloads = [w for w in (a.workloads.split(",") if a.workloads else WORKLOADS)
+                     if not (a.no_big and w == "write-ram")]
         print(f"write runs {a.write_seconds} s, others {a.seconds} s; {a.rounds} rounds, interleaved; "
               "one cluster running at a time; before each run the tables vacuumed and a checkpoint")
         if not a.only_variants:

@@ -38,6 +38,19 @@ def tune(res: Resources, t: Tuning) -> dict[str, str | int | float]:
     Follows pgtune's rules: shared_buffers 1/4 of RAM, effective_cache_size 3/4,
     maintenance_work_mem 1/16 (capped at 2 GB and kept within half of /dev/shm so parallel
     index builds fit), work_mem from what is left per connection and parallel worker.
+
+    What they are for, and what bench/tuning.py measured against Debian's stock config on a
+    lab host (1 CPU, 2 GiB; README, Benchmarks):
+    - min/max_wal_size: checkpoints from time, not WAL volume. 300 s of TPC-B-like writes at
+      a scale past shared_buffers: 1 checkpoint and 92k full-page images against stock's 6 and
+      392k, and (with wal_compression) 334 MB of WAL against 3260 MB to archive, replicate
+      and keep, at the same TPS (1.01x: that host is CPU-bound, its disk absorbs either).
+    - shared_buffers, effective_cache_size: the tuned config's point reads ran 1.06x stock.
+    - wal_buffers: one WAL segment at most, so a commit rarely waits for a buffer write.
+    - random_page_cost, effective_io_concurrency (SSD): random reads cost about what
+      sequential ones do there, and bitmap scans may prefetch; they change plans only.
+    - maintenance_work_mem: an HNSW build whose graph fits in it avoids pgvector's slower
+      on-disk phase; work_mem: sorts and hashes stay in memory for max_connections.
     """
     mem = res.memory_bytes
     cpus = max(res.cpus, 1)
