@@ -137,7 +137,8 @@ def main() -> None:
         rest = wall - sum(med(ours, k) for k in phase_keys)
         print(f"    {'start of the command, connections, plan':<48} {rest:7.2f}")
         print()
-        print(f"RTO ratio: pgops / (restore + replay + start) = {wall / parts:.2f} x  (goal <= 1.2)")
+        print(f"RTO ratio: pgops / (restore + start, replay inside it) = {wall / parts:.2f} x  "
+              "(goal <= 1.2)")
         over = {"pgBackRest restore, pgops - by hand": med(ours, "pgbackrest_restore") - med(raw, "restore"),
                 "start to promoted, pgops - by hand": med(ours, "start_replay_promote") - med(raw, "start"),
                 **{k: med(ours, k) for k in phase_keys

@@ -22,7 +22,8 @@ one setting put back to the stock cluster's value, `--try NAME=VALUE` with one s
 changed: paired runs (tuned, then the variant, each round), so drift hits both.
 
     .venv/bin/python bench/tuning.py [--keep] [--reuse] [--seconds 60] [--write-seconds 300]
-                                     [--rounds 3] [--no-big] [--ablate] [--try NAME=VALUE]
+                                     [--rounds 3] [--no-big] [--workloads kb,read] [--ablate]
+                                     [--try NAME=VALUE] [--only-variants]
 """
 
 from __future__ import annotations
@@ -210,8 +211,8 @@ def variants(lab: Lab, changes: list[tuple[str, str]], seconds: int, rounds: int
         for _ in range(rounds):
             base.append(run(lab, "tuned", "write-sb", seconds)[0])
             psql(lab, "tuned", f"alter system set {name} = {lit(value)}")
-            sh(lab, f"systemctl restart {UNITS['tuned']}")
-            try:
+            try:  # a value the server refuses to start with is reset all the same
+                sh(lab, f"systemctl restart {UNITS['tuned']}")
                 var.append(run(lab, "tuned", "write-sb", seconds, label)[0])
             finally:
                 only(lab, "tuned")
@@ -253,6 +254,10 @@ def main() -> None:
     ap.add_argument("--only-variants", action="store_true", help="no stock comparison: only "
                                                                  "--ablate and --try (with --reuse)")
     a = ap.parse_args()
+    if bad := [t for t in a.tries if "=" not in t]:
+        ap.error(f"--try {bad[0]}: NAME=VALUE")
+    if a.workloads and (bad := [w for w in a.workloads.split(",") if w not in WORKLOADS]):
+        ap.error(f"--workloads {bad[0]}: one of {', '.join(WORKLOADS)}")
     lab = Lab("bench")
     t0 = time.monotonic()
     try:
@@ -280,7 +285,7 @@ def main() -> None:
         if not a.only_variants:
             compare(lab, workloads, a.seconds, a.write_seconds, a.rounds)
         changes = ablation(lab) if a.ablate else []
-        changes += [tuple(t.split("=", 1)) for t in a.tries]  # type: ignore[misc]
+        changes += [(t.split("=", 1)[0], t.split("=", 1)[1]) for t in a.tries]
         if changes:
             print("write-sb, the tuned config with one setting changed, paired runs:")
             variants(lab, changes, a.write_seconds, a.rounds)

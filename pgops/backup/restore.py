@@ -242,17 +242,31 @@ def _start(h, c: Cluster) -> None:
 
 def sweep(backups: Backups, host: str, major: int, say: Callable[[str], None]) -> None:
     """Remove the transient copies that killed runs of this controller left on a host (each
-    holds a server's memory and a database's disk); name the ones another run may be using."""
+    holds a server's memory and a database's disk); name the ones another run may be using.
+    A mark whose cluster is gone (no postgresql.conf) is removed with its directory."""
     h = backups.db(host)
-    found = run(h, f"grep -H . /etc/postgresql/{major}/restore_*/{rules.SCRATCH_MARK} 2>/dev/null || true")
+    found = run(h, f"for m in /etc/postgresql/{major}/restore_*/{rules.SCRATCH_MARK}; do "
+                   '[ -f "$m" ] || continue; d=${m%/*}; '
+                   'if [ -f "$d/postgresql.conf" ]; then printf \'%s:%s\\n\' "$m" "$(cat "$m")"; '
+                   'else rm -rf "$d"; fi; done')
     marks = {line.split("/")[4]: line.partition(":")[2]  # /etc/postgresql/MAJOR/CLUSTER/MARK:text
              for line in found.splitlines() if line.count("/") >= 5}
     gone, kept = rules.stale_scratch(marks, socket.gethostname(), _alive)
     for cluster in gone:
         say(f"removing {major}/{cluster} on {host}: a copy left by a killed run")
-        run(h, f"pg_dropcluster {major} {shlex.quote(cluster)} --stop 2>/dev/null || true")
+        run(h, remove_copy(Cluster(major, cluster)))
     for cluster in kept:
         say(f"{major}/{cluster} on {host} is another run's copy ({marks[cluster].strip()}): left alone")
+
+
+def remove_copy(c: Cluster) -> str:
+    """A copy beside the live cluster, all of it: pg_dropcluster leaves a conf directory that
+    holds files it does not know (the scratch mark, pgops's restore settings), and a creation
+    that failed half-way may leave a data directory no cluster names."""
+    if not re.fullmatch(r"restore_\d+", c.name):  # never the live cluster
+        raise ValueError(f"not a copy: {c.name}")
+    return (f"pg_dropcluster {c.major} {c.name} --stop 2>/dev/null; "
+            f"rm -rf {c.etc} {c.data} {c.data}.init")
 
 
 def _alive(pid: int) -> bool:
@@ -270,14 +284,20 @@ def cleanup(backups: Backups, rp: RestorePlan) -> None:
     if rp.in_place or not rp.cluster.startswith("restore_"):
         return
     major = backups.settings[rp.source].pg_major
-    run(backups.db(rp.target_host), f"pg_dropcluster {major} {rp.cluster} --stop 2>/dev/null || true")
+    run(backups.db(rp.target_host), remove_copy(Cluster(major, rp.cluster)))
 
 
 def wait_promoted(backups: Backups, host: str, port: int, c: Cluster, timeout: float) -> None:
-    """Polled on the host every 0.1 s, in one command: polling over SSH every 0.5 s added
-    0.6 s to the RTO (bench/pitr_rto.py)."""
+    """Polled on the host every 0.1 s, in one command with a wall-clock limit: polling over
+    SSH every 0.5 s added 0.6 s to the RTO (bench/pitr_rto.py)."""
     h = backups.db(host)
-    ok, _ = try_run(h, psql.wait_writable_command(port, int(timeout)), timeout=int(timeout) + 60)
+    check = psql.shell("select pg_is_in_recovery()", port)
+    wait = (f"end=$(( $(date +%s) + {int(timeout)} )); until [ \"$({check} 2>/dev/null)\" = f ]; "
+            "do [ $(date +%s) -lt $end ] || exit 1; sleep 0.1; done")
+    try:
+        ok, _ = try_run(h, wait, timeout=int(timeout) + 60)
+    except TimeoutError:  # pyinfra's, should the host stop answering
+        ok = False
     if not ok:
         log = run(h, f"tail -n 20 {c.log} || true")
         raise BackupError(f"{host}: cluster {c.name} did not finish recovery within "
@@ -325,17 +345,17 @@ def create_and_restore(c: Cluster, rp: RestorePlan, restore_command: str, mark: 
     restore, not before it (initdb's 1-1.5 s were a fifth of a small restore's RTO,
     bench/pitr_rto.py). pg_createcluster initialises a throwaway directory beside the data
     directory (the restore needs an empty one), then its configuration is pointed at the data
-    directory and the throwaway removed. The restore's output and the creation's, on failure."""
+    directory and the throwaway removed. The data directory must not exist yet (a name taken
+    fails here, before anything); a failed creation removes what this command made."""
     data, init = rp.data_directory, f"{rp.data_directory}.init"
-    log = f"/tmp/pgops-{rp.cluster}-create.log"
     create = (f"pg_createcluster {c.major} {rp.cluster} --port {rp.port} -d {init} -- --no-sync "
               f"&& sed -i \"s|^data_directory = .*|data_directory = '{data}'|\" {c.etc}/postgresql.conf"
               f"{mark} && rm -rf {init}")
-    return (f"install -d -o postgres -g postgres -m 700 {data} && "
-            f"{{ ( {create} ) >{log} 2>&1 & k=$!; "
+    return (f"mkdir -m 700 {data} && chown postgres:postgres {data} && log=$(mktemp) && "
+            f"{{ ( {create} ) >$log 2>&1 & k=$!; "
             f"runuser -u postgres -- {restore_command} --archive-mode=off restore; r=$?; "
-            f"wait $k; kr=$?; [ $kr = 0 ] || {{ echo 'pg_createcluster failed:'; cat {log}; }} >&2; "
-            f"rm -f {log}; [ $r = 0 ] && [ $kr = 0 ]; }}")
+            f"wait $k; kr=$?; if [ $kr != 0 ]; then echo 'creating the cluster failed:'; cat $log; "
+            f"rm -rf {data} {init}; fi >&2; rm -f $log; [ $r = 0 ] && [ $kr = 0 ]; }}")
 
 
 def execute(backups: Backups, rp: RestorePlan, say: Callable[[str], None] = lambda m: None,
@@ -347,6 +367,8 @@ def execute(backups: Backups, rp: RestorePlan, say: Callable[[str], None] = lamb
         raise BackupError(f"{rp.source} is a member of cluster {s.pg_ha_cluster}: an in-place "
                           "restore rebuilds the whole cluster (pgops.backup.cluster_restore)")
     common = pgbackrest_restore(rp, backups.stanza(rp.source))
+    if rp.scratch and not rp.in_place:  # before the clock: not part of this restore's time
+        sweep(backups, rp.target_host, s.pg_major, say)
     t0 = time.monotonic()
     phases: dict[str, float] = {}  # where the time went (bench/pitr_rto.py compares the parts)
 
@@ -367,8 +389,6 @@ def execute(backups: Backups, rp: RestorePlan, say: Callable[[str], None] = lamb
     else:
         mark = ""
         if rp.scratch:
-            sweep(backups, rp.target_host, s.pg_major, say)
-            done("sweep")
             text = rules.scratch_mark(socket.gethostname(), os.getpid())
             mark = f" && printf '%s' {shlex.quote(text)} > {c.etc}/{rules.SCRATCH_MARK}"
         say(f"creating cluster {rp.cluster} on {rp.target_host}:{rp.port} and restoring backup "

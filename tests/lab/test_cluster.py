@@ -518,9 +518,9 @@ def test_backups_follow_the_leader_and_a_restore_before_and_after_a_failover_is_
 
 
 def test_one_tenant_restored_through_the_leader_after_a_failover_leaves_the_other_alone(cluster):
-    """`pgops tenant restore` on the cluster: the copy is restored beside on a member, the
-    rows applied through the leader (a failover ago, not db1), replicated to every member;
-    the other tenant's later change stays, and no copy is left."""
+    """`pgops tenant restore` on the cluster (run after the failover tests: the leader has
+    moved): the copy is restored beside on a member, the rows applied through the read-write
+    URL, replicated to every member; the other tenant's later change stays, no copy is left."""
     from datetime import UTC, datetime
 
     lab, _ = cluster
@@ -554,7 +554,8 @@ def test_one_tenant_restored_through_the_leader_after_a_failover_leaves_the_othe
             while c.execute(kb, (a,)).fetchall() != a_kb:
                 assert time.monotonic() < deadline, f"{m} does not hold tenant A's rows back"
                 time.sleep(0.5)
-        left = lab.ssh(m, "pg_lsclusters -h | awk '$2 ~ /^restore_/'").stdout.strip()
+        left = lab.ssh(m, "pg_lsclusters -h | awk '$2 ~ /^restore_/'; ls -d /etc/postgresql/17/"
+                          "restore_* /var/lib/postgresql/17/restore_* 2>/dev/null || true").stdout.strip()
         assert left == "", f"{m}: {left}"
 
 

@@ -251,7 +251,11 @@ def test_a_killed_apply_leaves_the_tenant_as_it_was(lab, at_t):
     r = pgops("tenant", "restore", nobody, "--to", t, check=False)
     assert r.rc == 2 and f"no tenant '{nobody}'" in r.out, r.out[-2000:]
     assert f"removing 17/{left[0]} on db1: a copy left by a killed run" in r.out, r.out[-2000:]
+    assert r.out.count("a copy left by a killed run") == 1, r.out[-2000:]  # that one alone
     assert copies() == []
+    # Nothing of either copy on disk: no conf directory (the mark), no data directory.
+    assert lab.ssh("db1", "ls -d /etc/postgresql/17/restore_* /var/lib/postgresql/17/restore_* "
+                          "2>/dev/null || true").stdout.strip() == ""
 
 
 def test_an_unknown_tenant_is_named(at_t):

@@ -309,3 +309,20 @@ def test_only_copies_a_killed_run_of_this_machine_left_are_swept():
     assert gone == ["restore_1"]
     assert kept == ["restore_2", "restore_3", "restore_4"]
     assert rules.stale_scratch({}, "ctl", alive=lambda pid: False) == ([], [])
+
+
+def test_removing_a_copy_never_names_the_live_cluster_and_leaves_nothing():
+    """pg_dropcluster leaves a conf directory holding files it does not know (the scratch
+    mark): the copy's conf, data and throwaway initdb directories all go."""
+    from pgops.backup.restore import remove_copy
+    from pgops.server.cluster import Cluster
+
+    cmd = remove_copy(Cluster(17, "restore_20261204223000"))
+    assert cmd.startswith("pg_dropcluster 17 restore_20261204223000 --stop")
+    for path in ("/etc/postgresql/17/restore_20261204223000",
+                 "/var/lib/postgresql/17/restore_20261204223000",
+                 "/var/lib/postgresql/17/restore_20261204223000.init"):
+        assert f" {path}" in cmd
+    for name in ("main", "restore_", "restore_1; rm -rf /", "restore_x"):
+        with pytest.raises(ValueError):
+            remove_copy(Cluster(17, name))
