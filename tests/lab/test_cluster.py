@@ -554,8 +554,11 @@ def test_one_tenant_restored_through_the_leader_after_a_failover_leaves_the_othe
             while c.execute(kb, (a,)).fetchall() != a_kb:
                 assert time.monotonic() < deadline, f"{m} does not hold tenant A's rows back"
                 time.sleep(0.5)
-        left = lab.ssh(m, "pg_lsclusters -h | awk '$2 ~ /^restore_/'; ls -d /etc/postgresql/17/"
-                          "restore_* /var/lib/postgresql/17/restore_* 2>/dev/null || true").stdout.strip()
+        # No copy: no cluster, no data directory, no scratch mark (the restores of an earlier
+        # test, dropped by hand with pg_dropcluster, may leave a conf.d: not this one's).
+        left = lab.ssh(m, "pg_lsclusters -h | awk '$2 ~ /^restore_/'; ls -d /var/lib/postgresql/17/"
+                          "restore_* /etc/postgresql/17/restore_*/pgops-scratch 2>/dev/null "
+                          "|| true").stdout.strip()
         assert left == "", f"{m}: {left}"
 
 

@@ -253,9 +253,11 @@ def test_a_killed_apply_leaves_the_tenant_as_it_was(lab, at_t):
     assert f"removing 17/{left[0]} on db1: a copy left by a killed run" in r.out, r.out[-2000:]
     assert r.out.count("a copy left by a killed run") == 1, r.out[-2000:]  # that one alone
     assert copies() == []
-    # Nothing of either copy on disk: no conf directory (the mark), no data directory.
-    assert lab.ssh("db1", "ls -d /etc/postgresql/17/restore_* /var/lib/postgresql/17/restore_* "
-                          "2>/dev/null || true").stdout.strip() == ""
+    # Nothing of the killed run's copy on disk: no conf directory (the mark), no data. (A
+    # user's `pgops restore` copy dropped by hand in another test may leave its conf.d.)
+    gone = f"/etc/postgresql/17/{left[0]} /var/lib/postgresql/17/{left[0]}"
+    assert lab.ssh("db1", f"ls -d {gone} /etc/postgresql/17/restore_*/pgops-scratch 2>/dev/null "
+                          "|| true").stdout.strip() == ""
 
 
 def test_an_unknown_tenant_is_named(at_t):
