@@ -291,11 +291,8 @@ def wait_promoted(backups: Backups, host: str, port: int, c: Cluster, timeout: f
     """Polled on the host every 0.1 s, in one command with a wall-clock limit: polling over
     SSH every 0.5 s added 0.6 s to the RTO (bench/pitr_rto.py)."""
     h = backups.db(host)
-    check = psql.shell("select pg_is_in_recovery()", port)
-    wait = (f"end=$(( $(date +%s) + {int(timeout)} )); until [ \"$({check} 2>/dev/null)\" = f ]; "
-            "do [ $(date +%s) -lt $end ] || exit 1; sleep 0.1; done")
     try:
-        ok, _ = try_run(h, wait, timeout=int(timeout) + 60)
+        ok, _ = try_run(h, psql.wait_writable_command(port, int(timeout)), timeout=int(timeout) + 60)
     except TimeoutError:  # pyinfra's, should the host stop answering
         ok = False
     if not ok:

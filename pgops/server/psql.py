@@ -32,9 +32,11 @@ def shell(sql: str | Sequence[str], port: int, database: str = "postgres",
 
 def wait_writable_command(port: int, seconds: int) -> str:
     """A shell command (as root) waiting until the local Postgres has left recovery, polling
-    every 0.1 s. Patroni answers /primary as soon as it holds the leader key, while the
+    every 0.1 s for at most `seconds` of wall-clock time (counted rounds ran long: each poll
+    starts psql). Patroni answers /primary as soon as it holds the leader key, while the
     promotion may still be fetching WAL and history files: writes sent then fail as
-    read-only."""
+    read-only. A restore waits on its copy's promotion the same way."""
     check = shell("select pg_is_in_recovery()", port)
-    return (f"for i in $(seq {seconds * 10}); do [ \"$({check} 2>/dev/null)\" = f ] && exit 0; "
-            f"sleep 0.1; done; echo 'Postgres still in recovery after {seconds} s' >&2; exit 1")
+    return (f"end=$(( $(date +%s) + {seconds} )); until [ \"$({check} 2>/dev/null)\" = f ]; do "
+            f"if [ $(date +%s) -ge $end ]; then echo 'Postgres still in recovery after {seconds} s' "
+            ">&2; exit 1; fi; sleep 0.1; done")
