@@ -465,8 +465,18 @@ def test_even_etcd_members_are_refused_before_any_change(cluster, tmp_path):
 
 # -- backups follow the leader ------------------------------------------------------------
 def _rows_at(lab: Lab, n_from: int, n_to: int) -> float:
-    """Commit rows n_from..n_to of pitr_probe through the leader; the time after the last."""
-    with multi_host(lab, "migrator", "read-write") as c:
+    """Commit rows n_from..n_to of pitr_probe through the leader; the time after the last.
+    Right after a failover the new leader may still be finishing its promotion (Patroni holds
+    the key first): the connection is retried, as an application's pool would."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            c = multi_host(lab, "migrator", "read-write")
+            break
+        except psycopg.OperationalError:
+            assert time.monotonic() < deadline, "no read-write member 30 s after a failover"
+            time.sleep(0.5)
+    with c:
         if n_from == 1:  # a fresh table (the lab may be reused)
             c.execute("drop table if exists pitr_probe")
             c.execute("create table pitr_probe (n int primary key)")
