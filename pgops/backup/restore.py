@@ -11,12 +11,11 @@ import datetime as dt
 import os
 import re
 import shlex
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
-from pgops.backup import backrest, rules
+from pgops.backup import backrest, copies, rules
 from pgops.backup.repository import Backups, info, primary
 from pgops.errors import BackupError, CommandFailed
 from pgops.remote import address, run, try_run
@@ -75,15 +74,6 @@ def iso(epoch: float) -> str:
 def backrest_time(epoch: float) -> str:
     """pgBackRest's --target format: `YYYY-MM-DD HH:MM:SS.mmm+00` (milliseconds, truncated)."""
     return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + "+00"
-
-
-def _free_port(backups: Backups, host: str, start: int = 5433) -> int:
-    used = {int(x) for x in re.findall(r"^\S+\s+\S+\s+(\d+)", run(backups.db(host), "pg_lsclusters -h"),
-                                        re.MULTILINE)}
-    port = start
-    while port in used:
-        port += 1
-    return port
 
 
 def archive_past(backups: Backups, db: str, timeout: float = 60) -> None:
@@ -173,18 +163,24 @@ def _check_destination(db: str, onto: str | None, in_place: bool, settings: dict
 
 
 def build(db: str, c: Checked, s: Settings, target_host: str, in_place: bool, port: int,
-          stamp: str, primary_host: str | None = None) -> RestorePlan:
+          copy_name: str, primary_host: str | None = None, scratch: bool = False) -> RestorePlan:
     """The plan for a checked request (pure): cluster, port, data directory, estimate, steps.
-    + primary_host: where WAL is switched (a cluster's leader; default db)"""
-    cluster = s.pg_cluster if in_place else f"restore_{stamp}"
+    + copy_name: the cluster beside (copies.name); primary_host: where WAL is switched (a
+    cluster's leader; default db); scratch: a transient copy (the caller removes it, and a
+    killed caller's is swept by the next run)"""
+    cluster = s.pg_cluster if in_place else copy_name
     port = s.pg_port if in_place else port
     where = Cluster(s.pg_major, cluster)
     estimate = c.backup["size"] / (RESTORE_MBPS * 1024 * 1024) + 5 + (c.target - c.backup["stop"]) / 600
     rp = RestorePlan(db, target_host, c.target, in_place, c.backup, c.window, cluster, port,
-                     where.data, round(estimate, 1), archive_first=c.archive_first, to_end=c.to_end)
-    rp.steps = ([f"commit and switch WAL on {primary_host or db}, so the archive reaches past "
-                 "the target"]
-                if c.archive_first else [])
+                     where.data, round(estimate, 1), archive_first=c.archive_first, to_end=c.to_end,
+                     scratch=scratch and not in_place)
+    rp.steps = ([f"remove the copies killed runs from this machine left on {target_host} "
+                 f"({copies.PREFIX}* clusters marked {rules.SCRATCH_MARK})"]
+                if rp.scratch else [])
+    if c.archive_first:
+        rp.steps.append(f"commit and switch WAL on {primary_host or db}, so the archive reaches "
+                        "past the target")
     if in_place:
         rp.steps += [f"stop {where.service} on {db}",
                      f"delta restore of backup {c.backup['label']} + WAL to {rp.upto} over {where.data}",
@@ -207,14 +203,10 @@ def plan(backups: Backups, db: str, to: str, onto: str | None = None, in_place: 
     leader = primary(backups, db)[0]  # a cluster's leader, or db itself when it is up
     c = check(db, to, info(backups, db), leader is not None, time.time(), backups.settings,
               backups.stanzas, onto, in_place)
-    port = backups.settings[db].pg_port if in_place else _free_port(backups, target_host)
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d%H%M%S")
-    rp = build(db, c, backups.settings[db], target_host, in_place, port, stamp, leader)
-    rp.scratch = scratch and not in_place
-    if rp.scratch:  # before the last three steps: create, restore, start
-        rp.steps.insert(len(rp.steps) - 3, f"remove the copies killed runs from this machine left on "
-                                           f"{target_host} (restore_* clusters marked {rules.SCRATCH_MARK})")
-    return rp
+    port = (backups.settings[db].pg_port if in_place else
+            copies.free_port(backups.db(target_host), backups.settings[target_host].pg_major))
+    name = copies.name(dt.datetime.now(dt.UTC), os.getpid())
+    return build(db, c, backups.settings[db], target_host, in_place, port, name, leader, scratch)
 
 
 def _reachable(backups: Backups, db: str, target_host: str, in_place: bool) -> None:
@@ -240,51 +232,12 @@ def _start(h, c: Cluster) -> None:
                           f"{log}") from None
 
 
-def sweep(backups: Backups, host: str, major: int, say: Callable[[str], None]) -> None:
-    """Remove the transient copies that killed runs of this controller left on a host (each
-    holds a server's memory and a database's disk); name the ones another run may be using.
-    A mark whose cluster is gone (no postgresql.conf) is removed with its directory."""
-    h = backups.db(host)
-    found = run(h, f"for m in /etc/postgresql/{major}/restore_*/{rules.SCRATCH_MARK}; do "
-                   '[ -f "$m" ] || continue; d=${m%/*}; '
-                   'if [ -f "$d/postgresql.conf" ]; then printf \'%s:%s\\n\' "$m" "$(cat "$m")"; '
-                   'else rm -rf "$d"; fi; done')
-    marks = {line.split("/")[4]: line.partition(":")[2]  # /etc/postgresql/MAJOR/CLUSTER/MARK:text
-             for line in found.splitlines() if line.count("/") >= 5}
-    gone, kept = rules.stale_scratch(marks, socket.gethostname(), _alive)
-    for cluster in gone:
-        say(f"removing {major}/{cluster} on {host}: a copy left by a killed run")
-        run(h, remove_copy(Cluster(major, cluster)))
-    for cluster in kept:
-        say(f"{major}/{cluster} on {host} is another run's copy ({marks[cluster].strip()}): left alone")
-
-
-def remove_copy(c: Cluster) -> str:
-    """A copy beside the live cluster, all of it: pg_dropcluster leaves a conf directory that
-    holds files it does not know (the scratch mark, pgops's restore settings), and a creation
-    that failed half-way may leave a data directory no cluster names."""
-    if not re.fullmatch(r"restore_\d+", c.name):  # never the live cluster
-        raise ValueError(f"not a copy: {c.name}")
-    return (f"pg_dropcluster {c.major} {c.name} --stop 2>/dev/null; "
-            f"rm -rf {c.etc} {c.data} {c.data}.init")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def cleanup(backups: Backups, rp: RestorePlan) -> None:
     """Remove a copy made beside the live cluster (never the live one)."""
-    if rp.in_place or not rp.cluster.startswith("restore_"):
+    if rp.in_place or not copies.is_copy(rp.cluster):
         return
     major = backups.settings[rp.source].pg_major
-    run(backups.db(rp.target_host), remove_copy(Cluster(major, rp.cluster)))
+    run(backups.db(rp.target_host), copies.remove(Cluster(major, rp.cluster)))
 
 
 def wait_promoted(backups: Backups, host: str, port: int, c: Cluster, timeout: float) -> None:
@@ -337,24 +290,6 @@ def pgbackrest_restore(rp: RestorePlan, stanza: str) -> str:
     return backrest.command(stanza, f"--pg1-path={rp.data_directory} --target-timeline=latest {kind}")
 
 
-def create_and_restore(c: Cluster, rp: RestorePlan, restore_command: str, mark: str = "") -> str:
-    """One shell command: the Debian cluster's configuration made alongside the pgBackRest
-    restore, not before it (initdb's 1-1.5 s were a fifth of a small restore's RTO,
-    bench/pitr_rto.py). pg_createcluster initialises a throwaway directory beside the data
-    directory (the restore needs an empty one), then its configuration is pointed at the data
-    directory and the throwaway removed. The data directory must not exist yet (a name taken
-    fails here, before anything); a failed creation removes what this command made."""
-    data, init = rp.data_directory, f"{rp.data_directory}.init"
-    create = (f"pg_createcluster {c.major} {rp.cluster} --port {rp.port} -d {init} -- --no-sync "
-              f"&& sed -i \"s|^data_directory = .*|data_directory = '{data}'|\" {c.etc}/postgresql.conf"
-              f"{mark} && rm -rf {init}")
-    return (f"mkdir -m 700 {data} && chown postgres:postgres {data} && log=$(mktemp) && "
-            f"{{ ( {create} ) >$log 2>&1 & k=$!; "
-            f"runuser -u postgres -- {restore_command} --archive-mode=off restore; r=$?; "
-            f"wait $k; kr=$?; if [ $kr != 0 ]; then echo 'creating the cluster failed:'; cat $log; "
-            f"rm -rf {data} {init}; fi >&2; rm -f $log; [ $r = 0 ] && [ $kr = 0 ]; }}")
-
-
 def execute(backups: Backups, rp: RestorePlan, say: Callable[[str], None] = lambda m: None,
             timeout: float = 600) -> dict:
     s = backups.settings[rp.source]
@@ -364,8 +299,8 @@ def execute(backups: Backups, rp: RestorePlan, say: Callable[[str], None] = lamb
         raise BackupError(f"{rp.source} is a member of cluster {s.pg_ha_cluster}: an in-place "
                           "restore rebuilds the whole cluster (pgops.backup.cluster_restore)")
     common = pgbackrest_restore(rp, backups.stanza(rp.source))
-    if rp.scratch and not rp.in_place:  # before the clock: not part of this restore's time
-        sweep(backups, rp.target_host, s.pg_major, say)
+    if rp.scratch:  # before the clock: not part of this restore's time
+        copies.sweep(h, s.pg_major, say)
     t0 = time.monotonic()
     phases: dict[str, float] = {}  # where the time went (bench/pitr_rto.py compares the parts)
 
@@ -384,17 +319,25 @@ def execute(backups: Backups, rp: RestorePlan, say: Callable[[str], None] = lamb
         run(h, f"runuser -u postgres -- {common} --delta restore", timeout=7200)
         done("pgbackrest_restore")
     else:
-        mark = ""
-        if rp.scratch:
-            text = rules.scratch_mark(socket.gethostname(), os.getpid())
-            mark = f" && printf '%s' {shlex.quote(text)} > {c.etc}/{rules.SCRATCH_MARK}"
         say(f"creating cluster {rp.cluster} on {rp.target_host}:{rp.port} and restoring backup "
             f"{rp.backup['label']} and WAL to {rp.upto}")
-        run(h, create_and_restore(c, rp, common, mark), timeout=7200)
+        # A transient copy stays local only; a user's takes the host's access.
+        t = backups.settings[rp.target_host]
+        made = run(h, copies.create_and_restore(c, common, Cluster(t.pg_major, t.pg_cluster),
+                                                copies.this_run(),
+                                                None if rp.scratch else copies.access(t)),
+                   timeout=7200)
+        port = copies.parse_port(made)
+        if port != rp.port:
+            say(f"port {rp.port} was taken meanwhile: the copy runs on port {port}")
+            rp.port = port
         done("pgbackrest_restore")
-        # Recovery refuses to run with lower limits than the source had (pg_control records them).
+        # Recovery refuses to run with lower limits than the source had (pg_control records
+        # them). In the data directory's auto.conf, after pgBackRest's recovery settings: read
+        # last, and removed with the copy by pg_dropcluster (a conf.d file was left behind).
         limits = rules.recovery_limits_conf(run(h, f"{c.bin('pg_controldata')} {rp.data_directory}"))
-        run(h, f"printf '%s' {shlex.quote(limits)} > {c.conf_d}/50-pgops-restore.conf")
+        auto = f"{rp.data_directory}/postgresql.auto.conf"
+        run(h, f"printf '\\n%s' {shlex.quote(limits)} >> {auto} && chown postgres:postgres {auto}")
         done("recovery_limits")
     say("starting: recovery to the target time, then promotion")
     _start(h, c)

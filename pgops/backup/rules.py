@@ -8,7 +8,7 @@ repository host's job runner (repo_job.py), which imports it instead of keeping 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 
 BACKUP_TYPES = ("full", "diff", "incr")
@@ -196,8 +196,9 @@ def amcheck_result(returncode: int, output: str) -> str:
     return "ok" if returncode == 0 else output.strip()[-1000:]
 
 
-#: In a transient copy's conf directory (a drill's, a tenant restore's): who made it. A run
-#: removes its copy however it ends, unless it is killed; the next one removes what it left.
+#: In a copy's conf directory while it is made, and in a transient one's (a drill's, a tenant
+#: restore's) until it is removed: who made it. A run removes its copy however it ends, unless
+#: it is killed; the next one from the same machine removes what it left.
 SCRATCH_MARK = "pgops-scratch"
 
 
@@ -205,15 +206,16 @@ def scratch_mark(controller: str, pid: int) -> str:
     return f"{controller} {pid}\n"
 
 
-def stale_scratch(marks: Mapping[str, str], controller: str,
+def stale_scratch(marks: Mapping[str, str], controller: Collection[str],
                   alive: Callable[[int], bool]) -> tuple[list[str], list[str]]:
-    """Of the transient copies on a host (cluster -> its mark): those a run on this controller
-    left when it was killed (its process is gone: remove them), and those another run may still
-    be using (another controller's, a live process's, an unreadable mark: left alone)."""
+    """Of the marked copies on a host (cluster -> its mark): those a run on this controller
+    (any of its names) left when it was killed (its process is gone: remove them), and those
+    another run may still be using (another controller's, a live process's, an unreadable
+    mark: left alone)."""
     gone, kept = [], []
     for cluster, mark in sorted(marks.items()):
         who, _, pid = mark.strip().rpartition(" ")
-        if who == controller and pid.isdigit() and not alive(int(pid)):
+        if who in controller and pid.isdigit() and not alive(int(pid)):
             gone.append(cluster)
         else:
             kept.append(cluster)

@@ -35,18 +35,21 @@ def paths(s: Settings) -> dict[str, str]:
             "ca": CA_FILE}
 
 
+def access(s: Settings) -> dict[str, str | int | float | bool]:
+    """Who may connect, and how: also what a restored copy applications are pointed at
+    takes from its host (backup/copies.py)."""
+    p = paths(s)
+    return {"listen_addresses": ",".join(s.pg_listen_addresses), "ssl": True,
+            "ssl_cert_file": p["cert"], "ssl_key_file": p["key"],
+            "ssl_min_protocol_version": "TLSv1.2", "password_encryption": "scram-sha-256"}
+
+
 def settings(s: Settings, res: Resources, host: str = "") -> dict[str, str | int | float | bool]:
     """Every setting pgops writes: base policy, WAL archiving to pgBackRest when the host
     has a repository, then tuning, then the user's pg_settings."""
-    p = paths(s)
     base: dict[str, str | int | float | bool] = {
-        "listen_addresses": ",".join(s.pg_listen_addresses),
+        **access(s),
         "port": s.pg_port,
-        "ssl": True,
-        "ssl_cert_file": p["cert"],
-        "ssl_key_file": p["key"],
-        "ssl_min_protocol_version": "TLSv1.2",
-        "password_encryption": "scram-sha-256",
         "wal_level": "replica",
         # Full-page images compressed: 3.5x less WAL in the same writes (bench/tuning.py:
         # 78 against 272 MB in 40 s), at no TPS cost measurable on a 1-CPU host.

@@ -564,12 +564,47 @@ def test_one_tenant_restored_through_the_leader_after_a_failover_leaves_the_othe
             while c.execute(kb, (a,)).fetchall() != a_kb:
                 assert time.monotonic() < deadline, f"{m} does not hold tenant A's rows back"
                 time.sleep(0.5)
-        # No copy: no cluster, no data directory, no scratch mark (the restores of an earlier
-        # test, dropped by hand with pg_dropcluster, may leave a conf.d: not this one's).
+        # No copy: no cluster, no data directory, no conf directory (with its scratch mark),
+        # this one's or the earlier tests' (`pgops restore` copies dropped with pg_dropcluster).
         left = lab.ssh(m, "pg_lsclusters -h | awk '$2 ~ /^restore_/'; ls -d /var/lib/postgresql/17/"
-                          "restore_* /etc/postgresql/17/restore_*/pgops-scratch 2>/dev/null "
-                          "|| true").stdout.strip()
+                          "restore_* /etc/postgresql/17/restore_* 2>/dev/null || true").stdout.strip()
         assert left == "", f"{m}: {left}"
+
+
+def test_one_tenant_exported_erased_and_loaded_back_through_the_leader(cluster, tmp_path):
+    """`tenant export`, `erase --yes` and `load` on the cluster (the leader has moved): the
+    erasure reaches every member and leaves the other tenants alone; the export, loaded back
+    through the read-write multi-host URL, gives the tenant exactly its rows again."""
+    from tests.lab.tenants import rows_of
+
+    lab, _ = cluster
+    wait_healthy()
+    with multi_host(lab, "migrator", "read-write") as c:
+        a, *others = (r[0] for r in c.execute("select id::text from clients order by id"))
+        a_rows, others_rows = rows_of(c, a), {o: rows_of(c, o) for o in others}
+    assert sum(map(len, a_rows.values())) > 5 and others_rows
+    out = tmp_path / "a.sql"
+    r = pgops("tenant", "export", a, "-o", str(out), env=ENV)
+    assert f"exported tenant {a}" in r.out, r.out
+    r = pgops("tenant", "erase", a, "--yes", env=ENV)
+    assert f"erased tenant {a}" in r.out, r.out
+    for m in MEMBERS:  # replicated: no row of A anywhere, the others as they were
+        with psycopg.connect(host=lab.host(m).address, dbname="app", user="migrator",
+                             password=secret(lab, "migrator"), sslmode="require",
+                             connect_timeout=5) as c:
+            deadline = time.monotonic() + 30
+            while any(rows_of(c, a).values()):
+                assert time.monotonic() < deadline, f"{m} still holds rows of tenant {a}"
+                time.sleep(0.5)
+            assert {o: rows_of(c, o) for o in others} == others_rows, m
+    hosts = ",".join(lab.host(m).address for m in MEMBERS)
+    dsn = f"host={hosts} dbname=app user=migrator sslmode=require target_session_attrs=read-write"
+    r = pgops("tenant", "load", str(out), "--into", dsn,
+              env={**ENV, "PGPASSWORD": secret(lab, "migrator")})
+    assert "loaded tenant" in r.out and "warning" not in r.out, r.out
+    with multi_host(lab, "migrator", "read-write") as c:
+        assert rows_of(c, a) == a_rows
+        assert {o: rows_of(c, o) for o in others} == others_rows
 
 
 def test_in_place_cluster_restore_is_exact_on_every_member_on_a_new_timeline(cluster):

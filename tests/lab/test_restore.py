@@ -8,12 +8,14 @@ import json
 import subprocess
 import time
 
+import psycopg
 import pytest
+from psycopg.conninfo import conninfo_to_dict
 
 from pgops.backup.restore import iso
 from pgops.client.targets import inventory_target
 from pgops.lab.pitr import Writer, fresh_table
-from tests.lab.conftest import pgops
+from tests.lab.conftest import BIN, PROJECT_ROOT, pgops
 
 PSQL = "cd / && runuser -u postgres -- psql -XAtq"
 
@@ -66,8 +68,12 @@ def restored_rows(lab, result: dict) -> list[int]:
 
 
 def drop(lab, result: dict) -> None:
+    """The copy dropped as the restore's output tells the user to: nothing of it is left."""
     major, name = result["cluster"].split("/")
     lab.ssh(result["host"], f"pg_dropcluster {major} {name} --stop")
+    left = lab.ssh(result["host"], f"ls -d /etc/postgresql/{major}/{name} "
+                                   f"{result['data_directory']} 2>/dev/null; true").stdout
+    assert left.strip() == "", f"pg_dropcluster left {left}"
 
 
 def restores_exactly(lab, k: int, to: str, *args: str, env: dict | None = None) -> None:
@@ -95,6 +101,14 @@ def test_restore_is_exact_at_several_times(lab, history):
             assert result["verify"]["schema_version"] >= 3
             assert sql(lab, result["host"], "select pg_is_in_recovery()", port=result["port"]) == "f"
             assert sql(lab, result["host"], "show archive_mode", port=result["port"]) == "off"
+            # Applications can be pointed at it, as its output says: over the network, TLS,
+            # the application's role and password (the host's access, not Debian's default).
+            info = conninfo_to_dict(inventory_target(None, "db1", "migrator", None).url)
+            info.update(host=result["address"], port=result["port"], connect_timeout=5)
+            assert info["sslmode"] == "verify-full"  # the host's certificate, not snakeoil
+            with psycopg.connect(**info) as c:
+                assert c.execute("select count(*) from pitr_probe").fetchone()[0] == k
+                assert c.pgconn.ssl_in_use
         finally:
             drop(lab, result)
         assert "restore plan" in r.out and "expected about" in r.out
@@ -108,6 +122,29 @@ def test_copies_never_archive_into_the_repository(lab, history):
     w, _ = history
     archive_all(lab, "db1")
     restores_exactly(lab, 20, iso(w.gap_after(20)), "--host", "db1")
+
+
+def test_two_restores_at_once_on_one_host_make_two_copies(lab, history):
+    """A timer's drill and a user's restore may overlap on a host: each copy has its own name
+    and port (reserved while it is restored, before it is a cluster), and each is exact."""
+    w, _ = history
+    targets = {k: iso(w.gap_after(k)) for k in (12, 27)}
+    runs = {k: subprocess.Popen([str(BIN / "pgops"), "restore", "--to", t, "--host", "db1", "--json"],
+                                cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True) for k, t in targets.items()}
+    results = {}
+    for k, p in runs.items():
+        out, errs = p.communicate(timeout=600)
+        assert p.returncode == 0, errs[-3000:]
+        results[k] = json.loads(out)
+    try:
+        assert len({r["cluster"] for r in results.values()}) == 2, results
+        assert len({r["port"] for r in results.values()}) == 2, results
+        for k, r in results.items():
+            assert restored_rows(lab, r) == list(range(1, k + 1)), f"target after row {k}"
+    finally:
+        for r in results.values():
+            drop(lab, r)
 
 
 def test_time_outside_the_window_is_refused(history):

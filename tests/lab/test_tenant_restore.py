@@ -19,6 +19,7 @@ from pgops.backup.restore import iso
 from pgops.client.targets import inventory_target
 from pgops.schema.seed import _id, seed
 from tests.lab.conftest import BIN, PROJECT_ROOT, pgops
+from tests.lab.tenants import rows_of
 
 A, B = str(_id("client", 1)), str(_id("client", 2))
 
@@ -26,20 +27,6 @@ A, B = str(_id("client", 1)), str(_id("client", 2))
 def connect(url: str, **kw) -> psycopg.Connection:
     """The test's own sessions, told apart from pgops's (application_name pgops)."""
     return psycopg.connect(url, application_name="pgops-tests", **kw)
-
-
-def tenant_tables(conn) -> list[tuple[str, str]]:
-    """(table, the column naming its tenant) for every public table that holds tenant rows."""
-    rows = conn.execute("select table_name from information_schema.columns where table_schema = "
-                        "'public' and column_name = 'client_id' order by 1").fetchall()
-    return [("clients", "id")] + [(r[0], "client_id") for r in rows]
-
-
-def rows_of(conn, cid: str) -> dict[str, list[str]]:
-    """Every row of one tenant, as text (vectors and JSON as the server prints them), sorted."""
-    return {t: [r[0] for r in conn.execute(f"select x::text from {t} x where {k} = %s order by 1",
-                                            (cid,))]
-            for t, k in tenant_tables(conn)}
 
 
 def checksums(conn) -> dict[str, str]:
@@ -253,11 +240,10 @@ def test_a_killed_apply_leaves_the_tenant_as_it_was(lab, at_t):
     assert f"removing 17/{left[0]} on db1: a copy left by a killed run" in r.out, r.out[-2000:]
     assert r.out.count("a copy left by a killed run") == 1, r.out[-2000:]  # that one alone
     assert copies() == []
-    # Nothing of the killed run's copy on disk: no conf directory (the mark), no data. (A
-    # user's `pgops restore` copy dropped by hand in another test may leave its conf.d.)
-    gone = f"/etc/postgresql/17/{left[0]} /var/lib/postgresql/17/{left[0]}"
-    assert lab.ssh("db1", f"ls -d {gone} /etc/postgresql/17/restore_*/pgops-scratch 2>/dev/null "
-                          "|| true").stdout.strip() == ""
+    # Nothing of any copy on disk: no conf directory (with the mark), no data (the user's
+    # `pgops restore` copies of other tests, dropped with pg_dropcluster, leave none either).
+    assert lab.ssh("db1", "ls -d /etc/postgresql/17/restore_* /var/lib/postgresql/17/restore_* "
+                          "2>/dev/null || true").stdout.strip() == ""
 
 
 def test_an_unknown_tenant_is_named(at_t):

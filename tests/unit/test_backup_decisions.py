@@ -4,12 +4,13 @@ Prometheus text."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 
 import pytest
 
-from pgops.backup import repo_job, rules
+from pgops.backup import copies, repo_job, rules
 from pgops.backup.health import assess
 from pgops.backup.restore import _archive_failure, build, check, iso, parse_time
 from pgops.errors import BackupError
@@ -202,14 +203,28 @@ def test_restore_check_refuses_a_host_without_backups_and_a_bad_time():
 
 def test_restore_plans_beside_and_in_place():
     c = check("db1", iso(NOW - 1800), ST, live=True, now=NOW, settings=SETTINGS, stanzas=STANZAS)
-    beside = build("db1", c, SETTINGS["db1"], "db2", False, 5433, "20270115080000")
+    name = copies.name(dt.datetime(2027, 1, 15, 8, 0, 0), 4242)
+    beside = build("db1", c, SETTINGS["db1"], "db2", False, 5433, name)
     assert (beside.cluster, beside.port, beside.data_directory) == (
-        "restore_20270115080000", 5433, "/var/lib/postgresql/17/restore_20270115080000")
-    assert beside.steps[0] == "create cluster 17/restore_20270115080000 on db2, port 5433"
+        "restore_20270115080000_4242", 5433, "/var/lib/postgresql/17/restore_20270115080000_4242")
+    assert beside.steps[0] == "create cluster 17/restore_20270115080000_4242 on db2, port 5433"
     assert beside.estimate_s == pytest.approx(1 + 5 + 1800 / 600)
-    in_place = build("db1", c, SETTINGS["db1"], "db1", True, 5432, "x")
-    assert (in_place.cluster, in_place.port) == ("main", 5432)
+    assert not beside.scratch
+    drill = build("db1", c, SETTINGS["db1"], "db1", False, 5433, name, scratch=True)
+    assert drill.scratch and drill.steps[0].startswith("remove the copies killed runs")
+    assert drill.steps[1:] == [s.replace("db2", "db1") for s in beside.steps]
+    in_place = build("db1", c, SETTINGS["db1"], "db1", True, 5432, name, scratch=True)
+    assert (in_place.cluster, in_place.port, in_place.scratch) == ("main", 5432, False)
     assert in_place.steps[0] == "stop postgresql@17-main on db1"
+
+
+def test_two_copies_made_in_one_second_get_two_names():
+    """A timer's drill and a user's in the same second: the data directory of one would be
+    taken by the other."""
+    now = dt.datetime(2026, 12, 4, 22, 30, 0)
+    assert copies.name(now, 100) != copies.name(now, 101)
+    assert all(copies.is_copy(copies.name(now, pid)) for pid in (1, 4194304))
+    assert copies.is_copy("restore_20261204223000")  # named before the pid was added
 
 
 def test_prometheus_text():
@@ -305,19 +320,20 @@ def test_only_copies_a_killed_run_of_this_machine_left_are_swept():
              "restore_2": rules.scratch_mark("ctl", 200),   # still running
              "restore_3": rules.scratch_mark("other", 100),  # another controller's
              "restore_4": "garbled"}
-    gone, kept = rules.stale_scratch(marks, "ctl", alive=lambda pid: pid == 200)
+    gone, kept = rules.stale_scratch(marks, {"ctl", "ctl-old"}, alive=lambda pid: pid == 200)
     assert gone == ["restore_1"]
     assert kept == ["restore_2", "restore_3", "restore_4"]
-    assert rules.stale_scratch({}, "ctl", alive=lambda pid: False) == ([], [])
+    assert rules.stale_scratch({}, {"ctl"}, alive=lambda pid: False) == ([], [])
+    assert rules.stale_scratch({"restore_5": rules.scratch_mark("ctl-old", 100)}, {"ctl", "ctl-old"},
+                               alive=lambda pid: False) == (["restore_5"], [])  # an older name
 
 
 def test_removing_a_copy_never_names_the_live_cluster_and_leaves_nothing():
     """pg_dropcluster leaves a conf directory holding files it does not know (the scratch
     mark): the copy's conf, data and throwaway initdb directories all go."""
-    from pgops.backup.restore import remove_copy
     from pgops.server.cluster import Cluster
 
-    cmd = remove_copy(Cluster(17, "restore_20261204223000"))
+    cmd = copies.remove(Cluster(17, "restore_20261204223000"))
     assert cmd.startswith("pg_dropcluster 17 restore_20261204223000 --stop")
     for path in ("/etc/postgresql/17/restore_20261204223000",
                  "/var/lib/postgresql/17/restore_20261204223000",
@@ -325,4 +341,35 @@ def test_removing_a_copy_never_names_the_live_cluster_and_leaves_nothing():
         assert f" {path}" in cmd
     for name in ("main", "restore_", "restore_1; rm -rf /", "restore_x"):
         with pytest.raises(ValueError):
-            remove_copy(Cluster(17, name))
+            copies.remove(Cluster(17, name))
+
+
+def test_a_users_copy_takes_the_hosts_access_and_a_transient_one_stays_local():
+    """`pgops restore` says to point applications at the copy: it listens where the live
+    cluster does, with its TLS and pg_hba.conf. A drill's or tenant restore's does not."""
+    from pgops.server import pgconf
+    from pgops.server.cluster import Cluster
+
+    lines, hba = copies.access(SETTINGS["db2"])
+    assert "listen_addresses = '*'\n" in lines and "ssl = on\n" in lines
+    assert f"ssl_cert_file = '{pgconf.TLS_DIR}/server.crt'" in lines
+    assert hba.splitlines()[1:] == pgconf.render_hba(SETTINGS["db2"]).splitlines()[1:]
+    c, live = Cluster(17, "restore_20261204223000_7"), Cluster(17, "main")
+    users = copies.create_and_restore(c, "pgbackrest restore", live, "ctl 7\n", (lines, hba))
+    transient = copies.create_and_restore(c, "pgbackrest restore", live, "ctl 7\n")
+    assert "listen_addresses" in users and "snakeoil" not in users
+    assert "listen_addresses" not in transient and "snakeoil" in transient
+    mark = f"{c.etc}/{rules.SCRATCH_MARK}"
+    for cmd in (users, transient):  # its port chosen and reserved under a lock, marked
+        assert cmd.startswith("{ flock 9 && ") and f"echo $p > {c.etc}/{copies.PORT_FILE}; }} 9>" in cmd
+        assert f"> {mark} && " in cmd and cmd.endswith(" && echo pgops-port=$p")
+        assert f"{live.etc}/postgresql.conf" in cmd  # the live cluster's locale lines
+    assert f"rm -f {mark}" in users and f"rm -f {mark}" not in transient  # a user's is kept
+    with pytest.raises(ValueError):
+        copies.create_and_restore(live, "pgbackrest restore", live, "ctl 7\n")
+    for cmd in (users, transient):  # a name taken fails first; a failure removes what it made
+        assert f"&& mkdir {c.etc} && " in cmd and f"{{ mkdir -m 700 {c.data} || {{ rm -rf {c.etc}; " in cmd
+    assert copies.parse_port("restore output\npgops-port=5434\n") == 5434
+    with pytest.raises(ValueError, match="no port"):
+        copies.parse_port("")
+        assert cmd.endswith(f"|| {{ rm -rf {c.data} {c.etc}; false; }}; }}")
