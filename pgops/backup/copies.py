@@ -25,6 +25,7 @@ from pgops.settings import Settings
 
 PREFIX = "restore_"
 _NAME = re.compile(rf"{PREFIX}\d+(_\d+)?")  # restore_STAMP_PID (restore_STAMP before 12/2026)
+_OLD_NAME = re.compile(rf"{PREFIX}\d+")
 
 
 def name(now: dt.datetime, pid: int) -> str:
@@ -47,7 +48,9 @@ _SNAKEOIL = ("/etc/ssl/certs/ssl-cert-snakeoil.pem", "/etc/ssl/private/ssl-cert-
 #: Port reserved by a copy being made (a file in its conf directory), until it is a cluster.
 PORT_FILE = "pgops-port"
 FIRST_PORT = 5433
-_LOCK = "/run/lock/pgops-copies"  # the choice of a port and its reservation, one at a time
+SPOOL_DIR = "pgops-spool"  # in a copy's data directory: its own pgBackRest spool
+_LOCK_ROOT = "/tmp/pgbackrest"  # pgBackRest's default lock path, where it makes its own
+LOCK_SECONDS = 60  # the choice of a port and its reservation take the host's copies' lock
 #: Lines of the host's live configuration a copy takes, as initdb chose them for the host.
 _LOCALE = ("datestyle", "lc_messages", "lc_monetary", "lc_numeric", "lc_time",
            "default_text_search_config", "timezone", "log_timezone")
@@ -56,8 +59,8 @@ _LOCALE = ("datestyle", "lc_messages", "lc_monetary", "lc_numeric", "lc_time",
 def _first_free(major: int, start: int) -> str:
     """Shell setting $p: the first port from `start` no cluster of the host uses and no copy
     being made has reserved."""
-    return (f"used=$({{ pg_lsclusters -h | awk '{{print $3}}'; cat /etc/postgresql/{major}/"
-            f"{PREFIX}*/{PORT_FILE} 2>/dev/null || true; }}) && p={start} && "
+    return (f"ls=$(pg_lsclusters -h) && used=$({{ printf '%s\\n' \"$ls\" | awk '{{print $3}}'; "
+            f"cat /etc/postgresql/{major}/{PREFIX}*/{PORT_FILE} 2>/dev/null || true; }}) && p={start} && "
             f"while printf '%s\\n' \"$used\" | grep -qx \"$p\"; do p=$((p + 1)); done")
 
 
@@ -116,22 +119,36 @@ def create_and_restore(c: Cluster, restore_command: str, live: Cluster, mark: st
     restore (bench/pitr_rto.py). A name taken fails first and removes nothing; any later
     failure removes what this command made.
     live: the host's cluster (its locale); mark: this run's (this_run()); conf: a user's
-    copy's access (access()), whose mark goes once it is a cluster; None: a transient copy,
+    copy's access (access()), handed over by kept() once it runs; None: a transient copy,
     local only, marked until its run removes it."""
     if not is_copy(c.name):  # never the live cluster
         raise ValueError(f"not a copy: {c.name}")
     data, etc = c.data, c.etc
-    unmark = f" && rm -f {etc}/{rules.SCRATCH_MARK}" if conf else ""
-    return (f"{{ flock 9 && {_first_free(c.major, start)} && mkdir {etc} && "
-            f"echo $p > {etc}/{PORT_FILE}; }} 9>{_LOCK} && "
+    # Made with start.conf manual, so pg_createcluster skips its `systemctl daemon-reload`
+    # (systemd starts a postgresql@ instance without one), and marked: kept() hands a user's
+    # copy over once it runs. The lock is the conf root's directory (root's: no other user
+    # can take its place).
+    return (f"{{ flock -w {LOCK_SECONDS} 9 && {_first_free(c.major, start)} && mkdir {etc} && "
+            f"{{ {{ printf '%s' {shlex.quote(mark)} > {etc}/{rules.SCRATCH_MARK} && "
+            f"echo $p > {etc}/{PORT_FILE}; }} || {{ rm -rf {etc}; false; }}; }}; }} "
+            f"9</etc/postgresql/{c.major} && "
             f"{{ mkdir -m 700 {data} || {{ rm -rf {etc}; false; }}; }} && "
-            f"{{ ( printf '%s' {shlex.quote(mark)} > {etc}/{rules.SCRATCH_MARK} && "
-            f"chown postgres:postgres {data} && "
+            f"{{ ( chown postgres:postgres {data} && "
             f"runuser -u postgres -- {restore_command} --archive-mode=off restore && "
             f"[ -f {data}/PG_VERSION ] && {_config_files(data, live, conf)} && "
-            f"pg_createcluster {c.major} {c.name} --port $p -d {data} >/dev/null && "
-            f"rm -f {etc}/{PORT_FILE}{unmark} ) || {{ rm -rf {data} {etc}; false; }}; }} && "
+            f"pg_createcluster {c.major} {c.name} --port $p -d {data} --start-conf manual "
+            f">/dev/null && rm -f {etc}/{PORT_FILE} ) || {{ rm -rf {data} {etc} {_LOCK_ROOT}/{c.name}; "
+            f"false; }}; }} && "
             f"echo pgops-port=$p")
+
+
+def kept(c: Cluster) -> str:
+    """Shell: a user's copy, running and verified, handed over: unmarked (no sweep removes
+    it) and started with the host. Until then a failed or interrupted restore's copy is
+    swept like a transient one."""
+    if not is_copy(c.name):
+        raise ValueError(f"not a copy: {c.name}")
+    return f"rm -f {c.etc}/{rules.SCRATCH_MARK} && echo auto > {c.etc}/start.conf"
 
 
 def parse_port(output: str) -> int:
@@ -158,6 +175,16 @@ def this_run() -> str:
     return rules.scratch_mark(controller(), os.getpid())
 
 
+def backrest_paths(data: str, name: str) -> str:
+    """pgBackRest options of a copy's restore, carried into its restore_command: its own
+    spool and lock paths. The asynchronous archive-get of the host's live cluster and of
+    every other copy of the same stanza take `<lock-path>/<stanza>-archive.lock` and share
+    one spool queue: a second copy recovering at once waited 60 s for WAL and failed. The
+    spool (up to a queue of prefetched WAL) is in the data directory, so pg_dropcluster
+    removes it; the lock path is a directory of /tmp."""
+    return f"--spool-path={data}/{SPOOL_DIR} --lock-path={_LOCK_ROOT}/{name}"
+
+
 def remove(c: Cluster) -> str:
     """A copy, all of it, made or half-made: pg_dropcluster leaves a conf directory that holds
     files it does not know (the mark), and a copy killed while restoring is no cluster yet
@@ -165,7 +192,7 @@ def remove(c: Cluster) -> str:
     if not is_copy(c.name):  # never the live cluster
         raise ValueError(f"not a copy: {c.name}")
     return (f"pg_dropcluster {c.major} {c.name} --stop 2>/dev/null; "
-            f"rm -rf {c.etc} {c.data} {c.data}.init")
+            f"rm -rf {c.etc} {c.data} {c.data}.init {_LOCK_ROOT}/{c.name}")
 
 
 def sweep(h, major: int, say: Callable[[str], None]) -> None:
@@ -177,12 +204,14 @@ def sweep(h, major: int, say: Callable[[str], None]) -> None:
     marks = {line.split("/")[4]: line.partition(":")[2]  # /etc/postgresql/MAJOR/CLUSTER/MARK:text
              for line in found.splitlines() if line.count("/") >= 5}
     marks = {k: v for k, v in marks.items() if is_copy(k)}
-    # Marks from before the machine id was added name the hostname alone.
-    gone, kept = rules.stale_scratch(marks, {controller(), socket.gethostname()}, _alive)
-    for cluster in gone:
+    old = {k: v for k, v in marks.items() if _OLD_NAME.fullmatch(k)}  # marked by hostname alone
+    gone, left = rules.stale_scratch({k: v for k, v in marks.items() if k not in old},
+                                     {controller()}, _alive)
+    gone_old, left_old = rules.stale_scratch(old, {socket.gethostname()}, _alive)
+    for cluster in gone + gone_old:
         say(f"removing {major}/{cluster} on {h.name}: a copy left by a killed run")
         run(h, remove(Cluster(major, cluster)))
-    for cluster in kept:
+    for cluster in left + left_old:
         say(f"{major}/{cluster} on {h.name} is another run's copy ({marks[cluster].strip()}): "
             "left alone")
 

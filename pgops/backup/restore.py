@@ -160,6 +160,9 @@ def _check_destination(db: str, onto: str | None, in_place: bool, settings: dict
                           "on its own host")
     if settings[onto].pg_backup_host != stanzas[db]:
         raise BackupError(f"--onto {onto}: it does not use {stanzas[db]}, the repository of {db}")
+    if settings[onto].pg_major != settings[db].pg_major:
+        raise BackupError(f"--onto {onto}: it runs PostgreSQL {settings[onto].pg_major}, "
+                          f"{db}'s backups are of {settings[db].pg_major}")
 
 
 def build(db: str, c: Checked, s: Settings, target_host: str, in_place: bool, port: int,
@@ -204,7 +207,7 @@ def plan(backups: Backups, db: str, to: str, onto: str | None = None, in_place: 
     c = check(db, to, info(backups, db), leader is not None, time.time(), backups.settings,
               backups.stanzas, onto, in_place)
     port = (backups.settings[db].pg_port if in_place else
-            copies.free_port(backups.db(target_host), backups.settings[target_host].pg_major))
+            copies.free_port(backups.db(target_host), backups.settings[db].pg_major))
     name = copies.name(dt.datetime.now(dt.UTC), os.getpid())
     return build(db, c, backups.settings[db], target_host, in_place, port, name, leader, scratch)
 
@@ -245,7 +248,9 @@ def wait_promoted(backups: Backups, host: str, port: int, c: Cluster, timeout: f
     SSH every 0.5 s added 0.6 s to the RTO (bench/pitr_rto.py)."""
     h = backups.db(host)
     try:
-        ok, _ = try_run(h, psql.wait_writable_command(port, int(timeout)), timeout=int(timeout) + 60)
+        ok, _ = try_run(h, psql.wait_writable_command(port, int(timeout),
+                                                      alive=f"pg_ctlcluster {c.major} {c.name} status"),
+                        timeout=int(timeout) + 60)
     except TimeoutError:  # pyinfra's, should the host stop answering
         ok = False
     if not ok:
@@ -287,7 +292,9 @@ def pgbackrest_restore(rp: RestorePlan, stanza: str) -> str:
     history as it lives now runs on the new one."""
     target = shlex.quote(backrest_time(rp.target_time))
     kind = "--type=default" if rp.to_end else f"--type=time --target={target} --target-action=promote"
-    return backrest.command(stanza, f"--pg1-path={rp.data_directory} --target-timeline=latest {kind}")
+    own = "" if rp.in_place else f" {copies.backrest_paths(rp.data_directory, rp.cluster)}"
+    return backrest.command(stanza, f"--pg1-path={rp.data_directory} --target-timeline=latest "
+                                    f"{kind}{own}")
 
 
 def execute(backups: Backups, rp: RestorePlan, say: Callable[[str], None] = lambda m: None,
@@ -340,11 +347,20 @@ def execute(backups: Backups, rp: RestorePlan, say: Callable[[str], None] = lamb
         run(h, f"printf '\\n%s' {shlex.quote(limits)} >> {auto} && chown postgres:postgres {auto}")
         done("recovery_limits")
     say("starting: recovery to the target time, then promotion")
-    _start(h, c)
-    wait_promoted(backups, rp.target_host, rp.port, c, timeout)
+    try:
+        _start(h, c)
+        wait_promoted(backups, rp.target_host, rp.port, c, timeout)
+    except BackupError as e:
+        if rp.in_place or rp.scratch:  # a scratch copy's caller removes it
+            raise
+        raise BackupError(f"{e}\nThe copy stays for a look: `pg_dropcluster {c.major} {c.name} "
+                          f"--stop` on {rp.target_host} removes it (or the next drill or tenant "
+                          "restore from this machine)") from None
     done("start_replay_promote")
     out = result(backups, rp, time.monotonic() - t0)
     done("verify")
+    if not rp.in_place and not rp.scratch:  # the user's now: never swept, starts with the host
+        run(h, copies.kept(c))
     out["phases"] = phases
     return out
 

@@ -30,13 +30,17 @@ def shell(sql: str | Sequence[str], port: int, database: str = "postgres",
     return prefix + shlex.join(argv(sql, port, database))
 
 
-def wait_writable_command(port: int, seconds: int) -> str:
+def wait_writable_command(port: int, seconds: int, alive: str = "") -> str:
     """A shell command (as root) waiting until the local Postgres has left recovery, polling
     every 0.1 s for at most `seconds` of wall-clock time (counted rounds ran long: each poll
     starts psql). Patroni answers /primary as soon as it holds the leader key, while the
     promotion may still be fetching WAL and history files: writes sent then fail as
-    read-only. A restore waits on its copy's promotion the same way."""
+    read-only. A restore waits on its copy's promotion the same way.
+    alive: a shell test that fails once the server has stopped (a recovery that failed): the
+    wait ends then, not at its limit."""
     check = shell("select pg_is_in_recovery()", port)
+    gone = (f"if ! {alive} >/dev/null 2>&1; then echo 'Postgres stopped before it left recovery' "
+            ">&2; exit 1; fi; " if alive else "")
     return (f"end=$(( $(date +%s) + {seconds} )); until [ \"$({check} 2>/dev/null)\" = f ]; do "
-            f"if [ $(date +%s) -ge $end ]; then echo 'Postgres still in recovery after {seconds} s' "
-            ">&2; exit 1; fi; sleep 0.1; done")
+            f"{gone}if [ $(date +%s) -ge $end ]; then echo 'Postgres still in recovery after "
+            f"{seconds} s' >&2; exit 1; fi; sleep 0.1; done")

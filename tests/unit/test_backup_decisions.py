@@ -361,15 +361,42 @@ def test_a_users_copy_takes_the_hosts_access_and_a_transient_one_stays_local():
     assert "listen_addresses" not in transient and "snakeoil" in transient
     mark = f"{c.etc}/{rules.SCRATCH_MARK}"
     for cmd in (users, transient):  # its port chosen and reserved under a lock, marked
-        assert cmd.startswith("{ flock 9 && ") and f"echo $p > {c.etc}/{copies.PORT_FILE}; }} 9>" in cmd
+        assert cmd.startswith(f"{{ flock -w {copies.LOCK_SECONDS} 9 && ")
+        assert f"echo $p > {c.etc}/{copies.PORT_FILE}; }} || {{ rm -rf {c.etc}; false; }}; }}; }} " \
+               "9</etc/postgresql/17 && " in cmd
         assert f"> {mark} && " in cmd and cmd.endswith(" && echo pgops-port=$p")
         assert f"{live.etc}/postgresql.conf" in cmd  # the live cluster's locale lines
-    assert f"rm -f {mark}" in users and f"rm -f {mark}" not in transient  # a user's is kept
     with pytest.raises(ValueError):
         copies.create_and_restore(live, "pgbackrest restore", live, "ctl 7\n")
     for cmd in (users, transient):  # a name taken fails first; a failure removes what it made
         assert f"&& mkdir {c.etc} && " in cmd and f"{{ mkdir -m 700 {c.data} || {{ rm -rf {c.etc}; " in cmd
+        assert "--start-conf manual" in cmd  # no daemon-reload; never started at boot yet
     assert copies.parse_port("restore output\npgops-port=5434\n") == 5434
     with pytest.raises(ValueError, match="no port"):
         copies.parse_port("")
+    # A user's copy is handed over once it runs: unmarked, started with the host.
+    assert copies.kept(c) == f"rm -f {mark} && echo auto > {c.etc}/start.conf"
+    with pytest.raises(ValueError):
+        copies.kept(live)
         assert cmd.endswith(f"|| {{ rm -rf {c.data} {c.etc}; false; }}; }}")
+
+
+def test_restore_onto_a_host_of_another_major_is_refused():
+    other = {**SETTINGS, "db4": settings("db4", pg_major=16)}
+    with pytest.raises(BackupError, match="--onto db4: it runs PostgreSQL 16, db1's backups are of 17"):
+        check("db1", iso(NOW - 1800), ST, live=False, now=NOW, settings=other,
+              stanzas={**STANZAS, "db4": "backup1"}, onto="db4")
+
+
+def test_a_copy_recovers_with_its_own_pgbackrest_spool_and_lock():
+    """Two copies of one stanza recovering at once (or one beside the live cluster's
+    asynchronous archiving) shared a lock and a spool queue: one waited 60 s and failed."""
+    from pgops.backup.restore import pgbackrest_restore
+
+    c = check("db1", iso(NOW - 1800), ST, live=True, now=NOW, settings=SETTINGS, stanzas=STANZAS)
+    name = "restore_20270115080000_4242"
+    beside = pgbackrest_restore(build("db1", c, SETTINGS["db1"], "db1", False, 5433, name), "db1")
+    assert f"--spool-path=/var/lib/postgresql/17/{name}/pgops-spool " in beside
+    assert f"--lock-path=/tmp/pgbackrest/{name}" in beside
+    in_place = pgbackrest_restore(build("db1", c, SETTINGS["db1"], "db1", True, 5432, name), "db1")
+    assert "--spool-path" not in in_place and "--lock-path" not in in_place
