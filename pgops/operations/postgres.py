@@ -162,7 +162,11 @@ def hba_swap_script(path: str, port: int, service: str) -> str:
         f"exit 1; fi; "
         f"if [ -n \"$errors\" ]; then undo; "
         f"printf '%s refused, %s: %s\\n' {p} \"$kept\" \"$errors\" >&2; exit 1; fi; "
-        f"commit; systemctl reload {service}"
+        # A reload asked of a unit still starting (a restart of a killed run's, still under
+        # way) is merged into that start by systemd and lost: the server keeps the file it
+        # read. Wait (at most 60 s) until the unit has started.
+        f"commit; n=0; while [ \"$(systemctl is-active {service})\" = activating ] && "
+        f"[ $n -lt 300 ]; do sleep 0.2; n=$((n + 1)); done; systemctl reload {service}"
     )
 
 
