@@ -3,9 +3,10 @@ restores into a new directory, then pg_createcluster adopts it), their removal, 
 of what killed runs left. Only `restore_*` clusters are ever touched here: never the live one.
 
 A copy's conf directory is made first and holds, while the copy is being made, the port it
-will take (`pgops-port`: the next plan skips it) and a mark naming the run (`pgops-scratch`:
-a killed run's is swept). A user's copy loses both once it is a cluster; a transient one (a
-drill's, a tenant restore's) keeps its mark until its run removes it."""
+will take (`pgops-port`: the next plan skips it, until it is a cluster) and a mark naming the
+run (`pgops-scratch`: a killed run's is swept). A user's copy loses its mark once it runs and
+is verified (kept()); a transient one (a drill's, a tenant restore's) keeps it until its run
+removes it."""
 
 from __future__ import annotations
 
@@ -137,8 +138,7 @@ def create_and_restore(c: Cluster, restore_command: str, live: Cluster, mark: st
             f"runuser -u postgres -- {restore_command} --archive-mode=off restore && "
             f"[ -f {data}/PG_VERSION ] && {_config_files(data, live, conf)} && "
             f"pg_createcluster {c.major} {c.name} --port $p -d {data} --start-conf manual "
-            f">/dev/null && rm -f {etc}/{PORT_FILE} ) || {{ rm -rf {data} {etc} {_LOCK_ROOT}/{c.name}; "
-            f"false; }}; }} && "
+            f">/dev/null && rm -f {etc}/{PORT_FILE} ) || {{ {remove(c)}; false; }}; }} && "
             f"echo pgops-port=$p")
 
 
@@ -206,8 +206,8 @@ def sweep(h, major: int, say: Callable[[str], None]) -> None:
     marks = {k: v for k, v in marks.items() if is_copy(k)}
     old = {k: v for k, v in marks.items() if _OLD_NAME.fullmatch(k)}  # marked by hostname alone
     gone, left = rules.stale_scratch({k: v for k, v in marks.items() if k not in old},
-                                     {controller()}, _alive)
-    gone_old, left_old = rules.stale_scratch(old, {socket.gethostname()}, _alive)
+                                     controller(), _alive)
+    gone_old, left_old = rules.stale_scratch(old, socket.gethostname(), _alive)
     for cluster in gone + gone_old:
         say(f"removing {major}/{cluster} on {h.name}: a copy left by a killed run")
         run(h, remove(Cluster(major, cluster)))

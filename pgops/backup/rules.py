@@ -8,7 +8,7 @@ repository host's job runner (repo_job.py), which imports it instead of keeping 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 BACKUP_TYPES = ("full", "diff", "incr")
@@ -206,16 +206,15 @@ def scratch_mark(controller: str, pid: int) -> str:
     return f"{controller} {pid}\n"
 
 
-def stale_scratch(marks: Mapping[str, str], controller: Collection[str],
+def stale_scratch(marks: Mapping[str, str], controller: str,
                   alive: Callable[[int], bool]) -> tuple[list[str], list[str]]:
     """Of the marked copies on a host (cluster -> its mark): those a run on this controller
-    (any of its names) left when it was killed (its process is gone: remove them), and those
-    another run may still be using (another controller's, a live process's, an unreadable
-    mark: left alone)."""
+    left when it was killed (its process is gone: remove them), and those another run may
+    still be using (another controller's, a live process's, an unreadable mark: left alone)."""
     gone, kept = [], []
     for cluster, mark in sorted(marks.items()):
         who, _, pid = mark.strip().rpartition(" ")
-        if who in controller and pid.isdigit() and not alive(int(pid)):
+        if who == controller and pid.isdigit() and not alive(int(pid)):
             gone.append(cluster)
         else:
             kept.append(cluster)

@@ -320,12 +320,15 @@ def test_only_copies_a_killed_run_of_this_machine_left_are_swept():
              "restore_2": rules.scratch_mark("ctl", 200),   # still running
              "restore_3": rules.scratch_mark("other", 100),  # another controller's
              "restore_4": "garbled"}
-    gone, kept = rules.stale_scratch(marks, {"ctl", "ctl-old"}, alive=lambda pid: pid == 200)
+    gone, kept = rules.stale_scratch(marks, "ctl", alive=lambda pid: pid == 200)
     assert gone == ["restore_1"]
     assert kept == ["restore_2", "restore_3", "restore_4"]
-    assert rules.stale_scratch({}, {"ctl"}, alive=lambda pid: False) == ([], [])
-    assert rules.stale_scratch({"restore_5": rules.scratch_mark("ctl-old", 100)}, {"ctl", "ctl-old"},
-                               alive=lambda pid: False) == (["restore_5"], [])  # an older name
+    assert rules.stale_scratch({}, "ctl", alive=lambda pid: False) == ([], [])
+    # A name is matched whole (an older mark names the hostname alone: swept by that name).
+    assert rules.stale_scratch({"restore_5": rules.scratch_mark("ctl-old", 100)}, "ctl-old",
+                               alive=lambda pid: False) == (["restore_5"], [])
+    assert rules.stale_scratch({"restore_5": rules.scratch_mark("ctl", 100)}, "ctl-old",
+                               alive=lambda pid: False) == ([], ["restore_5"])
 
 
 def test_removing_a_copy_never_names_the_live_cluster_and_leaves_nothing():
