@@ -152,8 +152,12 @@ def patroni_member(s: Settings, topology: Topology, dbs: Mapping[str, Settings],
     files.file_absent(name="No pgops settings file (Patroni writes the settings)",
                       path=pgconf.paths(s)["conf"])
     if action == "run":
-        systemd.service(name="Patroni running", service=unit, running=True, enabled=True,
-                        reloaded=conf.will_change or tls_changed)
+        systemd.service(name="Patroni enabled", service=unit, running=None, enabled=True)
+        started = systemd.service(name="Patroni running", service=unit, running=True)
+        if conf.will_change or tls_changed:  # a Patroni started just now read the new file
+            server.shell(name="Patroni reloaded (pg_hba.conf and settings in effect)",
+                         commands=[patroni.reload_command(c, s.pg_port, s.pg_ha.loop_wait)],
+                         _if=started.did_not_change)
     if action == "run" and the_plan.leader == host.name:
         dcs, _local = patroni.split_parameters(_parameters(s))
         patroni_ops.dynamic_config(name="Cluster-wide settings (Patroni's dynamic configuration)",

@@ -8,10 +8,12 @@ file is JSON, which is YAML too: no YAML writer needed, and Patroni reads it as 
 from __future__ import annotations
 
 import json
+import shlex
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pgops.backup import backrest
+from pgops.server import psql
 from pgops.server.cluster import Cluster, bindir
 from pgops.server.pgconf import CA_FILE, host_network
 from pgops.settings.ha import (
@@ -48,6 +50,29 @@ LEADER_WAIT_S = 120
 REPLICA_WAIT_S = 600
 #: Patroni's health endpoint for a replica that streams and is close behind its leader.
 REPLICA_HEALTHY = "/replica?lag=16MB"
+
+
+def reload_command(c: Cluster, port: int, loop_wait: int) -> str:
+    """A shell command (as root): Patroni rereads patroni.yml, and the command ends once
+    pg_hba.conf and the settings are in effect (at most loop_wait + 60 s). Debian's unit
+    reloads by a bare SIGHUP, which Patroni acts on at the start of its next loop, up to
+    loop_wait later: a deploy that ended on the signal let clients dial rules not yet loaded.
+    On a SIGHUP Patroni always rewrites pg_hba.conf, then reloads Postgres; done when the
+    file is newer than the signal and Postgres loaded its files after it was written (or
+    Postgres does not answer: it reads them when it starts)."""
+    hba = shlex.quote(c.hba)
+    seconds = loop_wait + 60
+    loaded = psql.shell("select extract(epoch from pg_catalog.pg_conf_load_time())", port)
+    return (
+        f"set -e; cd /; sent=$(mktemp); trap 'rm -f \"$sent\"' EXIT; "
+        f"systemctl reload {service(c)}; end=$(( $(date +%s) + {seconds} )); "
+        f"until [ {hba} -nt \"$sent\" ] && {{ loaded=$({loaded} 2>/dev/null) || loaded=; "
+        f"[ -z \"$loaded\" ] || awk -v a=\"$loaded\" -v b=\"$(stat -c %.6Y {hba})\" "
+        f"'BEGIN {{ exit !(a >= b) }}'; }}; do "
+        f"if [ $(date +%s) -ge $end ]; then echo \"{service(c)} had not applied "
+        f"{conf_path(c)} {seconds} s after its reload (pg_hba.conf or the settings not "
+        f"loaded): see journalctl -u {service(c)}\" >&2; exit 1; fi; sleep 0.2; done"
+    )
 
 
 def conf_path(c: Cluster) -> str:

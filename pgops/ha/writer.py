@@ -33,7 +33,8 @@ class Writer:
     acked: list[int] = field(default_factory=list)
     acked_at: list[float] = field(default_factory=list)  # time.monotonic() of each ack
     outages: list[Outage] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # each outage's first error
+    last_error: str = ""  # the newest error: why an outage goes on
 
     def __post_init__(self) -> None:
         self._stop = threading.Event()
@@ -70,9 +71,10 @@ class Writer:
                     self.outages[-1].end = time.monotonic()
                 time.sleep(self.pause)
             except psycopg.Error as e:
+                self.last_error = str(e).strip().splitlines()[0] if str(e).strip() else repr(e)
                 if not self.outages or self.outages[-1].end is not None:
                     self.outages.append(Outage(time.monotonic()))
-                    self.errors.append(str(e).strip().splitlines()[0] if str(e).strip() else repr(e))
+                    self.errors.append(self.last_error)
                 if conn is not None:
                     conn.close()
                 conn = None

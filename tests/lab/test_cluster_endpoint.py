@@ -278,9 +278,11 @@ def test_after_an_unplanned_failover_writes_resume_through_the_same_rw_port(clus
     try:
         resumed = writer.wait_writes(30, timeout=120)
         writer.stop()
+        seen = "" if resumed else _seen_after_failover(lab, entry)
     finally:  # a failed check must not leave the next tests a member down
         heal(lab, old)
-    assert resumed, f"writes did not resume: {writer.errors}, outages {writer.outages}"
+    assert resumed, (f"writes did not resume: first {writer.errors}, last {writer.last_error!r}, "
+                     f"outages {writer.outages}\n{seen}")
     rto = writer.longest_gap(t)
     new = wait_healthy()["leader"]
     missing = writer.missing()
@@ -288,6 +290,16 @@ def test_after_an_unplanned_failover_writes_resume_through_the_same_rw_port(clus
           f"(no client change), {len(missing)} acknowledged rows missing, new leader {new}")
     assert new != old
     assert len(missing) * 64 <= 1048576
+
+
+def _seen_after_failover(lab: Lab, entry: str) -> str:
+    """What a failed failover check prints: the cluster's status and the endpoint's logs."""
+    out = [pgops("cluster", "status", env=ENV, check=False).out]
+    for h in (*MEMBERS, entry):
+        r = lab.ssh(h, "journalctl -q --no-pager -n 15 -u haproxy -u pgbouncer -u 'patroni@*'",
+                    check=False, timeout=20)
+        out.append(f"--- {h} ---\n{r.stdout[-3000:]}")
+    return "\n".join(out)
 
 
 def test_ro_port_drops_a_replica_that_lags_beyond_the_limit(cluster):

@@ -358,3 +358,29 @@ def test_a_members_slot_cannot_keep_wal_until_the_leaders_disk_is_full():
     mine = settings(_settings(pg_ha_cluster="main", pg_settings={"max_slot_wal_keep_size": "50GB"}),
                     res, "db1")
     assert mine["max_slot_wal_keep_size"] == "50GB"
+
+
+# -- reload ---------------------------------------------------------------------------------
+def test_a_patroni_reload_ends_only_once_postgres_loaded_the_rewritten_pg_hba(tmp_path):
+    """The command's shell run against stand-ins: systemctl's reload is a signal Patroni acts
+    on later (here: pg_hba.conf rewritten 0.4 s on, Postgres's reload 0.4 s after that)."""
+    import subprocess
+    import time
+
+    hba, loaded = tmp_path / "pg_hba.conf", tmp_path / "loaded"
+    hba.write_text("old\n")
+    (tmp_path / "bin").mkdir()
+    for name, body in (
+            ("systemctl", f'[ "$1" = reload ] && [ "$2" = patroni@17-main ] || exit 3\n'
+                          f'(sleep 0.4; echo new > {hba}; sleep 0.4; date +%s.%N > {loaded})'
+                          ' >/dev/null 2>&1 &'),
+            # psql through runuser: Postgres's pg_conf_load_time, as an epoch
+            ("runuser", f'[ -f {loaded} ] && cat {loaded} || date -d "-1 hour" +%s.%N')):
+        (tmp_path / "bin" / name).write_text(f"#!/bin/sh\n{body}\n")
+        (tmp_path / "bin" / name).chmod(0o755)
+    command = patroni.reload_command(Cluster(17), 5432, 3).replace(Cluster(17).hba, str(hba))
+    started = time.monotonic()
+    r = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=20,
+                       env={"PATH": f"{tmp_path / 'bin'}:/usr/bin:/bin"})
+    assert r.returncode == 0, r.stderr
+    assert time.monotonic() - started >= 0.8 and loaded.exists() and hba.read_text() == "new\n"
