@@ -14,6 +14,8 @@ measured side by side in one run, rounds interleaved:
 pgbench runs on a replica's host (PostgreSQL 17's), so every path crosses the lab network.
 
     .venv/bin/python bench/endpoint.py [--rounds 3] [--seconds 15] [--keep]
+
+`--seconds 0` measures the switchover alone.
 """
 
 from __future__ import annotations
@@ -83,7 +85,7 @@ def main() -> None:
         "long-lived TPC-B direct": (la, DIRECT, f"-c {n} -j 4 -T {s}"),
         "long-lived TPC-B HAProxy+PgBouncer": (la, RW, f"-c {n} -j 4 -T {s}"),
     }
-    for r in range(args.rounds):
+    for r in range(args.rounds if s > 0 else 0):
         for name, (host, port, flags) in cases.items():
             tps, p95, _ = pgbench(lab, runner, host, port, flags, timeout=t)
             results.setdefault(name, []).append((tps, p95))
@@ -92,15 +94,18 @@ def main() -> None:
     def med(name: str, i: int) -> float:
         return statistics.median(x[i] for x in results[name])
 
-    print("\nmedians over rounds:")
-    for name in cases:
-        print(f"  {name:<40} {med(name, 0):9.0f} tps  p95 {med(name, 1):7.2f} ms")
-    pooled, direct = "short-lived PgBouncer", "short-lived direct"
-    print(f"short-lived through PgBouncer / direct: {med(pooled, 0) / med(direct, 0):.2f}x "
-          f"throughput, p95 {med(pooled, 1):.2f} ms / {med(direct, 1):.2f} ms (goal >= 3x)")
-    for kind in ("read-only", "TPC-B"):
-        ratio = med(f"long-lived {kind} HAProxy+PgBouncer", 0) / med(f"long-lived {kind} direct", 0)
-        print(f"long-lived {kind} through HAProxy+PgBouncer / direct: {ratio:.2f}x (goal >= 0.9x)")
+    if results:
+        print("\nmedians over rounds:")
+        for name in cases:
+            print(f"  {name:<40} {med(name, 0):9.0f} tps  p95 {med(name, 1):7.2f} ms")
+        pooled, direct = "short-lived PgBouncer", "short-lived direct"
+        print(f"short-lived through PgBouncer / direct: {med(pooled, 0) / med(direct, 0):.2f}x "
+              f"throughput, p95 {med(pooled, 1):.2f} ms / {med(direct, 1):.2f} ms (goal >= 3x)")
+        for kind in ("read-only", "TPC-B"):
+            ratio = (med(f"long-lived {kind} HAProxy+PgBouncer", 0)
+                     / med(f"long-lived {kind} direct", 0))
+            print(f"long-lived {kind} through HAProxy+PgBouncer / direct: {ratio:.2f}x "
+                  "(goal >= 0.9x)")
 
     pauses, errors = [], []
     for _ in range(args.rounds):

@@ -36,31 +36,31 @@ def paused(hosts: Mapping[str, Host], members: Sequence[str], s: Settings,
     where a PAUSE gave up waiting (PgBouncer goes on pausing after its client left)."""
     assert s.pooler
     port = s.pooler.port
-    tried: list[str] = []
     t0 = time.monotonic()
     error: BaseException | None = None
     try:
-        for m in members:
-            tried.append(m)
-            ok, out = remote.try_run(hosts[m], pgbouncer.admin_command("PAUSE", port, PAUSE_TIMEOUT_S),
-                                     user=pgbouncer.ADMIN_USER, timeout=PAUSE_TIMEOUT_S + 10)
-            if not ok:
-                raise PgopsError(f"{m}: PgBouncer did not pause within {PAUSE_TIMEOUT_S} s "
-                                 f"(a long transaction, or PgBouncer down): {out.strip()[-300:]}; "
-                                 "nothing was switched")
+        # Every member at once: clients of the first paused wait while the others pause.
+        results = remote.try_run_each(
+            [(hosts[m], pgbouncer.admin_command("PAUSE", port, PAUSE_TIMEOUT_S)) for m in members],
+            user=pgbouncer.ADMIN_USER, timeout=PAUSE_TIMEOUT_S + 10)
+        failed = [f"{m}: {out.strip()[-300:]}" for m, (ok, out) in zip(members, results, strict=True)
+                  if not ok]
+        if failed:
+            raise PgopsError(f"PgBouncer did not pause within {PAUSE_TIMEOUT_S} s (a long "
+                             f"transaction, or PgBouncer down) on {'; '.join(failed)}; nothing "
+                             "was switched")
         say(f"PgBouncer paused on {', '.join(members)} ({time.monotonic() - t0:.2f} s)")
         yield
     except BaseException as e:
         error = e
         raise
     finally:
-        failed = []
-        for m in tried:
-            ok, out = remote.try_run(hosts[m], pgbouncer.admin_command("RESUME", port),
-                                     user=pgbouncer.ADMIN_USER, timeout=PAUSE_TIMEOUT_S + 10)
-            if not ok and NOT_PAUSED not in out:
-                failed.append(f"{m}: {out.strip()[-200:]}")
-        say(f"PgBouncer resumed on {', '.join(tried)}: clients waited at most "
+        results = remote.try_run_each(
+            [(hosts[m], pgbouncer.admin_command("RESUME", port)) for m in members],
+            user=pgbouncer.ADMIN_USER, timeout=PAUSE_TIMEOUT_S + 10)
+        failed = [f"{m}: {out.strip()[-200:]}" for m, (ok, out) in zip(members, results, strict=True)
+                  if not ok and NOT_PAUSED not in out]
+        say(f"PgBouncer resumed on {', '.join(members)}: clients waited at most "
             f"{time.monotonic() - t0:.2f} s")
         if failed:
             raise PgopsError("PgBouncer did not resume on " + "; ".join(failed) + " (run RESUME "
@@ -89,14 +89,20 @@ def point_at(hosts: Mapping[str, Host], members: Sequence[str], leader: str, s: 
     remote.run(hosts[leader], f"({wait_command('/primary', PROMOTE_WAIT_S, interval=0.1)}) && "
                               f"({psql.wait_writable_command(s.pg_port, PROMOTE_WAIT_S)})",
                timeout=2 * PROMOTE_WAIT_S + 10)
-    cmds = route_commands(members, leader, leader_route=pooled)
-    for m in members:
-        remote.run(hosts[m], haproxy.runtime_command(cmds, quiet=True), timeout=30)
+    member_cmds = haproxy.runtime_command(route_commands(members, leader, leader_route=pooled),
+                                          quiet=True)
     proxy_cmds = haproxy.runtime_command(route_commands(members, leader, leader_route=False), quiet=True)
-    for p in proxies:
-        ok, out = remote.try_run(hosts[p], proxy_cmds, timeout=30)
-        if not ok:
+    # Every HAProxy at once (one round trip): the clients' pause ends with the slowest.
+    results = remote.try_run_each([*((hosts[m], member_cmds) for m in members),
+                                   *((hosts[p], proxy_cmds) for p in proxies)], timeout=30)
+    names = [*members, *proxies]
+    failed = [f"{n}: {out.strip()[-200:]}" for n, (ok, out) in zip(names, results, strict=True)
+              if not ok and n in members]
+    for p, (ok, out) in zip(names, results, strict=True):
+        if not ok and p in proxies:
             say(f"{p}: HAProxy not re-pointed ({out.strip()[-200:]}); its health checks will follow")
+    if failed:
+        raise PgopsError("HAProxy not re-pointed at the new leader on " + "; ".join(failed))
 
 
 def parse_stat(text: str) -> list[dict[str, str]]:

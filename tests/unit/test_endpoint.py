@@ -249,13 +249,14 @@ def test_a_pause_that_gives_up_is_still_resumed_and_nothing_is_switched(monkeypa
                                     ("db1", "RESUME"): (True, "")})
     hosts = {"db1": "db1", "db2": "db2", "db3": "db3"}
     switched = []
-    with pytest.raises(PgopsError, match="db2: PgBouncer did not pause"):
+    with pytest.raises(PgopsError, match="did not pause .* on db2: timeout; nothing was switched"):
         with control.paused(hosts, ["db1", "db2", "db3"], member(), lambda m: None):
             switched.append(True)
     assert not switched
-    # db2's PAUSE goes on inside PgBouncer after psql gave up: it is resumed too; db3 was
-    # never paused.
-    assert ran == [("db1", "PAUSE"), ("db2", "PAUSE"), ("db1", "RESUME"), ("db2", "RESUME")]
+    # Every member paused at once; db2's PAUSE goes on inside PgBouncer after psql gave up:
+    # every member is resumed, db2 too.
+    assert sorted(ran) == sorted([(m, w) for m in hosts for w in ("PAUSE", "RESUME")])
+    assert [w for _, w in ran] == ["PAUSE"] * 3 + ["RESUME"] * 3
 
 
 def test_a_failed_resume_names_the_member_and_keeps_the_first_error(monkeypatch):
@@ -269,3 +270,25 @@ def test_a_failed_resume_names_the_member_and_keeps_the_first_error(monkeypatch)
     text = str(e.value)
     assert "did not resume on db1: connection refused" in text and "db2" not in text.split(";")[0]
     assert "after: Patroni refused the switchover" in text
+
+
+def test_a_step_on_every_member_runs_on_all_of_them_at_once(monkeypatch):
+    """remote.try_run_each: each host's command starts before any has answered (one round
+    trip for all), and the answers come back in the jobs' order."""
+    import gevent
+
+    from pgops import remote
+
+    events = []
+
+    def try_run(host, command, user=None, timeout=0):
+        events.append(("start", host))
+        gevent.sleep(0.05 * (3 - int(host[-1])))  # db1 answers last
+        events.append(("end", host))
+        return True, f"{host}: {command}"
+
+    monkeypatch.setattr(remote, "try_run", try_run)
+    out = remote.try_run_each([("db1", "a"), ("db2", "b"), ("db3", "c")])
+    assert out == [(True, "db1: a"), (True, "db2: b"), (True, "db3: c")]
+    assert [e for e, _ in events[:3]] == ["start"] * 3
+    assert [h for e, h in events if e == "end"] == ["db3", "db2", "db1"]
