@@ -26,8 +26,10 @@ from pgops.settings import Settings
 
 
 def _cores(names: list[str]) -> dict[str, int]:
-    """The named hosts' CPU counts (HostResources is read on those hosts only)."""
-    return {n: cache.fact(HostResources, on=host.inventory.get_host(n)).cpus for n in names}
+    """The named hosts' CPU counts (HostResources is read on those hosts only, at once)."""
+    hosts = {n: host.inventory.get_host(n) for n in names}
+    cache.read_at_once([(h, HostResources, {}) for h in hosts.values()])
+    return {n: cache.fact(HostResources, on=h).cpus for n, h in hosts.items()}
 
 
 @deploy("pgBackRest")

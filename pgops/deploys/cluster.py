@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from io import StringIO
+from typing import Any
 
+from gevent.event import AsyncResult
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.facts.files import File, FindInFile
@@ -81,14 +83,27 @@ def etcd_member(topology: Topology, addresses: Mapping[str, str],
                     path=etcd.PACKAGE_DATA_DIR, present=False)
 
 
-def _member_state(name: str, s: Settings) -> join.Member:
+def _member_facts(name: str, s: Settings) -> dict[str, tuple[Any, Any, dict[str, Any]]]:
+    """What the plan reads of a member, by what it tells: (host, fact, arguments)."""
     h = host.inventory.get_host(name)
     c = Cluster(s.pg_major, s.pg_cluster)
-    dbs = cache.fact(PgDatabases, on=h, port=s.pg_port, **AS_POSTGRES)  # every host asks
+    return {"databases": (h, PgDatabases, {"port": s.pg_port, **AS_POSTGRES}),
+            "patroni_conf": (h, File, {"path": patroni.conf_path(c)}),
+            "handed_over": (h, FindInFile, {"path": join.start_conf(c),
+                                            "pattern": f"^{join.HANDED_OVER}"}),
+            "data": (h, File, {"path": f"{c.data}/PG_VERSION", **AS_POSTGRES}),
+            "patroni": (h, PatroniCluster, {})}
+
+
+def _member_state(name: str, s: Settings) -> join.Member:
+    def read(what: str) -> Any:
+        h, fact, kwargs = _member_facts(name, s)[what]
+        return cache.fact(fact, on=h, **kwargs)
+
+    dbs = read("databases")
     return join.Member(
-        handed_over=bool(cache.fact(File, on=h, path=patroni.conf_path(c)))
-        and bool(cache.fact(FindInFile, on=h, path=join.start_conf(c), pattern=f"^{join.HANDED_OVER}")),
-        has_data=bool(cache.fact(File, on=h, path=f"{c.data}/PG_VERSION", **AS_POSTGRES)),
+        handed_over=bool(read("patroni_conf")) and bool(read("handed_over")),
+        has_data=bool(read("data")),
         databases=None if dbs is None else frozenset(dbs),
     )
 
@@ -106,11 +121,17 @@ def _leader_now(members: tuple[str, ...]) -> str | None:
 def cluster_plan(cluster: str, topology: Topology, dbs: Mapping[str, Settings]) -> join.Plan:
     """The plan for `cluster`, made once per run (every member's deploy asks for it)."""
     plans = host.inventory.__dict__.setdefault("_pgops_cluster_plans", {})
-    if cluster not in plans:
-        members = topology.clusters[cluster]
-        state = {m: _member_state(m, dbs[m]) for m in members}
-        plans[cluster] = join.plan(cluster, members, state, _leader_now(members))
-    return plans[cluster]
+    if cluster not in plans:  # the first member's deploy makes it; the others wait for it
+        result = plans[cluster] = AsyncResult()
+        try:
+            members = topology.clusters[cluster]
+            cache.read_at_once([f for m in members for f in _member_facts(m, dbs[m]).values()])
+            state = {m: _member_state(m, dbs[m]) for m in members}
+            result.set(join.plan(cluster, members, state, _leader_now(members)))
+        except BaseException as e:
+            result.set_exception(e)
+            raise
+    return plans[cluster].get()
 
 
 def _acts(topology: Topology, dbs: Mapping[str, Settings], action: join.Action) -> bool:

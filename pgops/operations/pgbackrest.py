@@ -67,15 +67,23 @@ def trust(user: str, home: str, peers: list[tuple[str, str, list[str]]]):
 
     pgops owns `user`'s authorized_keys and known_hosts: other lines there are replaced.
     """
-    keys, known = [], []
+    keys, known, here = [], [], host.inventory.get_host(host.name)
+    paths = (f"{home}/.ssh/authorized_keys", f"{home}/.ssh/known_hosts")
+    # What every peer holds, and this host's two files, read at once (not one peer after
+    # another: a repository host has a peer per database host).
+    cache.read_at_once([
+        *((p, cls, kw) for name, peer_home, _ in peers for p in [host.inventory.get_host(name)]
+          for cls, kw in ((FileContents, {"path": f"{peer_home}/.ssh/id_ed25519.pub", "_sudo": True}),
+                          (SshHostKeys, {}))),
+        *((here, FileContents, {"path": path, "_sudo": True}) for path in paths)])
     for name, peer_home, names in peers:
         keys.append(backrest.authorized_key(_peer_file(name, f"{peer_home}/.ssh/id_ed25519.pub")))
         for key in cache.fact(SshHostKeys, on=host.inventory.get_host(name)) or []:
             known.append(backrest.known_host(names, key))
     header = "# Managed by pgops (pgBackRest trust): edits here are overwritten.\n"
-    for path, lines in ((f"{home}/.ssh/authorized_keys", keys), (f"{home}/.ssh/known_hosts", known)):
+    for path, lines in zip(paths, (keys, known), strict=True):
         content = header + "\n".join(sorted(lines)) + "\n"
-        current = host.get_fact(FileContents, path=path, _sudo=True)
+        current = cache.fact(FileContents, path=path, _sudo=True)
         if current is not None and "\n".join(current).strip() == content.strip():
             continue
         yield from files.put._inner(src=StringIO(content), dest=path, user=user, group=user, mode="600")

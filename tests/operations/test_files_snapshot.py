@@ -112,6 +112,34 @@ def test_a_cached_fact_is_read_again_after_a_command_ran_on_any_host():
         assert h.reads == ["HasAesInstructions"] * 2
 
 
+def test_facts_of_several_hosts_are_read_at_once_and_then_answered_from_the_cache():
+    import gevent
+
+    from pgops.facts.system import HostResources
+
+    h = host_with({}, HasAesInstructions=True)
+    hosts = [h, *(FakeHost(n, {"HostResources": n}, inventory=h.inventory) for n in ("db2", "db3"))]
+    events: list[tuple[str, str]] = []
+    for x in hosts[1:]:
+        h.inventory.hosts[x.name] = x
+        plain = x.get_fact
+
+        def get_fact(cls, _x=x, _plain=plain, **kwargs):
+            events.append(("start", _x.name))
+            gevent.sleep(0.01)
+            events.append(("end", _x.name))
+            return _plain(cls, **kwargs)
+        x.get_fact = get_fact  # type: ignore[method-assign]
+    with ctx_host.use(h):
+        # db2 asked twice: read once
+        cache.read_at_once([(hosts[1], HostResources, {}), (hosts[2], HostResources, {}),
+                            (hosts[1], HostResources, {}), (h, HasAesInstructions, {})])
+        assert [e for e, _ in events] == ["start", "start", "end", "end"]  # both at once
+        assert h.reads == ["HasAesInstructions"]
+        assert cache.fact(HostResources, on=hosts[2]) == "db3" and cache.fact(HasAesInstructions)
+        assert len(events) == 4 and h.reads == ["HasAesInstructions"]  # from the cache
+
+
 def test_a_system_user_that_matches_yields_nothing_and_one_that_differs_is_pyinfras():
     from pgops.facts.system import PasswdEntry
     from pgops.operations import accounts
