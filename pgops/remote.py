@@ -69,7 +69,8 @@ def try_run_each(jobs: Sequence[tuple[Host, str]], user: str | None = None,
                  timeout: int = 3600) -> list[tuple[bool, str]]:
     """try_run of each (host, command) at once, one greenlet each (pyinfra's connections are
     gevent's): a step on every member costs one round trip, not one per member. The results
-    in the jobs' order."""
+    in the jobs' order; a command that raised (a lost connection, a timeout) is a failure
+    whose text names the exception, and every other command is still waited for."""
     config = ctx_config.get()
 
     def one(host: Host, command: str) -> tuple[bool, str]:
@@ -77,8 +78,9 @@ def try_run_each(jobs: Sequence[tuple[Host, str]], user: str | None = None,
             return try_run(host, command, user, timeout)
 
     greenlets = [gevent.spawn(one, h, c) for h, c in jobs]
-    gevent.joinall(greenlets, raise_error=True)
-    return [g.value for g in greenlets]
+    gevent.joinall(greenlets)
+    return [g.value if g.successful() else (False, f"{type(g.exception).__name__}: {g.exception}")
+            for g in greenlets]
 
 
 def run(host: Host, command: str, user: str | None = None, timeout: int = 3600) -> str:

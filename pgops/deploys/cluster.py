@@ -128,7 +128,7 @@ def cluster_plan(cluster: str, topology: Topology, dbs: Mapping[str, Settings]) 
             cache.read_at_once([f for m in members for f in _member_facts(m, dbs[m]).values()])
             state = {m: _member_state(m, dbs[m]) for m in members}
             result.set(join.plan(cluster, members, state, _leader_now(members)))
-        except BaseException as e:
+        except Exception as e:
             result.set_exception(e)
             raise
     return plans[cluster].get()

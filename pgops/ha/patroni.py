@@ -54,7 +54,8 @@ REPLICA_HEALTHY = "/replica?lag=16MB"
 
 def reload_command(c: Cluster, port: int, loop_wait: int) -> str:
     """A shell command (as root): Patroni rereads patroni.yml, and the command ends once
-    pg_hba.conf and the settings are in effect (at most loop_wait + 60 s). Debian's unit
+    Postgres has reloaded the pg_hba.conf and settings Patroni wrote from it (at most
+    loop_wait + 60 s; a setting that needs a restart is then pending). Debian's unit
     reloads by a bare SIGHUP, which Patroni acts on at the start of its next loop, up to
     loop_wait later: a deploy that ended on the signal let clients dial rules not yet loaded.
     On a SIGHUP Patroni always rewrites pg_hba.conf, then reloads Postgres; done when the

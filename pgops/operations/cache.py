@@ -56,21 +56,21 @@ def fact(cls: Any, on: Host | None = None, **kwargs: Any) -> Any:
 
 
 def read_at_once(requests: Sequence[tuple[Host, Any, Mapping[str, Any]]]) -> None:
-    """Read the (host, fact, arguments) not cached yet all at once, one greenlet each, into
-    the cache `fact` answers from: facts of several hosts cost one round trip, not one
-    each."""
+    """Read the (host, fact, arguments) not cached yet into the cache `fact` answers from,
+    every host at once (one greenlet per host, reading its facts in turn, so a host not yet
+    connected is connected once): facts of several hosts cost one round trip, not one each."""
     config, current = ctx_config.get(), ctx_host.get()
-    todo: list[tuple[Host, tuple, dict, Any, Mapping[str, Any]]] = []
+    todo: dict[Host, dict[tuple, tuple[Any, Mapping[str, Any]]]] = {}
     for on, cls, kwargs in requests:
-        entries, key = valid_entries(_CACHE, on), _key(cls, kwargs)
-        if key not in entries and all(key != k or on is not o for o, k, *_ in todo):
-            todo.append((on, key, entries, cls, kwargs))
+        key = _key(cls, kwargs)
+        if key not in valid_entries(_CACHE, on):
+            todo.setdefault(on, {})[key] = (cls, kwargs)
 
-    def read(on: Host, cls: Any, kwargs: Mapping[str, Any]) -> Any:
+    def read(on: Host, wanted: Mapping[tuple, tuple[Any, Mapping[str, Any]]]) -> None:
         with ctx_config.use(config), ctx_host.use(current):  # greenlet-local in pyinfra
-            return on.get_fact(cls, **kwargs)
+            for key, (cls, kwargs) in wanted.items():
+                value = on.get_fact(cls, **kwargs)
+                valid_entries(_CACHE, on)[key] = value
 
-    greenlets = [gevent.spawn(read, on, cls, kwargs) for on, _, _, cls, kwargs in todo]
-    gevent.joinall(greenlets, raise_error=True)
-    for (_, key, entries, _, _), g in zip(todo, greenlets, strict=True):
-        entries[key] = g.value
+    gevent.joinall([gevent.spawn(read, on, wanted) for on, wanted in todo.items()],
+                   raise_error=True)

@@ -292,3 +292,23 @@ def test_a_step_on_every_member_runs_on_all_of_them_at_once(monkeypatch):
     assert out == [(True, "db1: a"), (True, "db2: b"), (True, "db3: c")]
     assert [e for e, _ in events[:3]] == ["start"] * 3
     assert [h for e, h in events if e == "end"] == ["db3", "db2", "db1"]
+
+
+def test_a_command_that_raises_on_one_host_is_that_hosts_failure_and_the_others_finish(monkeypatch):
+    import gevent
+
+    from pgops import remote
+
+    done = []
+
+    def try_run(host, command, user=None, timeout=0):
+        if host == "db1":
+            raise TimeoutError("no answer in 30 s")
+        gevent.sleep(0.02)
+        done.append(host)
+        return True, "RESUME"
+
+    monkeypatch.setattr(remote, "try_run", try_run)
+    out = remote.try_run_each([("db1", "x"), ("db2", "x"), ("db3", "x")])
+    assert out == [(False, "TimeoutError: no answer in 30 s"), (True, "RESUME"), (True, "RESUME")]
+    assert sorted(done) == ["db2", "db3"]

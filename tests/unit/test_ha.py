@@ -380,7 +380,7 @@ def test_a_patroni_reload_ends_only_once_postgres_loaded_the_rewritten_pg_hba(tm
         (tmp_path / "bin" / name).chmod(0o755)
     command = patroni.reload_command(Cluster(17), 5432, 3).replace(Cluster(17).hba, str(hba))
     started = time.monotonic()
-    r = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=20,
+    r = subprocess.run(["sh", "-c", command], capture_output=True, text=True, timeout=20,
                        env={"PATH": f"{tmp_path / 'bin'}:/usr/bin:/bin"})
     assert r.returncode == 0, r.stderr
     assert time.monotonic() - started >= 0.8 and loaded.exists() and hba.read_text() == "new\n"
