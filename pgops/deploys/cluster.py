@@ -96,8 +96,10 @@ def _member_facts(name: str, s: Settings) -> dict[str, tuple[Any, Any, dict[str,
 
 
 def _member_state(name: str, s: Settings) -> join.Member:
+    facts = _member_facts(name, s)
+
     def read(what: str) -> Any:
-        h, fact, kwargs = _member_facts(name, s)[what]
+        h, fact, kwargs = facts[what]
         return cache.fact(fact, on=h, **kwargs)
 
     dbs = read("databases")

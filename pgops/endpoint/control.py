@@ -95,11 +95,11 @@ def point_at(hosts: Mapping[str, Host], members: Sequence[str], leader: str, s: 
     # Every HAProxy at once (one round trip): the clients' pause ends with the slowest.
     results = remote.try_run_each([*((hosts[m], member_cmds) for m in members),
                                    *((hosts[p], proxy_cmds) for p in proxies)], timeout=30)
-    names = [*members, *proxies]
-    failed = [f"{n}: {out.strip()[-200:]}" for n, (ok, out) in zip(names, results, strict=True)
-              if not ok and n in members]
-    for p, (ok, out) in zip(names, results, strict=True):
-        if not ok and p in proxies:
+    on_members, on_proxies = results[:len(members)], results[len(members):]
+    failed = [f"{m}: {out.strip()[-200:]}" for m, (ok, out) in zip(members, on_members, strict=True)
+              if not ok]
+    for p, (ok, out) in zip(proxies, on_proxies, strict=True):
+        if not ok:
             say(f"{p}: HAProxy not re-pointed ({out.strip()[-200:]}); its health checks will follow")
     if failed:
         raise PgopsError("HAProxy not re-pointed at the new leader on " + "; ".join(failed))
