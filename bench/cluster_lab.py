@@ -40,21 +40,29 @@ def healthy(timeout: float = 240) -> dict:
         time.sleep(1)
 
 
-def arguments(doc: str, seconds: int):
-    """The cluster benchmarks' options: --rounds, --seconds, --keep."""
+def arguments(doc: str, seconds: int, more=None):
+    """The cluster benchmarks' options: --rounds, --seconds, --keep, --reuse."""
     import argparse
 
     ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seconds", type=int, default=seconds)
     ap.add_argument("--keep", action="store_true", help="Keep the bench lab afterwards.")
+    ap.add_argument("--reuse", action="store_true",
+                    help="Measure on the bench lab left by --keep instead of a fresh one "
+                         "(for trying a change; report figures from a fresh lab).")
+    if more:
+        more(ap)
     return ap.parse_args()
 
 
-def fresh_cluster() -> None:
+def fresh_cluster(reuse: bool = False) -> None:
     """A fresh bench lab with a 3-member cluster and no repository host, deployed from bare
-    hosts by `pgops up --cluster --no-backup`."""
+    hosts by `pgops up --cluster --no-backup` (with `reuse`, the running one as it is)."""
     t0 = time.monotonic()
+    if reuse:
+        print("bench lab reused", flush=True)
+        return
     pgops("lab", "down")
     pgops("up", "--cluster", "--no-backup")
     print(f"cluster up from bare hosts in {time.monotonic() - t0:.0f} s", flush=True)

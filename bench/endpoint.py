@@ -15,7 +15,9 @@ pgbench runs on a replica's host (PostgreSQL 17's), so every path crosses the la
 
     .venv/bin/python bench/endpoint.py [--rounds 3] [--seconds 15] [--keep]
 
-`--seconds 0` measures the switchover alone.
+`--seconds 0` measures the switchover alone. `--baseline DIR` (a checkout of another commit,
+e.g. `git worktree add /tmp/base HEAD~1`) alternates its `pgops cluster switchover` with this
+one's, round by round, and prints both medians and their ratio.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 import os
 import re
 import statistics
+import subprocess
 import sys
 import threading
 import time
@@ -57,10 +60,55 @@ def pgbench(lab: Lab, on: str, host: str, port: int, args: str, timeout: float) 
     return float(tps[1]), p95, out
 
 
+PGOPS_CMD = str(Path(sys.executable).parent / "pgops")
+
+
+def switchover(lab: Lab, runner: str, password: str, n: int, command_line: list[str],
+               checkout: Path | None) -> tuple[float, int]:
+    """One switchover by `command_line` (run from `checkout`, when given, on this lab) while
+    pgbench and a write probe run through the read-write port of a replica's host: (the
+    longest time without an acknowledged commit, the errors clients saw)."""
+    c = healthy()
+    entry = next(m["member"] for m in c["members"] if m["member"] != c["leader"])
+    ea = lab.host(entry).address
+    writer = Writer(f"postgresql://migrator:{password}@{ea}:{RW}/app?sslmode=require").start()
+    writer.wait_writes(30, timeout=60)
+    load: dict = {}
+    command = (f"PGPASSFILE={PGPASS} {PGBENCH} -h {ea} -p {RW} -U migrator "
+               f"'dbname=app sslmode=require' -n -c {n} -T 20 2>&1")
+
+    def run() -> None:
+        load["out"] = lab.ssh(runner, command, check=False, timeout=200).stdout
+
+    th = threading.Thread(target=run)
+    th.start()
+    time.sleep(5)
+    t1 = time.monotonic()
+    env = dict(os.environ)
+    if checkout:
+        env.update(PYTHONPATH=str(checkout), PGOPS_LAB_DIR=str(lab.dir.parent))
+    r = subprocess.run([*command_line, "cluster", "switchover"], capture_output=True, text=True,
+                       timeout=600, cwd=checkout, env=env)
+    if r.returncode:
+        raise SystemExit(f"switchover failed ({r.returncode}):\n{r.stdout}{r.stderr}")
+    th.join()
+    writer.wait_writes(30, timeout=60)
+    writer.stop()
+    failed = re.search(r"number of failed transactions: (\d+)", load["out"])
+    aborted = load["out"].count("aborted")
+    pause = writer.longest_gap(t1)
+    errors = len(writer.errors) + aborted + int(failed[1] if failed else 0)
+    print(f"switchover{' (baseline)' if checkout else ''}: clients paused {pause:.2f} s, errors "
+          f"{errors} (pgbench failed {failed[1] if failed else '?'}, aborted {aborted}; "
+          f"probe {len(writer.errors)}), rows missing {len(writer.missing())}", flush=True)
+    return pause, errors
+
+
 def main() -> None:
-    args = arguments(__doc__, seconds=15)
+    args = arguments(__doc__, seconds=15, more=lambda ap: ap.add_argument(
+        "--baseline", type=Path, help="A checkout whose switchover alternates with this one's."))
     lab = Lab()
-    fresh_cluster()
+    fresh_cluster(args.reuse)
     c = healthy()
     leader = c["leader"]
     runner = next(m["member"] for m in c["members"] if m["member"] != leader)
@@ -107,37 +155,24 @@ def main() -> None:
             print(f"long-lived {kind} through HAProxy+PgBouncer / direct: {ratio:.2f}x "
                   "(goal >= 0.9x)")
 
-    pauses, errors = [], []
+    variants = {"this": [PGOPS_CMD]}
+    if args.baseline:
+        variants["baseline"] = [sys.executable, "-m", "pgops"]
+    pauses: dict[str, list[float]] = {v: [] for v in variants}
+    errors: dict[str, list[int]] = {v: [] for v in variants}
     for _ in range(args.rounds):
-        c = healthy()
-        entry = next(m["member"] for m in c["members"] if m["member"] != c["leader"])
-        ea = lab.host(entry).address
-        writer = Writer(f"postgresql://migrator:{password}@{ea}:{RW}/app?sslmode=require").start()
-        writer.wait_writes(30, timeout=60)
-        load: dict = {}
-        command = (f"PGPASSFILE={PGPASS} {PGBENCH} -h {ea} -p {RW} -U migrator "
-                   f"'dbname=app sslmode=require' -n -c {n} -T 20 2>&1")
-
-        def run(command: str = command, load: dict = load) -> None:
-            load["out"] = lab.ssh(runner, command, check=False, timeout=200).stdout
-
-        th = threading.Thread(target=run)
-        th.start()
-        time.sleep(5)
-        t1 = time.monotonic()
-        pgops("cluster", "switchover")
-        th.join()
-        writer.wait_writes(30, timeout=60)
-        writer.stop()
-        failed = re.search(r"number of failed transactions: (\d+)", load["out"])
-        aborted = load["out"].count("aborted")
-        pauses.append(writer.longest_gap(t1))
-        errors.append(len(writer.errors) + aborted + int(failed[1] if failed else 0))
-        print(f"switchover: clients paused {pauses[-1]:.2f} s, errors {errors[-1]} "
-              f"(pgbench failed {failed[1] if failed else '?'}, aborted {aborted}; "
-              f"probe {len(writer.errors)}), rows missing {len(writer.missing())}", flush=True)
-    print(f"switchover pause median {statistics.median(pauses):.2f} s (min {min(pauses):.2f}, "
-          f"max {max(pauses):.2f}), errors {errors} (goal <= 2 s, 0 errors)")
+        for variant, command_line in variants.items():
+            pause, error = switchover(lab, runner, password, n, command_line,
+                                      args.baseline if variant == "baseline" else None)
+            pauses[variant].append(pause)
+            errors[variant].append(error)
+    for variant in variants:
+        p = pauses[variant]
+        print(f"switchover ({variant}) pause median {statistics.median(p):.2f} s (min {min(p):.2f}, "
+              f"max {max(p):.2f}), errors {errors[variant]} (goal <= 2 s, 0 errors)")
+    if args.baseline:
+        print(f"switchover pause this / baseline: "
+              f"{statistics.median(pauses['this']) / statistics.median(pauses['baseline']):.2f}x")
     if not args.keep:
         pgops("lab", "down")
 

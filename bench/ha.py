@@ -103,7 +103,7 @@ Lab().ssh({leader!r}, 'cd / && runuser -u postgres -- pgbench -n -c 4 -T {second
 def main() -> None:
     args = arguments(__doc__, seconds=20)
     lab = Lab()
-    fresh_cluster()
+    fresh_cluster(args.reuse)
     lab.ssh(healthy()["leader"], "cd / && runuser -u postgres -- createdb bench && "
             "runuser -u postgres -- pgbench -q -i -s 10 bench")
 

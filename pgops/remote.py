@@ -14,6 +14,7 @@ from pyinfra.api.host import Host
 from pyinfra.context import ctx_config, ctx_host, ctx_inventory, ctx_state
 
 from pgops.errors import CommandFailed, UnreachableHostError
+from pgops.greenlets import spawn
 from pgops.settings import Settings
 from pgops.settings.inventory import load_inventory, validate_inventory
 
@@ -65,22 +66,20 @@ def try_run(host: Host, command: str, user: str | None = None,
     return bool(ok), out.stdout if ok else (out.stderr.strip() or out.stdout.strip())
 
 
+def outcome(g: gevent.Greenlet) -> tuple[bool, str]:
+    """A finished try_run greenlet's (succeeded, output); one that raised (a lost connection,
+    a timeout) is a failure whose text names the exception."""
+    return g.value if g.successful() else (False, f"{type(g.exception).__name__}: {g.exception}")
+
+
 def try_run_each(jobs: Sequence[tuple[Host, str]], user: str | None = None,
                  timeout: int = 3600) -> list[tuple[bool, str]]:
-    """try_run of each (host, command) at once, one greenlet each (pyinfra's connections are
-    gevent's): a step on every member costs one round trip, not one per member. The results
-    in the jobs' order; a command that raised (a lost connection, a timeout) is a failure
-    whose text names the exception, and every other command is still waited for."""
-    config = ctx_config.get()
-
-    def one(host: Host, command: str) -> tuple[bool, str]:
-        with ctx_config.use(config):  # greenlet-local in pyinfra, like the host
-            return try_run(host, command, user, timeout)
-
-    greenlets = [gevent.spawn(one, h, c) for h, c in jobs]
+    """try_run of each (host, command) at once, one greenlet each: a step on every member
+    costs one round trip, not one per member. The results in the jobs' order, every
+    command waited for (a command that raised is its host's failure)."""
+    greenlets = [spawn(try_run, h, c, user, timeout) for h, c in jobs]
     gevent.joinall(greenlets)
-    return [g.value if g.successful() else (False, f"{type(g.exception).__name__}: {g.exception}")
-            for g in greenlets]
+    return [outcome(g) for g in greenlets]
 
 
 def run(host: Host, command: str, user: str | None = None, timeout: int = 3600) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import shlex
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -17,6 +18,7 @@ from pgops.endpoint import haproxy, pgbouncer
 from pgops.errors import PgopsError
 from pgops.facts.patroni import wait_command
 from pgops.server import psql
+from pgops.server.cluster import Cluster
 from pgops.settings import Settings
 
 #: How long a PAUSE may wait for the transactions in flight (longer: nothing is switched).
@@ -81,14 +83,29 @@ def route_commands(members: Sequence[str], leader: str, leader_route: bool = Tru
     return cmds
 
 
+def promoted_command(s: Settings) -> str:
+    """Run on the new leader: done once it answers Patroni's `/primary` and a new session
+    can write (Patroni answers `/primary` before the promotion is done), both polled at once.
+    It first waits, checking every 0.05 s, until the promotion has removed standby.signal: a
+    test of a file costs the host nothing while the switchover needs its CPU, where each
+    poll of Patroni or Postgres starts a Python or psql process."""
+    standby = shlex.quote(f"{Cluster(s.pg_major, s.pg_cluster).data}/standby.signal")
+    return (f"end=$(( $(date +%s) + {PROMOTE_WAIT_S} )); while [ -e {standby} ] && "
+            f"[ $(date +%s) -lt $end ]; do sleep 0.05; done; "
+            f"({wait_command('/primary', PROMOTE_WAIT_S, interval=0.1)}) & primary=$!; "
+            f"({psql.wait_writable_command(s.pg_port, PROMOTE_WAIT_S)}) "
+            "|| { kill $primary 2>/dev/null; exit 1; }; wait $primary")
+
+
+#: How long the command waiting for a promotion may run (its three waits, and SSH).
+PROMOTED_TIMEOUT_S = 3 * PROMOTE_WAIT_S + 10
+
+
 def point_at(hosts: Mapping[str, Host], members: Sequence[str], leader: str, s: Settings,
              pooled: bool, proxies: Sequence[str] = (), say: Callable[[str], None] = print) -> None:
-    """Once `leader` has left recovery (its promotion done), every member's and proxy
-    host's HAProxy routes to it. A proxy host that does not answer is reported, not fatal:
-    its health checks find the leader within a few intervals."""
-    remote.run(hosts[leader], f"({wait_command('/primary', PROMOTE_WAIT_S, interval=0.1)}) && "
-                              f"({psql.wait_writable_command(s.pg_port, PROMOTE_WAIT_S)})",
-               timeout=2 * PROMOTE_WAIT_S + 10)
+    """Every member's and proxy host's HAProxy routes to `leader` now (its promotion done).
+    A proxy host that does not answer is reported, not fatal: its health checks find the
+    leader within a few intervals."""
     member_cmds = haproxy.runtime_command(route_commands(members, leader, leader_route=pooled),
                                           quiet=True)
     proxy_cmds = haproxy.runtime_command(route_commands(members, leader, leader_route=False), quiet=True)

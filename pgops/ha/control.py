@@ -11,12 +11,14 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
+import gevent
 from pyinfra.api.host import Host
 
 from pgops import remote
 from pgops.endpoint import control as endpoint
 from pgops.errors import PgopsError
 from pgops.facts.patroni import request_command
+from pgops.greenlets import spawn
 from pgops.ha import patroni
 from pgops.server import psql
 from pgops.server.cluster import Cluster
@@ -185,12 +187,41 @@ def execute(plan: Plan, hosts: Mapping[str, Host], settings: Settings, yes: bool
         say(f"{member}: done in {time.monotonic() - t0:.1f} s")
 
 
+#: How long Patroni's REST API may take to confirm a switchover once the new leader accepts
+#: writes (it polls the DCS once a second).
+SWITCH_ANSWER_S = 15
+
+
+def switch(hosts: Mapping[str, Host], leader: str, new_leader: str, settings: Settings,
+           conf: str) -> gevent.Greenlet:
+    """Ask the leader's Patroni to switch over to `new_leader`; return once it accepts writes,
+    with the request's greenlet (its answer). Patroni's REST API answers on whole seconds
+    (it polls the DCS once a second, about 0.5 s late on average), so the promotion is
+    watched on the new leader every 0.1 s alongside. A refusal, or a request that fails
+    before the promotion, raises."""
+    request = spawn(remote.try_run, hosts[leader], request_command(
+        conf, "POST", "/switchover", {"leader": leader, "candidate": new_leader}), None, 600)
+    promoted = spawn(remote.try_run, hosts[new_leader], endpoint.promoted_command(settings),
+                            None, endpoint.PROMOTED_TIMEOUT_S)
+    gevent.wait([request, promoted], count=1)
+    if not promoted.ready():
+        ok, out = remote.outcome(request)
+        if not ok or "instead of" in out:
+            promoted.kill(block=False)  # its poll on the host ends by itself
+            raise PgopsError(f"Patroni did not switch over to {new_leader}: {out.strip()[-500:]}")
+        promoted.join()
+    ok, out = remote.outcome(promoted)
+    if not ok:
+        raise PgopsError(f"{new_leader} did not accept writes after the switchover: "
+                         f"{out.strip()[-500:]}")
+    return request
+
+
 def _switchover(plan: Plan, hosts: Mapping[str, Host], settings: Settings,
                 say: Callable[[str], None]) -> None:
     """Patroni's switchover inside the endpoint's pause: a checkpoint first (so the leader's
-    shutdown checkpoint is short), PgBouncer paused, Patroni switches (its REST API on the
-    leader, which answers once it is done), the routes follow the new leader as soon as it
-    accepts writes, PgBouncer resumes: its clients saw a pause."""
+    shutdown checkpoint is short), PgBouncer paused, Patroni switches, the routes follow the
+    new leader as soon as it accepts writes, PgBouncer resumes: its clients saw a pause."""
     assert plan.leader and plan.new_leader
     conf = patroni.conf_path(Cluster(settings.pg_major, settings.pg_cluster))
     t0 = time.monotonic()
@@ -201,11 +232,14 @@ def _switchover(plan: Plan, hosts: Mapping[str, Host], settings: Settings,
     with pause:
         t1 = time.monotonic()
         say(f"{plan.leader}: switchover to {plan.new_leader} (Patroni's REST API)")
-        remote.run(hosts[plan.leader], request_command(
-            conf, "POST", "/switchover", {"leader": plan.leader, "candidate": plan.new_leader}),
-            user="postgres", timeout=600)
-        say(f"Patroni switched over ({time.monotonic() - t1:.2f} s)")
+        answer = switch(hosts, plan.leader, plan.new_leader, settings, conf)
+        say(f"{plan.new_leader} accepts writes ({time.monotonic() - t1:.2f} s)")
         endpoint.point_at(hosts, plan.members, plan.new_leader, settings, plan.pooled, plan.proxies, say)
-        say(f"{plan.new_leader} accepts writes; every route points at it "
-            f"({time.monotonic() - t1:.2f} s)")
+        say(f"every route points at {plan.new_leader} ({time.monotonic() - t1:.2f} s)")
+    answer.join(SWITCH_ANSWER_S)
+    ok, out = remote.outcome(answer) if answer.ready() else (False, f"none in {SWITCH_ANSWER_S} s")
+    answer.kill(block=False)
+    say(f"Patroni's answer: {out.strip()[-300:]}" if ok else
+        f"Patroni's REST API did not confirm ({out.strip()[-300:]}), but {plan.new_leader} "
+        "leads and accepts writes")
     say(f"switchover done in {time.monotonic() - t0:.1f} s")

@@ -14,7 +14,8 @@ from typing import Any
 import gevent
 from pyinfra import host
 from pyinfra.api.host import Host
-from pyinfra.context import ctx_config, ctx_host
+
+from pgops.greenlets import spawn
 
 _CACHE = "_pgops_fact_cache"
 #: The connector arguments a fact's command runs with: part of what it reads.
@@ -59,7 +60,6 @@ def read_at_once(requests: Sequence[tuple[Host, Any, Mapping[str, Any]]]) -> Non
     """Read the (host, fact, arguments) not cached yet into the cache `fact` answers from,
     every host at once (one greenlet per host, reading its facts in turn, so a host not yet
     connected is connected once): facts of several hosts cost one round trip, not one each."""
-    config, current = ctx_config.get(), ctx_host.get()
     todo: dict[Host, dict[tuple, tuple[Any, Mapping[str, Any]]]] = {}
     for on, cls, kwargs in requests:
         key = _key(cls, kwargs)
@@ -67,10 +67,9 @@ def read_at_once(requests: Sequence[tuple[Host, Any, Mapping[str, Any]]]) -> Non
             todo.setdefault(on, {})[key] = (cls, kwargs)
 
     def read(on: Host, wanted: Mapping[tuple, tuple[Any, Mapping[str, Any]]]) -> None:
-        with ctx_config.use(config), ctx_host.use(current):  # greenlet-local in pyinfra
-            for key, (cls, kwargs) in wanted.items():
-                value = on.get_fact(cls, **kwargs)
-                valid_entries(_CACHE, on)[key] = value
+        for key, (cls, kwargs) in wanted.items():
+            value = on.get_fact(cls, **kwargs)
+            valid_entries(_CACHE, on)[key] = value
 
-    gevent.joinall([gevent.spawn(read, on, wanted) for on, wanted in todo.items()],
+    gevent.joinall([spawn(read, on, wanted) for on, wanted in todo.items()],
                    raise_error=True)

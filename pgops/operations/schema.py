@@ -7,7 +7,7 @@ from typing import Any
 
 import psycopg
 from pyinfra import host, logger
-from pyinfra.api import FunctionCommand, operation
+from pyinfra.api import FunctionCommand, OperationError, operation
 
 from pgops.schema.migrate import MIGRATIONS_DIR, Migrator
 from pgops.settings import Settings
@@ -33,7 +33,13 @@ def migrated(settings: Settings, address: str):
     Drifted or out-of-order files fail the deploy; nothing is rolled back or dropped here.
     """
     url = _url(settings, address)
-    pending = Migrator(url, MIGRATIONS_DIR).plan()
+    try:
+        pending = Migrator(url, MIGRATIONS_DIR).plan()
+    except psycopg.OperationalError as e:
+        raise OperationError(
+            f"{host.name}: cannot read the schema history of {settings.pg_app_database} at "
+            f"{address}:{settings.pg_port} as {settings.pg_migration_role}: "
+            f"{str(e).strip()}") from None
     if not pending:
         host.noop(f"schema of {settings.pg_app_database} is at the latest version")
         return

@@ -312,3 +312,65 @@ def test_a_command_that_raises_on_one_host_is_that_hosts_failure_and_the_others_
     out = remote.try_run_each([("db1", "x"), ("db2", "x"), ("db3", "x")])
     assert out == [(False, "TimeoutError: no answer in 30 s"), (True, "RESUME"), (True, "RESUME")]
     assert sorted(done) == ["db2", "db3"]
+
+
+def _fake_switch(monkeypatch, request, promoted):
+    """remote.try_run replaced for a switchover: the leader's REST request and the new
+    leader's promotion wait each answer (delay s, ok, out); records when each ended."""
+    import gevent
+
+    from pgops import remote
+
+    ended = {}
+
+    def try_run(host, command, user=None, timeout=0):
+        kind = "request" if "/switchover" in command else "promoted"
+        delay, ok, out = request if kind == "request" else promoted
+        gevent.sleep(delay)
+        ended[kind] = True
+        return ok, out
+
+    monkeypatch.setattr(remote, "try_run", try_run)
+    return ended
+
+
+def _switch():
+    import time
+
+    from pgops.ha import control as ha_control
+
+    t0 = time.monotonic()
+    answer = ha_control.switch({"db1": "db1", "db2": "db2"}, "db1", "db2", member(), "/etc/p.yml")
+    return answer, time.monotonic() - t0
+
+
+def test_a_switchover_ends_when_the_new_leader_writes_not_when_patronis_answer_comes(monkeypatch):
+    """Patroni's REST API answers on whole seconds; the promotion is watched alongside."""
+    ended = _fake_switch(monkeypatch, (1.0, True, 'Successfully switched over to "db2"'),
+                         (0.2, True, ""))
+    answer, took = _switch()
+    assert took < 0.6 and ended == {"promoted": True}
+    assert answer.get(timeout=2) == (True, 'Successfully switched over to "db2"')
+
+
+def test_a_refused_switchover_raises_at_once_without_waiting_for_a_promotion(monkeypatch):
+    from pgops.errors import PgopsError
+
+    _fake_switch(monkeypatch, (0.1, False, "Patroni answered 412: candidate name does not match"),
+                 (30, True, ""))
+    with pytest.raises(PgopsError, match="did not switch over to db2: Patroni answered 412"):
+        _, took = _switch()
+    _fake_switch(monkeypatch, (0.1, True, 'Switched over to "db3" instead of "db2"'), (30, True, ""))
+    with pytest.raises(PgopsError, match="instead of"):
+        _switch()
+
+
+def test_a_switchover_whose_new_leader_never_writes_raises_naming_it(monkeypatch):
+    from pgops.errors import PgopsError
+
+    _fake_switch(monkeypatch, (0.05, True, 'Successfully switched over to "db2"'),
+                 (0.2, False, "Postgres still in recovery after 60 s"))
+    with pytest.raises(PgopsError, match="db2 did not accept writes after the switchover: "
+                                         "Postgres still in recovery"):
+        _switch()
+
