@@ -374,3 +374,31 @@ def test_a_switchover_whose_new_leader_never_writes_raises_naming_it(monkeypatch
                                          "Postgres still in recovery"):
         _switch()
 
+
+
+def test_the_promotion_wait_ends_once_standby_signal_is_gone_and_the_leader_writes(tmp_path):
+    """promoted_command's shell against stand-ins: standby.signal removed 0.5 s on (the
+    promotion), Patroni's /primary (python3) and Postgres's pg_is_in_recovery (psql through
+    runuser) answering as a promoted member does; neither is asked before the file is gone."""
+    import subprocess
+    import time
+
+    from pgops.server.cluster import Cluster
+
+    data = Cluster(17).data
+    signal, asked = tmp_path / "standby.signal", tmp_path / "asked"
+    signal.write_text("")
+    (tmp_path / "bin").mkdir()
+    for name, answer in (("python3", "200"), ("runuser", "f")):
+        (tmp_path / "bin" / name).write_text(
+            f"#!/bin/sh\n[ -e {signal} ] && echo {name} >> {asked}\necho {answer}\n")
+        (tmp_path / "bin" / name).chmod(0o755)
+    command = control.promoted_command(member()).replace(f"{data}/standby.signal", str(signal))
+    assert str(signal) in command
+    promotion = subprocess.Popen(["sh", "-c", f"sleep 0.5; rm {signal}"])
+    started = time.monotonic()
+    r = subprocess.run(["sh", "-c", command], capture_output=True, text=True, timeout=20,
+                       env={"PATH": f"{tmp_path / 'bin'}:/usr/bin:/bin"})
+    promotion.wait()
+    assert r.returncode == 0, r.stderr
+    assert 0.5 <= time.monotonic() - started < 3 and not asked.exists()
