@@ -202,7 +202,7 @@ def switch(hosts: Mapping[str, Host], leader: str, new_leader: str, settings: Se
     request = spawn(remote.try_run, hosts[leader], request_command(
         conf, "POST", "/switchover", {"leader": leader, "candidate": new_leader}), None, 600)
     promoted = spawn(remote.try_run, hosts[new_leader], endpoint.promoted_command(settings),
-                            None, endpoint.PROMOTED_TIMEOUT_S)
+                     None, endpoint.PROMOTED_TIMEOUT_S)
     gevent.wait([request, promoted], count=1)
     if not promoted.ready():
         ok, out = remote.outcome(request)
