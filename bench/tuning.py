@@ -3,8 +3,8 @@
 
 pgops deploys db1 (its tuned config); a second cluster beside it (`stock`, port 5433) keeps
 Debian's defaults. Both hold the same data; only one runs at a time (they share the host's
-RAM, page cache included) and the runs are interleaved, so drift on a noisy machine hits
-both. Workloads:
+RAM, page cache included) and the runs are interleaved, stock first in odd rounds and tuned
+first in even ones, so drift on a noisy machine hits both alike. Workloads:
 
   write-sb    pgbench TPC-B-like, scale larger than the tuned shared_buffers
   write-ram   the same at a scale larger than the host's RAM (--no-big skips it)
@@ -190,8 +190,9 @@ def length(workload: str, seconds: int, write_seconds: int) -> int:
 def compare(lab: Lab, workloads: list[str], seconds: int, write_seconds: int, rounds: int) -> None:
     for w in workloads:
         got: dict[str, list[tuple[float, float]]] = {"stock": [], "tuned": []}
-        for _ in range(rounds):
-            for which in ("stock", "tuned"):
+        for r in range(rounds):
+            # stock first, then tuned first (ABBA): drift over the runs does not favour one
+            for which in ("stock", "tuned")[::1 if r % 2 == 0 else -1]:
                 got[which].append(run(lab, which, w, length(w, seconds, write_seconds)))
         tps = {k: statistics.median(t for t, _ in v) for k, v in got.items()}
         p95 = {k: statistics.median(p for _, p in v) for k, v in got.items()}
@@ -201,26 +202,31 @@ def compare(lab: Lab, workloads: list[str], seconds: int, write_seconds: int, ro
         print(f"{'':10} stock {seen('stock', w)} | tuned {seen('tuned', w)}", flush=True)
 
 
-def variants(lab: Lab, changes: list[tuple[str, str]], seconds: int, rounds: int) -> None:
-    """write-sb with the tuned config and one setting changed (ALTER SYSTEM, a restart),
-    each round a run of the tuned config then one of the variant, so drift hits both."""
+def variants(lab: Lab, changes: list[tuple[str, str]], seconds: int, rounds: int,
+             workload: str = "write-sb") -> None:
+    """`workload` with the tuned config and one setting changed (ALTER SYSTEM, a restart),
+    each round a run of each, the tuned config first in odd rounds and the variant first in
+    even ones, so drift hits both alike."""
     for name, value in changes:
         label = f"{name}={value}"
-        SEEN.pop(("tuned", "write-sb"), None)
+        SEEN.pop(("tuned", workload), None)
         base, var = [], []
-        for _ in range(rounds):
-            base.append(run(lab, "tuned", "write-sb", seconds)[0])
+        for r in range(rounds):
+            if r % 2 == 0:  # the tuned config first, then the variant first (ABBA)
+                base.append(run(lab, "tuned", workload, seconds)[0])
             psql(lab, "tuned", f"alter system set {name} = {lit(value)}")
             try:  # a value the server refuses to start with is reset all the same
                 sh(lab, f"systemctl restart {UNITS['tuned']}")
-                var.append(run(lab, "tuned", "write-sb", seconds, label)[0])
+                var.append(run(lab, "tuned", workload, seconds, label)[0])
             finally:
                 only(lab, "tuned")
                 psql(lab, "tuned", f"alter system reset {name}")
                 sh(lab, f"systemctl restart {UNITS['tuned']}")
+            if r % 2 == 1:
+                base.append(run(lab, "tuned", workload, seconds)[0])
         ratio = statistics.median(var) / statistics.median(base)
         print(f"  {label:44} {statistics.median(var):8.0f} TPS against {statistics.median(base):8.0f}: "
-              f"{ratio:5.2f} x tuned  {seen(label, 'write-sb')} | tuned {seen('tuned', 'write-sb')}  "
+              f"{ratio:5.2f} x tuned  {seen(label, workload)} | tuned {seen('tuned', workload)}  "
               f"runs {[round(x) for x in var]} {[round(x) for x in base]}", flush=True)
 
 
@@ -251,6 +257,8 @@ def main() -> None:
     ap.add_argument("--ablate", action="store_true", help="then one setting at a time")
     ap.add_argument("--try", dest="tries", action="append", default=[], metavar="NAME=VALUE",
                     help="write-sb with the tuned config and this setting (repeatable)")
+    ap.add_argument("--variant-workload", default="write-sb", choices=WORKLOADS,
+                    help="the workload --ablate and --try run (default write-sb)")
     ap.add_argument("--only-variants", action="store_true", help="no stock comparison: only "
                                                                  "--ablate and --try (with --reuse)")
     a = ap.parse_args()
@@ -287,8 +295,9 @@ def main() -> None:
         changes = ablation(lab) if a.ablate else []
         changes += [(t.split("=", 1)[0], t.split("=", 1)[1]) for t in a.tries]
         if changes:
-            print("write-sb, the tuned config with one setting changed, paired runs:")
-            variants(lab, changes, a.write_seconds, a.rounds)
+            print(f"{a.variant_workload}, the tuned config with one setting changed, paired runs:")
+            variants(lab, changes, a.write_seconds if a.variant_workload.startswith("write")
+                     else a.seconds, a.rounds, a.variant_workload)
         print(f"bench took {time.monotonic() - t0:.0f} s")
     finally:
         if not a.keep:

@@ -44,7 +44,8 @@ def tune(res: Resources, t: Tuning) -> dict[str, str | int | float]:
     - min/max_wal_size: checkpoints from time, not WAL volume. 300 s of TPC-B-like writes at
       a scale past shared_buffers: 1 checkpoint and 92k full-page images against stock's 6 and
       392k, and (with wal_compression) 334 MB of WAL against 3260 MB to archive, replicate
-      and keep, at the same TPS (1.01x: that host is CPU-bound, its disk absorbs either).
+      and keep, at the same TPS (1.01x: that host is CPU-bound, its disk absorbs either);
+      past the host's RAM a tenth of stock's WAL at 0.91x its TPS (the README's open point).
     - shared_buffers, effective_cache_size: the tuned config's point reads ran 1.06x stock.
     - wal_buffers: one WAL segment at most, so a commit rarely waits for a buffer write.
     - random_page_cost, effective_io_concurrency (SSD): random reads cost about what
