@@ -63,7 +63,8 @@ except urllib.error.HTTPError as e:
 
 
 def request_command(conf_path: str, method: str, path: str, body: dict) -> str:
-    """A shell command (run as postgres) sending `body` to the local member's REST API."""
+    """A shell command (as root or postgres: it reads Patroni's config file) sending `body`
+    to the local member's REST API."""
     url = f"https://127.0.0.1:{PATRONI_PORT}{path}"
     return (f"python3 -c {shlex.quote(REQUEST)} {shlex.quote(conf_path)} "
             f"{shlex.quote(json.dumps(body, sort_keys=True))} {shlex.quote(url)} {method}")
@@ -81,10 +82,13 @@ def status_command(path: str) -> str:
 
 def wait_command(path: str, seconds: int, interval: float = 1) -> str:
     """A shell command polling the local member every `interval` s until `path` answers 200
-    (Patroni's health endpoints), failing with the reason after about `seconds`."""
-    return (f"for i in $(seq {max(1, round(seconds / interval))}); do "
-            f"[ \"$({status_command(path)})\" = 200 ] && exit 0; sleep {interval}; done; "
-            f"echo 'Patroni did not answer 200 on {path} within {seconds} s' >&2; exit 1")
+    (Patroni's health endpoints), failing with the reason after `seconds` of wall-clock time
+    (each poll starts Python and may wait 3 s for an answer: counted polls ran long)."""
+    return (f"end=$(( $(date +%s) + {seconds} )); "
+            f"until [ \"$({status_command(path)})\" = 200 ]; do "
+            f"if [ $(date +%s) -ge $end ]; then "
+            f"echo 'Patroni did not answer 200 on {path} within {seconds} s' >&2; exit 1; fi; "
+            f"sleep {interval}; done")
 
 
 class _RestFact(FactBase[Any]):

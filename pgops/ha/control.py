@@ -190,6 +190,8 @@ def execute(plan: Plan, hosts: Mapping[str, Host], settings: Settings, yes: bool
 #: How long Patroni's REST API may take to confirm a switchover once the new leader accepts
 #: writes (it polls the DCS once a second).
 SWITCH_ANSWER_S = 15
+#: Patroni's answer when it stopped watching a switchover it had started.
+UNKNOWN = "status unknown"
 
 
 def switch(hosts: Mapping[str, Host], leader: str, new_leader: str, settings: Settings,
@@ -206,14 +208,20 @@ def switch(hosts: Mapping[str, Host], leader: str, new_leader: str, settings: Se
     gevent.wait([request, promoted], count=1)
     if not promoted.ready():
         ok, out = remote.outcome(request)
-        if not ok or "instead of" in out:
+        # Patroni stops watching after max(10 s, loop_wait) and answers "status unknown"
+        # while the switchover goes on: the promotion decides then.
+        if (not ok and UNKNOWN not in out) or "instead of" in out:
             promoted.kill(block=False)  # its poll on the host ends by itself
             raise PgopsError(f"Patroni did not switch over to {new_leader}: {out.strip()[-500:]}")
         promoted.join()
     ok, out = remote.outcome(promoted)
     if not ok:
+        request.join(SWITCH_ANSWER_S)
+        answer = (f"; Patroni's answer: {remote.outcome(request)[1].strip()[-300:]}"
+                  if request.ready() else "")
+        request.kill(block=False)
         raise PgopsError(f"{new_leader} did not accept writes after the switchover: "
-                         f"{out.strip()[-500:]}")
+                         f"{out.strip()[-500:]}{answer}")
     return request
 
 

@@ -395,10 +395,46 @@ def test_the_promotion_wait_ends_once_standby_signal_is_gone_and_the_leader_writ
         (tmp_path / "bin" / name).chmod(0o755)
     command = control.promoted_command(member()).replace(f"{data}/standby.signal", str(signal))
     assert str(signal) in command
+    started = time.monotonic()  # before the promotion starts its clock
     promotion = subprocess.Popen(["sh", "-c", f"sleep 0.5; rm {signal}"])
-    started = time.monotonic()
     r = subprocess.run(["sh", "-c", command], capture_output=True, text=True, timeout=20,
                        env={"PATH": f"{tmp_path / 'bin'}:/usr/bin:/bin"})
     promotion.wait()
     assert r.returncode == 0, r.stderr
     assert 0.5 <= time.monotonic() - started < 3 and not asked.exists()
+
+
+def test_patroni_giving_up_watching_leaves_the_promotion_to_decide(monkeypatch):
+    """Patroni answers 503 "status unknown" after max(10 s, loop_wait) while the switchover
+    goes on: not a refusal. A wait that fails carries Patroni's answer."""
+    from pgops.errors import PgopsError
+
+    unknown = "Patroni answered 503 to POST /switchover: Switchover status unknown"
+    ended = _fake_switch(monkeypatch, (0.05, False, unknown), (0.3, True, ""))
+    answer, took = _switch()
+    assert ended == {"request": True, "promoted": True} and took >= 0.3
+    _fake_switch(monkeypatch, (0.3, False, "Patroni answered 503 to POST /switchover: "
+                                           "Switchover failed"),
+                 (0.1, False, "Postgres still in recovery after 60 s"))
+    with pytest.raises(PgopsError, match="still in recovery after 60 s; Patroni's answer: "
+                                         "Patroni answered 503 .*Switchover failed"):
+        _switch()
+
+
+def test_a_patroni_wait_gives_up_by_the_clock_not_by_a_count_of_polls(tmp_path):
+    """Each poll starts Python and may wait 3 s for Patroni: here each takes 0.5 s and never
+    answers 200; a 1 s limit ends the wait in about 1 s, where 10 counted polls took 5."""
+    import subprocess
+    import time
+
+    from pgops.facts.patroni import wait_command
+
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "python3").write_text("#!/bin/sh\nsleep 0.5; echo 503\n")
+    (tmp_path / "bin" / "python3").chmod(0o755)
+    started = time.monotonic()
+    r = subprocess.run(["sh", "-c", wait_command("/primary", 1, interval=0.1)],
+                       capture_output=True, text=True, timeout=20,
+                       env={"PATH": f"{tmp_path / 'bin'}:/usr/bin:/bin"})
+    assert r.returncode == 1 and "did not answer 200 on /primary within 1 s" in r.stderr
+    assert time.monotonic() - started < 3
