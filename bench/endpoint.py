@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 os.environ["PGOPS_LAB"] = "bench"
 
-from bench.cluster_lab import arguments, fresh_cluster, healthy, pgops  # noqa: E402
+from bench.cluster_lab import PGOPS, arguments, fresh_cluster, healthy, pgops  # noqa: E402
 from pgops.ha.writer import Writer  # noqa: E402
 from pgops.lab import Lab  # noqa: E402
 from pgops.settings import read_secrets_file  # noqa: E402
@@ -58,9 +58,6 @@ def pgbench(lab: Lab, on: str, host: str, port: int, args: str, timeout: float) 
     us = sorted(int(x) for x in lat.split())
     p95 = us[int(0.95 * (len(us) - 1))] / 1000 if us else float("nan")
     return float(tps[1]), p95, out
-
-
-PGOPS_CMD = str(Path(sys.executable).parent / "pgops")
 
 
 def switchover(lab: Lab, runner: str, password: str, n: int, command_line: list[str],
@@ -155,7 +152,7 @@ def main() -> None:
             print(f"long-lived {kind} through HAProxy+PgBouncer / direct: {ratio:.2f}x "
                   "(goal >= 0.9x)")
 
-    variants = {"this": [PGOPS_CMD]}
+    variants = {"this": [PGOPS]}
     if args.baseline:
         variants["baseline"] = [sys.executable, "-m", "pgops"]
     pauses: dict[str, list[float]] = {v: [] for v in variants}

@@ -20,6 +20,7 @@ from pgops.facts.patroni import wait_command
 from pgops.server import psql
 from pgops.server.cluster import Cluster
 from pgops.settings import Settings
+from pgops.shell import wait_until
 
 #: How long a PAUSE may wait for the transactions in flight (longer: nothing is switched).
 PAUSE_TIMEOUT_S = 30
@@ -90,8 +91,7 @@ def promoted_command(s: Settings) -> str:
     test of a file costs the host nothing while the switchover needs its CPU, where each
     poll of Patroni or Postgres starts a Python or psql process."""
     standby = shlex.quote(f"{Cluster(s.pg_major, s.pg_cluster).data}/standby.signal")
-    return (f"end=$(( $(date +%s) + {PROMOTE_WAIT_S} )); while [ -e {standby} ] && "
-            f"[ $(date +%s) -lt $end ]; do sleep 0.05; done; "
+    return (f"{wait_until(f'[ ! -e {standby} ]', PROMOTE_WAIT_S, 0.05, None)}; "
             f"({wait_command('/primary', PROMOTE_WAIT_S, interval=0.1)}) & primary=$!; "
             f"({psql.wait_writable_command(s.pg_port, PROMOTE_WAIT_S)}) "
             "|| { kill $primary 2>/dev/null; exit 1; }; wait $primary")

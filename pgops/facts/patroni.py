@@ -14,6 +14,7 @@ from pyinfra.api import FactBase
 
 from pgops.ha.patroni import TLS_DIR
 from pgops.settings.ha import PATRONI_PORT
+from pgops.shell import wait_until
 
 #: GET one REST endpoint of the local member over TLS with the cluster's CA, printing the
 #: body (argv[3] == "body") or the HTTP status; always exits 0 (Patroni down is a state, not
@@ -82,13 +83,10 @@ def status_command(path: str) -> str:
 
 def wait_command(path: str, seconds: int, interval: float = 1) -> str:
     """A shell command polling the local member every `interval` s until `path` answers 200
-    (Patroni's health endpoints), failing with the reason after `seconds` of wall-clock time
-    (each poll starts Python and may wait 3 s for an answer: counted polls ran long)."""
-    return (f"end=$(( $(date +%s) + {seconds} )); "
-            f"until [ \"$({status_command(path)})\" = 200 ]; do "
-            f"if [ $(date +%s) -ge $end ]; then "
-            f"echo 'Patroni did not answer 200 on {path} within {seconds} s' >&2; exit 1; fi; "
-            f"sleep {interval}; done")
+    (Patroni's health endpoints), failing with the reason after `seconds` (each poll starts
+    Python and may wait 3 s for an answer)."""
+    return wait_until(f"[ \"$({status_command(path)})\" = 200 ]", seconds, interval,
+                      f"Patroni did not answer 200 on {path} within {seconds} s")
 
 
 class _RestFact(FactBase[Any]):

@@ -216,13 +216,19 @@ def switch(hosts: Mapping[str, Host], leader: str, new_leader: str, settings: Se
         promoted.join()
     ok, out = remote.outcome(promoted)
     if not ok:
-        request.join(SWITCH_ANSWER_S)
-        answer = (f"; Patroni's answer: {remote.outcome(request)[1].strip()[-300:]}"
-                  if request.ready() else "")
-        request.kill(block=False)
         raise PgopsError(f"{new_leader} did not accept writes after the switchover: "
-                         f"{out.strip()[-500:]}{answer}")
+                         f"{out.strip()[-500:]}; Patroni's answer: {answer(request)[1]}")
     return request
+
+
+def answer(request: gevent.Greenlet) -> tuple[bool, str]:
+    """Patroni's answer to the switchover request, waited for at most SWITCH_ANSWER_S (the
+    request is dropped then)."""
+    request.join(SWITCH_ANSWER_S)
+    ok, out = (remote.outcome(request) if request.ready()
+               else (False, f"none in {SWITCH_ANSWER_S} s"))
+    request.kill(block=False)
+    return ok, out.strip()[-300:]
 
 
 def _switchover(plan: Plan, hosts: Mapping[str, Host], settings: Settings,
@@ -240,14 +246,12 @@ def _switchover(plan: Plan, hosts: Mapping[str, Host], settings: Settings,
     with pause:
         t1 = time.monotonic()
         say(f"{plan.leader}: switchover to {plan.new_leader} (Patroni's REST API)")
-        answer = switch(hosts, plan.leader, plan.new_leader, settings, conf)
+        request = switch(hosts, plan.leader, plan.new_leader, settings, conf)
         say(f"{plan.new_leader} accepts writes ({time.monotonic() - t1:.2f} s)")
         endpoint.point_at(hosts, plan.members, plan.new_leader, settings, plan.pooled, plan.proxies, say)
         say(f"every route points at {plan.new_leader} ({time.monotonic() - t1:.2f} s)")
-    answer.join(SWITCH_ANSWER_S)
-    ok, out = remote.outcome(answer) if answer.ready() else (False, f"none in {SWITCH_ANSWER_S} s")
-    answer.kill(block=False)
-    say(f"Patroni's answer: {out.strip()[-300:]}" if ok else
-        f"Patroni's REST API did not confirm ({out.strip()[-300:]}), but {plan.new_leader} "
+    ok, out = answer(request)
+    say(f"Patroni's answer: {out}" if ok else
+        f"Patroni's REST API did not confirm ({out}), but {plan.new_leader} "
         "leads and accepts writes")
     say(f"switchover done in {time.monotonic() - t0:.1f} s")

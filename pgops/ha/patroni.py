@@ -23,6 +23,7 @@ from pgops.settings.ha import (
     REPLICATOR,
     REWINDER,
 )
+from pgops.shell import wait_until
 
 #: Patroni's DCS namespace for pgops clusters (scope = the cluster's name below it).
 NAMESPACE = "/pgops/"
@@ -66,13 +67,12 @@ def reload_command(c: Cluster, port: int, loop_wait: int) -> str:
     loaded = psql.shell("select extract(epoch from pg_catalog.pg_conf_load_time())", port)
     return (
         f"set -e; cd /; sent=$(mktemp); trap 'rm -f \"$sent\"' EXIT; "
-        f"systemctl reload {service(c)}; end=$(( $(date +%s) + {seconds} )); "
-        f"until [ {hba} -nt \"$sent\" ] && {{ loaded=$({loaded} 2>/dev/null) || loaded=; "
-        f"[ -z \"$loaded\" ] || awk -v a=\"$loaded\" -v b=\"$(stat -c %.6Y {hba})\" "
-        f"'BEGIN {{ exit !(a >= b) }}'; }}; do "
-        f"if [ $(date +%s) -ge $end ]; then echo \"{service(c)} had not applied "
-        f"{conf_path(c)} {seconds} s after its reload (pg_hba.conf or the settings not "
-        f"loaded): see journalctl -u {service(c)}\" >&2; exit 1; fi; sleep 0.2; done"
+        f"systemctl reload {service(c)}; " + wait_until(
+            f"[ {hba} -nt \"$sent\" ] && {{ loaded=$({loaded} 2>/dev/null) || loaded=; "
+            f"[ -z \"$loaded\" ] || awk -v a=\"$loaded\" -v b=\"$(stat -c %.6Y {hba})\" "
+            f"'BEGIN {{ exit !(a >= b) }}'; }}", seconds, 0.2,
+            f"{service(c)} had not applied {conf_path(c)} {seconds} s after its reload "
+            f"(pg_hba.conf or the settings not loaded): see journalctl -u {service(c)}")
     )
 
 

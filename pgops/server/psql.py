@@ -8,6 +8,8 @@ import shlex
 from collections.abc import Sequence
 from typing import Any
 
+from pgops.shell import wait_until
+
 #: pyinfra arguments for commands and facts run as the postgres user (peer authentication).
 AS_POSTGRES: dict[str, Any] = {"_sudo": True, "_sudo_user": "postgres"}
 
@@ -41,6 +43,5 @@ def wait_writable_command(port: int, seconds: int, alive: str = "") -> str:
     check = shell("select pg_is_in_recovery()", port)
     gone = (f"if ! {alive} >/dev/null 2>&1; then echo 'Postgres stopped before it left recovery' "
             ">&2; exit 1; fi; " if alive else "")
-    return (f"end=$(( $(date +%s) + {seconds} )); until [ \"$({check} 2>/dev/null)\" = f ]; do "
-            f"{gone}if [ $(date +%s) -ge $end ]; then echo 'Postgres still in recovery after "
-            f"{seconds} s' >&2; exit 1; fi; sleep 0.1; done")
+    return wait_until(f"[ \"$({check} 2>/dev/null)\" = f ]", seconds, 0.1,
+                      f"Postgres still in recovery after {seconds} s", each=gone)
