@@ -57,8 +57,6 @@ def settings(s: Settings, res: Resources, host: str = "") -> dict[str, str | int
         "max_wal_senders": 10,
         "log_line_prefix": "%m [%p] %q%u@%d ",
         "log_connections": False,
-        # Per-query statistics for operators; no TPS cost measurable (1819 against 1812 TPS).
-        "shared_preload_libraries": "pg_stat_statements",
     }
     if s.pg_ha_cluster:
         base["max_slot_wal_keep_size"] = SLOT_WAL_KEEP

@@ -117,3 +117,19 @@ def test_all_sizes_are_postgres_units(mem, workload):
     for k in ("shared_buffers", "effective_cache_size", "maintenance_work_mem", "work_mem",
               "wal_buffers", "min_wal_size", "max_wal_size"):
         assert SIZE.match(out[k]), (k, out[k])
+
+
+@pytest.mark.parametrize("cpus, preloaded", [(1, False), (2, True), (16, True)])
+def test_pg_stat_statements_is_preloaded_only_from_two_cores(cpus, preloaded):
+    out = tune(res(cpus=cpus), Tuning())
+    assert (out.get("shared_preload_libraries") == "pg_stat_statements") is preloaded
+    if not preloaded:
+        assert "shared_preload_libraries" not in out  # Postgres's default: nothing preloaded
+
+
+def test_pg_settings_preload_pg_stat_statements_on_one_core():
+    from pgops.server.pgconf import settings
+    from pgops.settings import Settings
+
+    s = Settings(pg_settings={"shared_preload_libraries": "pg_stat_statements"})
+    assert settings(s, res(cpus=1))["shared_preload_libraries"] == "pg_stat_statements"
