@@ -38,7 +38,7 @@ def server_row(host: Host, s: Settings, max_wal_disk_used: float = disk.MAX_WAL_
         roles = host.get_fact(PgRoles, **facts) or {}
         app_db = s.pg_app_database or "postgres"
         exts = (host.get_fact(PgExtensions, database=app_db, **facts) or {}) if app_db in dbs else {}
-        wal = host.get_fact(WalVolume, data=Cluster(s.pg_major, s.pg_cluster).data, **AS_POSTGRES)
+        wal = host.get_fact(WalVolume, data=Cluster.of(s).data, **AS_POSTGRES)
     settings = server["settings"]
     row.update({
         "up": True,

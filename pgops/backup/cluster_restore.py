@@ -95,7 +95,7 @@ def execute(backups: Backups, rp: RestorePlan, say: Callable[[str], None] = lamb
     each member's timeline. A failure names the step it stopped at; the same command, run
     again, starts over from the restore of the leader and finishes."""
     s = backups.settings[rp.source]
-    c = Cluster(s.pg_major, s.pg_cluster)
+    c = Cluster.of(s)
     unit, data = patroni.service(c), shlex.quote(c.data)
     leader, replicas = rp.members[0], rp.members[1:]
     hosts = {m: backups.db(m) for m in rp.members}

@@ -332,7 +332,7 @@ def execute(backups: Backups, rp: RestorePlan, say: Callable[[str], None] = lamb
             f"{rp.backup['label']} and WAL to {rp.upto}")
         # A transient copy stays local only; a user's takes the host's access.
         t = backups.settings[rp.target_host]
-        made = run(h, copies.create_and_restore(c, common, Cluster(t.pg_major, t.pg_cluster),
+        made = run(h, copies.create_and_restore(c, common, Cluster.of(t),
                                                 copies.this_run(),
                                                 None if rp.scratch else copies.access(t)),
                    timeout=7200)

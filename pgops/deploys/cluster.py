@@ -86,7 +86,7 @@ def etcd_member(topology: Topology, addresses: Mapping[str, str],
 def _member_facts(name: str, s: Settings) -> dict[str, tuple[Any, Any, dict[str, Any]]]:
     """What the plan reads of a member, by what it tells: (host, fact, arguments)."""
     h = host.inventory.get_host(name)
-    c = Cluster(s.pg_major, s.pg_cluster)
+    c = Cluster.of(s)
     return {"databases": (h, PgDatabases, {"port": s.pg_port, **AS_POSTGRES}),
             "patroni_conf": (h, File, {"path": patroni.conf_path(c)}),
             "handed_over": (h, FindInFile, {"path": join.start_conf(c),
@@ -159,7 +159,7 @@ def patroni_member(s: Settings, topology: Topology, dbs: Mapping[str, Settings],
         return True
     the_plan = cluster_plan(cluster, topology, dbs)
     action = the_plan.actions[host.name]
-    c = Cluster(s.pg_major, s.pg_cluster)
+    c = Cluster.of(s)
     unit = patroni.service(c)
     # A backed-up cluster's members restore and fetch WAL with pgBackRest (restore_command
     # runs from Patroni's first start: the backups deploy configures it later).
@@ -202,7 +202,7 @@ def patroni_bootstrap(s: Settings, topology: Topology, dbs: Mapping[str, Setting
     every_host_reaches(name="Every database host past its roles", step="roles")
     if not _acts(topology, dbs, "bootstrap"):
         return
-    c = Cluster(s.pg_major, s.pg_cluster)
+    c = Cluster.of(s)
     server.shell(name="Debian's unit hands the cluster over to Patroni",
                  commands=[join.hand_over_script(c)])
     systemd.service(name="Patroni started", service=patroni.service(c), running=True, enabled=True)
@@ -222,7 +222,7 @@ def _config(s: Settings, cluster: str, topology: Topology, addresses: Mapping[st
     parameters = _parameters(s)
     return patroni.render(
         scope=cluster, member=host.name, address=addresses[host.name],
-        cluster=Cluster(s.pg_major, s.pg_cluster), port=s.pg_port, listen=s.pg_listen_addresses,
+        cluster=Cluster.of(s), port=s.pg_port, listen=s.pg_listen_addresses,
         etcd_addresses=[addresses[e] for e in topology.etcd], ha=s.pg_ha,
         parameters=parameters, hba=hba,
         passwords={REPLICATOR: s.password(s.role(REPLICATOR)),
@@ -242,7 +242,7 @@ def patroni_replicas(s: Settings, topology: Topology, dbs: Mapping[str, Settings
     every_host_reaches(name="Every database host past the cluster's start", step="leader")
     if not _acts(topology, dbs, "join"):
         return
-    c = Cluster(s.pg_major, s.pg_cluster)
+    c = Cluster.of(s)
     server.shell(name="This host's unused cluster emptied for a replica",
                  commands=[join.replace_script(c, s.pg_port, host.name)])
     systemd.service(name="Patroni started", service=patroni.service(c), running=True, enabled=True)

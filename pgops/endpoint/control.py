@@ -90,7 +90,7 @@ def promoted_command(s: Settings) -> str:
     It first waits, checking every 0.05 s, until the promotion has removed standby.signal: a
     test of a file costs the host nothing while the switchover needs its CPU, where each
     poll of Patroni or Postgres starts a Python or psql process."""
-    standby = shlex.quote(f"{Cluster(s.pg_major, s.pg_cluster).data}/standby.signal")
+    standby = shlex.quote(f"{Cluster.of(s).data}/standby.signal")
     return (f"{wait_until(f'[ ! -e {standby} ]', PROMOTE_WAIT_S, 0.05, None)}; "
             f"({wait_command('/primary', PROMOTE_WAIT_S, interval=0.1)}) & primary=$!; "
             f"({psql.wait_writable_command(s.pg_port, PROMOTE_WAIT_S)}) "

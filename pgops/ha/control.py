@@ -177,7 +177,7 @@ def execute(plan: Plan, hosts: Mapping[str, Host], settings: Settings, yes: bool
     if plan.action == "switchover":
         _switchover(plan, hosts, settings, say)
         return
-    conf = patroni.conf_path(Cluster(settings.pg_major, settings.pg_cluster))
+    conf = patroni.conf_path(Cluster.of(settings))
     for member, args in plan.commands:
         t0 = time.monotonic()
         say(f"{member}: patronictl {args}")
@@ -237,7 +237,7 @@ def _switchover(plan: Plan, hosts: Mapping[str, Host], settings: Settings,
     shutdown checkpoint is short), PgBouncer paused, Patroni switches, the routes follow the
     new leader as soon as it accepts writes, PgBouncer resumes: its clients saw a pause."""
     assert plan.leader and plan.new_leader
-    conf = patroni.conf_path(Cluster(settings.pg_major, settings.pg_cluster))
+    conf = patroni.conf_path(Cluster.of(settings))
     t0 = time.monotonic()
     remote.run(hosts[plan.leader], psql.shell("CHECKPOINT", settings.pg_port), timeout=600)
     say(f"{plan.leader}: checkpoint done ({time.monotonic() - t0:.2f} s)")

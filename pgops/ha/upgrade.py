@@ -132,7 +132,7 @@ def execute(plan: UpgradePlan, hosts: Mapping[str, Host], s: Settings,
     """Carry out the plan, checking each member is healthy again before the next step."""
     if plan.refusals:
         raise PgopsError("upgrade refused: " + "; ".join(plan.refusals))
-    c = Cluster(s.pg_major, s.pg_cluster)
+    c = Cluster.of(s)
     conf = patroni.conf_path(c)
     for step in plan.steps:
         t0 = time.monotonic()

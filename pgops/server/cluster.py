@@ -4,6 +4,7 @@ layout: /etc/postgresql/MAJOR/NAME, /var/lib/postgresql/MAJOR/NAME, postgresql@M
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 PG_HOME = "/var/lib/postgresql"
 #: A major's binaries live in PG_LIB/MAJOR/bin (see bindir).
@@ -12,10 +13,22 @@ PG_LIB = "/usr/lib/postgresql"
 CREATECLUSTER_D = "/etc/postgresql-common/createcluster.d"
 
 
+class _HasCluster(Protocol):
+    @property
+    def pg_major(self) -> int: ...
+    @property
+    def pg_cluster(self) -> str: ...
+
+
 @dataclass(frozen=True)
 class Cluster:
     major: int
     name: str = "main"
+
+    @classmethod
+    def of(cls, s: _HasCluster) -> Cluster:
+        """A host's cluster, from its settings (pg_major, pg_cluster)."""
+        return cls(s.pg_major, s.pg_cluster)
 
     @property
     def etc(self) -> str:
