@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from pathlib import Path
 
 from pgops.backup.rules import REPO_HOME
 from pgops.server.cluster import Cluster
@@ -34,6 +35,11 @@ TLS_FILES = {"ca": f"{TLS_DIR}/ca.crt", "cert": f"{TLS_DIR}/host.crt", "key": f"
 #: The systemd unit that runs `pgbackrest server` (pgBackRest's default port, 8432).
 TLS_SERVICE = "pgops-pgbackrest-server.service"
 LOG = "/var/log/pgbackrest"
+#: pgops's scripts on a host (the timers' job runner, the archive wrapper).
+LIB_DIR = "/usr/local/lib/pgops"
+#: The archive_command's wrapper around archive-push, and its source here.
+ARCHIVE_WAL = f"{LIB_DIR}/archive-wal"
+ARCHIVE_WAL_SOURCE = Path(__file__).parent / "archive_wal.sh"
 #: OpenSSH client settings for pgBackRest's connections (Debian's ssh_config includes these).
 SSH_CLIENT_CONF = "/etc/ssh/ssh_config.d/pgops-pgbackrest.conf"
 #: AES-GCM first: with the CPU's AES instructions it costs a fraction of OpenSSH's default
@@ -76,7 +82,9 @@ def command(stanza_name: str, args: str) -> str:
 
 
 def archive_command(stanza_name: str) -> str:
-    return command(stanza_name, "archive-push %p")
+    """archive-push behind ARCHIVE_WAL, which skips a past timeline's segment that holds
+    none of the server's history (archive_wal.sh says why)."""
+    return f"{ARCHIVE_WAL} %p {command(stanza_name, 'archive-push %p')}"
 
 
 def by_stanza(dbs: Mapping[str, Settings]) -> dict[str, list[str]]:
@@ -127,7 +135,7 @@ def _repository_options(s: Settings) -> Options:
 
 
 def _pg(i: int, s: Settings) -> Options:
-    return {f"pg{i}-path": Cluster(s.pg_major, s.pg_cluster).data, f"pg{i}-port": s.pg_port}
+    return {f"pg{i}-path": Cluster.of(s).data, f"pg{i}-port": s.pg_port}
 
 
 def backup_process_max(db_cpus: int) -> int:

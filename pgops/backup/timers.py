@@ -15,9 +15,8 @@ from pgops.settings import BackupTimers
 #: The job runner and the rules it shares with pgops, installed side by side.
 SCRIPT_SOURCE = Path(__file__).parent / "repo_job.py"
 RULES_SOURCE = Path(__file__).parent / "rules.py"
-LIB_DIR = "/usr/local/lib/pgops"
-SCRIPT = f"{LIB_DIR}/pgops-repo-job"
-RULES = f"{LIB_DIR}/rules.py"
+SCRIPT = f"{backrest.LIB_DIR}/pgops-repo-job"
+RULES = f"{backrest.LIB_DIR}/rules.py"
 UNIT_DIR = "/etc/systemd/system"
 
 _WHAT = {"full": "full backup", "diff": "differential backup", "incr": "incremental backup",

@@ -15,6 +15,7 @@ from pyinfra.operations import files as pyinfra_files
 from pyinfra.operations.util import any_changed
 
 from pgops import pki
+from pgops.backup import backrest
 from pgops.deploys.packages import lists_stale_for, missing
 from pgops.errors import ConfigError
 from pgops.facts.system import HostResources
@@ -88,6 +89,7 @@ def configure(s: Settings, names: list[str]) -> None:
     """+ names: the names and addresses clients dial, which the server certificate carries."""
     p = pgconf.paths(s)
     tls_files = _server_tls(s, names)
+    _archive_wrapper(s)
     if s.pg_ha_cluster:  # Patroni writes the settings and pg_hba.conf (pgops.ha.patroni)
         _certificate_reloaded(s, tls_files)
         return
@@ -98,11 +100,22 @@ def configure(s: Settings, names: list[str]) -> None:
         name="PostgreSQL settings (tuned)",
         path=p["conf"], content=pgconf.render_conf(pgconf.settings(s, resources, host.name)),
         port=s.pg_port, service=p["service"],
-        check=Cluster(s.pg_major, s.pg_cluster).config_check_command(),
+        check=Cluster.of(s).config_check_command(),
     )
     postgres.hba_file(name="pg_hba.conf", path=p["hba"], content=pgconf.render_hba(s),
                       port=s.pg_port, service=p["service"])
     _certificate_reloaded(s, tls_files)
+
+
+def _archive_wrapper(s: Settings) -> None:
+    """The archive_command's wrapper (backrest.archive_command), before the settings that
+    name it; pgBackRest itself comes with the backup deploy."""
+    if s.pg_backup_host:
+        files.put(name="WAL archiving wrapper (skips segments outside the server's history)",
+                  src=str(backrest.ARCHIVE_WAL_SOURCE), dest=backrest.ARCHIVE_WAL,
+                  create_remote_dir=True, mode="755")
+    else:
+        files.file_absent(name="No WAL archiving wrapper (no backups)", path=backrest.ARCHIVE_WAL)
 
 
 def _server_tls(s: Settings, names: list[str]) -> list[OperationMeta]:

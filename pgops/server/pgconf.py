@@ -29,7 +29,7 @@ SLOT_WAL_KEEP = "8GB"
 
 def paths(s: Settings) -> dict[str, str]:
     """The files and service pgops manages for a host's cluster."""
-    c = Cluster(s.pg_major, s.pg_cluster)
+    c = Cluster.of(s)
     return {"etc": c.etc, "conf": f"{c.conf_d}/50-pgops.conf", "hba": c.hba, "data": c.data,
             "service": c.service, "cert": f"{TLS_DIR}/server.crt", "key": f"{TLS_DIR}/server.key",
             "ca": CA_FILE}

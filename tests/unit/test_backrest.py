@@ -109,7 +109,8 @@ def test_db_conf_points_at_the_repository_and_archives_asynchronously():
 def test_secrets_conf_and_archive_command():
     assert parse(backrest.secrets_conf({"db1": settings()})) == {
         "global": {"repo1-cipher-pass": "s3cret-pass"}}
-    assert backrest.archive_command("db1") == "pgbackrest --stanza=db1 archive-push %p"
+    assert backrest.archive_command("db1") == \
+        "/usr/local/lib/pgops/archive-wal %p pgbackrest --stanza=db1 archive-push %p"
 
 
 def test_authorized_key_forces_pgbackrest_only():
@@ -186,6 +187,6 @@ def test_a_cluster_is_one_stanza_that_knows_every_member_so_backups_follow_the_l
     member = parse(backrest.db_conf("db2", members["db2"], "10.0.0.20", 1))
     assert member["main"] == {"pg1-path": "/var/lib/postgresql/17/main", "pg1-port": "5432"}
     assert backrest.archive_command(backrest.stanza("db2", members["db2"])) == \
-        "pgbackrest --stanza=main archive-push %p"
+        "/usr/local/lib/pgops/archive-wal %p pgbackrest --stanza=main archive-push %p"
     assert backrest.by_stanza({**members, "solo": settings()}) == {
         "main": ["db1", "db2", "db3"], "solo": ["solo"]}
