@@ -47,7 +47,8 @@ def tune(res: Resources, t: Tuning) -> dict[str, str | int | float]:
       a scale past shared_buffers: 1 checkpoint and 92k full-page images against stock's 6 and
       392k, and (with wal_compression) 334 MB of WAL against 3260 MB to archive, replicate
       and keep, at the same TPS (1.01x: that host is CPU-bound, its disk absorbs either);
-      past the host's RAM a tenth of stock's WAL at 0.91x its TPS (the README's open point).
+      past the host's RAM a tenth of stock's WAL at 1.03x its TPS (0.91x while
+      pg_stat_statements was preloaded on that one-CPU host).
     - shared_buffers, effective_cache_size: the tuned config's point reads ran 1.06x stock.
     - wal_buffers: one WAL segment at most, so a commit rarely waits for a buffer write.
     - random_page_cost, effective_io_concurrency (SSD): random reads cost about what
