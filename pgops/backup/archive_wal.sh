@@ -10,15 +10,19 @@
 # that name, pgBackRest refuses the other copy ("already exists in the archive with a
 # different checksum") and, as PostgreSQL archives in order, no WAL is archived after it.
 # Skipped, it is logged here and PostgreSQL removes it as archived. Anything that cannot be
-# read as such a segment goes to COMMAND.
+# read as such a segment goes to COMMAND. A standby (archive_mode = always) skips nothing:
+# its pg_wal may hold its upstream's newer history before it switches to it.
 set -u
-path=$1
+export LC_ALL=C
+path=${1:?usage: archive-wal WAL-PATH COMMAND...}
 shift
+(( $# )) || { echo "pgops archive-wal: no command to archive $path with" >&2; exit 1; }
 name=${path##*/}
 dir=${path%/*}
 [[ $dir == "$path" ]] && dir=.
 
-if [[ $name =~ ^([0-9A-F]{8})([0-9A-F]{8})([0-9A-F]{8})$ ]]; then
+if [[ ! -e $dir/../standby.signal && ! -e $dir/../recovery.signal &&
+      $name =~ ^([0-9A-F]{8})([0-9A-F]{8})([0-9A-F]{8})$ ]]; then
     tli=$((16#${BASH_REMATCH[1]}))
     log=$((16#${BASH_REMATCH[2]}))
     seg=$((16#${BASH_REMATCH[3]}))

@@ -89,7 +89,7 @@ def configure(s: Settings, names: list[str]) -> None:
     """+ names: the names and addresses clients dial, which the server certificate carries."""
     p = pgconf.paths(s)
     tls_files = _server_tls(s, names)
-    _archive_wrapper(s)
+    _archive_wrapper()
     if s.pg_ha_cluster:  # Patroni writes the settings and pg_hba.conf (pgops.ha.patroni)
         _certificate_reloaded(s, tls_files)
         return
@@ -107,15 +107,14 @@ def configure(s: Settings, names: list[str]) -> None:
     _certificate_reloaded(s, tls_files)
 
 
-def _archive_wrapper(s: Settings) -> None:
+def _archive_wrapper() -> None:
     """The archive_command's wrapper (backrest.archive_command), before the settings that
-    name it; pgBackRest itself comes with the backup deploy."""
-    if s.pg_backup_host:
-        files.put(name="WAL archiving wrapper (skips segments outside the server's history)",
-                  src=str(backrest.ARCHIVE_WAL_SOURCE), dest=backrest.ARCHIVE_WAL,
-                  create_remote_dir=True, mode="755")
-    else:
-        files.file_absent(name="No WAL archiving wrapper (no backups)", path=backrest.ARCHIVE_WAL)
+    name it; pgBackRest itself comes with the backup deploy. On every database host, backups
+    or not: removing it would come before the settings stop naming it, and a deploy stopped
+    in between would leave the archiver a command that is not there."""
+    files.put(name="WAL archiving wrapper (skips segments outside the server's history)",
+              src=str(backrest.ARCHIVE_WAL_SOURCE), dest=backrest.ARCHIVE_WAL,
+              create_remote_dir=True, mode="755")
 
 
 def _server_tls(s: Settings, names: list[str]) -> list[OperationMeta]:

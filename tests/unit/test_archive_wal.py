@@ -87,3 +87,17 @@ def test_other_segment_sizes_place_the_segment_by_its_own_size(data):
     assert archive(data, "0000000A0000000000000003", size=64 * 2**20).returncode == 0
     assert archive(data, "0000000A0000000000000004", size=64 * 2**20).returncode == 0
     assert pushed(data) == ["pg_wal/0000000A0000000000000003"]
+
+
+def test_a_standby_skips_nothing(data):
+    """archive_mode = always: a standby's pg_wal may hold its upstream's newer history."""
+    (data / "standby.signal").touch()
+    assert archive(data, "0000000A000000000000000E").returncode == 0
+    assert pushed(data) == ["pg_wal/0000000A000000000000000E"]
+
+
+def test_no_command_is_a_failure_not_an_archived_segment(data):
+    (data / "pg_wal" / "000000130000000000000031").touch()
+    run = subprocess.run(["bash", str(ARCHIVE_WAL_SOURCE), "pg_wal/000000130000000000000031"],
+                         cwd=data, capture_output=True, text=True, timeout=10)
+    assert run.returncode == 1 and "no command" in run.stderr
