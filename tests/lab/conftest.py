@@ -157,6 +157,13 @@ def write_inventory(lab, tmp_path):
 
 
 PSQL = "cd / && runuser -u postgres -- psql -XAtq"
+
+
+def sql(lab, host: str, query: str, db: str = "postgres") -> str:
+    """One query as postgres on a lab host, its unaligned output."""
+    return lab.ssh(host, f"{PSQL} -d {db} -c \"{query}\"").stdout.strip()
+
+
 #: One SSH round trip per host: what a refused command must leave exactly as it was.
 DB_PRINT = f"""
 dpkg-query -W -f '${{Package}} ${{Version}}\\n' | md5sum

@@ -12,14 +12,8 @@ import time
 import pytest
 
 from pgops.facts.system import HasAesInstructions
-from tests.lab.conftest import pgops
+from tests.lab.conftest import pgops, sql
 from tests.lab.test_restore import drop
-
-PSQL = "cd / && runuser -u postgres -- psql -XAtq"
-
-
-def sql(lab, host: str, query: str, db: str = "postgres") -> str:
-    return lab.ssh(host, f"{PSQL} -d {db} -c \"{query}\"").stdout.strip()
 
 
 def listing(host: str = "db1") -> dict:

@@ -13,7 +13,7 @@ import pytest
 from pgops.lab import Lab
 from pgops.settings import read_secrets_file
 from tests.lab.conftest import CLUSTER_ENV as ENV
-from tests.lab.conftest import pgops, results, variant_inventory
+from tests.lab.conftest import pgops, results, sql, variant_inventory
 
 pytestmark = pytest.mark.lab
 
@@ -412,8 +412,7 @@ def test_a_replica_down_until_the_leader_dropped_its_wal_catches_up_from_the_rep
     replica = next(m["member"] for m in c["members"] if m["role"] == "replica")
 
     def q(host: str, query: str, db: str = "postgres") -> str:
-        return lab.ssh(host, f"cd / && runuser -u postgres -- psql -XAtq -d {db} "
-                             f"-c \"{query}\"").stdout.strip()
+        return sql(lab, host, query, db)
 
     def ttl(value: str) -> None:
         lab.ssh(leader, f"cd / && runuser -u postgres -- patronictl -c {conf_path(LAB_CLUSTER)} "
@@ -569,15 +568,16 @@ def test_a_past_timelines_stray_segment_does_not_stop_archiving_on_the_leader(cl
     checksum), and no WAL was archived after it. Made here: the archive gets one copy (pushed
     directly), pg_wal another, marked ready. The leader's archiving must go on."""
     from pgops.backup.backrest import ARCHIVE_WAL
+    from pgops.lab.faults import LAB_CLUSTER
 
     lab, _ = cluster
     leader = wait_healthy()["leader"]
 
     def sh(command: str) -> str:
-        return lab.ssh(leader, f"cd /var/lib/postgresql/17/main && {command}").stdout.strip()
+        return lab.ssh(leader, f"cd {LAB_CLUSTER.data} && {command}").stdout.strip()
 
-    def q(sql: str) -> str:
-        return sh(f"runuser -u postgres -- psql -XAtq -c \"{sql}\"")
+    def q(query: str) -> str:
+        return sql(lab, leader, query)
 
     history = sh("ls pg_wal | grep -E '^[0-9A-F]{8}[.]history$' | tail -n 1")
     assert history, "no timeline history on the leader after the failover tests"
