@@ -63,12 +63,7 @@ class Writer:
                     conn = psycopg.connect(self.conninfo, autocommit=True, connect_timeout=2,
                                            tcp_user_timeout=2000, keepalives_idle=1,
                                            keepalives_interval=1, keepalives_count=2)
-                conn.execute(f"insert into {TABLE} (id) values (%s)", (self._next,))
-                self.acked.append(self._next)
-                self.acked_at.append(time.monotonic())
-                self._next += 1
-                if self.outages and self.outages[-1].end is None:
-                    self.outages[-1].end = time.monotonic()
+                self._write(conn)
                 time.sleep(self.pause)
             except psycopg.Error as e:
                 self.last_error = str(e).strip().splitlines()[0] if str(e).strip() else repr(e)
@@ -81,6 +76,21 @@ class Writer:
                 time.sleep(0.1)
         if conn is not None:
             conn.close()
+
+    def _write(self, conn: psycopg.Connection) -> None:
+        """Commit row `_next`. A duplicate key means an earlier try of this id committed but
+        its acknowledgement was lost (the leader died between the commit and the reply): the
+        row is durable, not acknowledged, so the probe moves on without counting it."""
+        try:
+            conn.execute(f"insert into {TABLE} (id) values (%s)", (self._next,))
+        except psycopg.errors.UniqueViolation:
+            self._next += 1
+            raise
+        self.acked.append(self._next)
+        self.acked_at.append(time.monotonic())
+        self._next += 1
+        if self.outages and self.outages[-1].end is None:
+            self.outages[-1].end = time.monotonic()
 
     def wait_writes(self, n: int = 20, timeout: float = 120) -> bool:
         """Wait until `n` more commits were acknowledged (False at the timeout)."""
