@@ -21,6 +21,7 @@ from pgops.deploys.packages import lists_stale_for
 from pgops.errors import ConfigError
 from pgops.facts.system import BadCalendars, HasAesInstructions, HostResources
 from pgops.operations import accounts, cache, files
+from pgops.operations import apt as apt_ops
 from pgops.operations import pgbackrest as ops
 from pgops.settings import Settings
 
@@ -41,7 +42,7 @@ def backups(dbs: Mapping[str, Settings], addresses: Mapping[str, str]) -> None:
         return
     if lists_stale_for(roles.PACKAGES):
         apt.update(name="Update apt lists (pgBackRest missing)")
-    apt.packages(name="Install pgBackRest", packages=list(roles.PACKAGES), no_recommends=True)
+    apt_ops.packages(name="Install pgBackRest", packages=list(roles.PACKAGES), no_recommends=True)
     if role.repo:
         accounts.system_user(name="Repository user", user=role.user, home=role.home, shell="/bin/sh")
     for d in role.dirs:
@@ -130,7 +131,7 @@ def _timers(role: roles.BackupRole) -> None:
     if role.drill_packages:  # drills restore on this host: PostgreSQL binaries, no cluster
         files.put(name="No main cluster on the repository host", src=StringIO(roles.NO_MAIN_CLUSTER),
                   dest=roles.NO_MAIN_CLUSTER_CONF, create_remote_dir=True, mode="644")
-        apt.packages(name="PostgreSQL binaries for drills", packages=role.drill_packages,
+        apt_ops.packages(name="PostgreSQL binaries for drills", packages=role.drill_packages,
                      no_recommends=True)
     # The rules first: an upgrade never runs a new job runner against an old rules.py.
     rules_file = files.put(name="pgops-repo-job's rules (shared with pgops status)",

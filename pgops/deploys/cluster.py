@@ -13,7 +13,7 @@ from gevent.event import AsyncResult
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.facts.files import File, FindInFile
-from pyinfra.operations import apt, server, systemd
+from pyinfra.operations import server, systemd
 
 from pgops import pki
 from pgops.backup import backrest, roles
@@ -25,6 +25,7 @@ from pgops.facts.system import HostResources
 from pgops.ha import etcd, join, patroni
 from pgops.ha.patroni import LEADER_WAIT_S, REPLICA_WAIT_S
 from pgops.ha.topology import Topology
+from pgops.operations import apt as apt_ops
 from pgops.operations import cache, files
 from pgops.operations import patroni as patroni_ops
 from pgops.operations.ordering import every_host_reaches
@@ -70,7 +71,7 @@ def etcd_member(topology: Topology, addresses: Mapping[str, str],
         return
     # The clusters' CA: where the first cluster's first member keeps it.
     pki_dir = dbs[next(iter(topology.clusters.values()))[0]].ha_pki_dir
-    apt.packages(name="Install etcd", packages=list(ETCD_PACKAGES), no_recommends=True)
+    apt_ops.packages(name="Install etcd", packages=list(ETCD_PACKAGES), no_recommends=True)
     tls_changed = _tls_files(etcd.TLS_DIR, "etcd", pki_dir, addresses[host.name])
     members = {m: addresses[m] for m in topology.etcd}
     conf = files.put(name="etcd configuration", src=StringIO(etcd.render(host.name, members)),
@@ -163,7 +164,7 @@ def patroni_member(s: Settings, topology: Topology, dbs: Mapping[str, Settings],
     unit = patroni.service(c)
     # A backed-up cluster's members restore and fetch WAL with pgBackRest (restore_command
     # runs from Patroni's first start: the backups deploy configures it later).
-    apt.packages(name="Install Patroni", no_recommends=True,
+    apt_ops.packages(name="Install Patroni", no_recommends=True,
                  packages=[*PATRONI_PACKAGES, *(roles.PACKAGES if s.pg_backup_host else ())])
     tls_changed = _tls_files(patroni.TLS_DIR, "postgres", s.ha_pki_dir, addresses[host.name])
     conf = files.put(name="Patroni configuration", src=StringIO(_config(s, cluster, topology, addresses)),

@@ -17,6 +17,7 @@ from pgops.endpoint import haproxy, pgbouncer
 from pgops.endpoint.access import client_networks
 from pgops.ha.patroni import TLS_DIR
 from pgops.ha.topology import Topology
+from pgops.operations import apt as apt_ops
 from pgops.operations import files
 from pgops.settings import Settings
 from pgops.settings.endpoint import POOLER_ROLE
@@ -30,7 +31,7 @@ def pooler(s: Settings, topology: Topology, addresses: Mapping[str, str]) -> Non
     socket."""
     if not s.pooler:
         return
-    apt.packages(name="Install PgBouncer", packages=["pgbouncer"], no_recommends=True)
+    apt_ops.packages(name="Install PgBouncer", packages=["pgbouncer"], no_recommends=True)
     in_cluster = topology.cluster_of(host.name) is not None
     upstream = ("127.0.0.1", s.pg_proxy.leader_port if in_cluster else s.pg_port)
     ini = pgbouncer.render(s, upstream)
@@ -68,7 +69,7 @@ def proxy(s: Settings, topology: Topology, addresses: Mapping[str, str]) -> None
     member = topology.cluster_of(host.name) is not None
     if not member and lists_stale_for(haproxy.PACKAGES):
         apt.update(name="Update apt lists (HAProxy missing)")  # a member's were updated for Postgres
-    apt.packages(name="Install HAProxy", packages=list(haproxy.PACKAGES), no_recommends=True)
+    apt_ops.packages(name="Install HAProxy", packages=list(haproxy.PACKAGES), no_recommends=True)
     if not member:  # a member has the cluster CA with its Patroni certificate
         files.directory(name=f"TLS directory {TLS_DIR}", path=TLS_DIR, mode="755")
         files.put(name=f"{TLS_DIR}/ca.crt (Patroni's CA, for the health checks)",

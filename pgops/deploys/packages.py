@@ -12,6 +12,7 @@ from pyinfra.facts.files import File
 from pyinfra.operations import apt, server
 
 from pgops.facts.system import DpkgInterrupted
+from pgops.operations import apt as apt_ops
 from pgops.operations import cache, files
 
 APT_CONF = "/etc/apt/apt.conf.d/50pgops"
@@ -33,8 +34,7 @@ _UPDATED = "_pgops_apt_lists_updated"
 def missing(packages: Iterable[str]) -> bool:
     """Whether any of `packages` is not installed here: then apt's lists are updated before
     installing (a fresh host's may be empty or stale)."""
-    installed = cache.fact(DebPackages) or {}
-    return any(p not in installed for p in packages)
+    return bool(apt_ops.missing(list(packages), cache.fact(DebPackages)))
 
 
 def lists_stale_for(packages: Iterable[str]) -> bool:

@@ -19,6 +19,7 @@ from pgops.backup import backrest
 from pgops.deploys.packages import lists_stale_for, missing
 from pgops.errors import ConfigError
 from pgops.facts.system import HostResources
+from pgops.operations import apt as apt_ops
 from pgops.operations import cache, files, postgres
 from pgops.server import pgconf, psql
 from pgops.server.cluster import CREATECLUSTER_D, Cluster, server_packages
@@ -76,7 +77,7 @@ def install(s: Settings) -> None:
     # With a repository of its own, its list may be new this run: read it in.
     if missing(wanted) if repo is not None else lists_stale_for(wanted):
         apt.update(name="Update apt lists (packages missing)")
-    apt.packages(name="Install PostgreSQL packages", packages=wanted, no_recommends=True)
+    apt_ops.packages(name="Install PostgreSQL packages", packages=wanted, no_recommends=True)
     if not s.pg_ha_cluster:  # a cluster member's postmaster is Patroni's to run
         # Started by the settings step (a stopped server is started there): starting it here
         # would fail on a broken configuration before the deploy could write a good one.

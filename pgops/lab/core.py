@@ -20,9 +20,6 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from docker.errors import NotFound
-from docker.types import IPAMConfig, IPAMPool
-
 from pgops import PROJECT_ROOT
 from pgops.errors import LabError
 from pgops.lab import engine, firewall, image
@@ -34,6 +31,9 @@ HOST_CPUS = float(os.environ.get("PGOPS_LAB_CPUS", "1"))
 HOST_SHM = os.environ.get("PGOPS_LAB_SHM", "1g")
 # Well-known labs get fixed subnets; any other name hashes into the rest of the range.
 SUBNET_INDEX = {"lab": 57, "test": 58, "bench": 59}
+#: How long one check that a lab's network exists serves this process (Lab.require_network).
+NETWORK_CHECK_S = 10.0
+_NETWORK_SEEN: dict[str, float] = {}
 
 
 @dataclass
@@ -89,11 +89,18 @@ class Lab:
         return r.returncode == 0
 
     def require_network(self) -> None:
-        if not engine.running() or not self.network_exists():
+        """Refuse unless the lab network exists (no engine: none does). One check serves the
+        process for NETWORK_CHECK_S: loading the lab inventory asks four times, and a
+        deploy loads it twice (pgops validates it, pyinfra reads it)."""
+        seen = _NETWORK_SEEN.get(self.network)
+        if seen is not None and time.monotonic() - seen < NETWORK_CHECK_S:
+            return
+        if not self.network_exists():
             raise LabError(
                 f"the lab network {self.network} does not exist (is the lab up? `pgops lab up`); "
                 "refusing to contact lab addresses"
             )
+        _NETWORK_SEEN[self.network] = time.monotonic()
 
     def address(self, i: int) -> str:
         return str(self.subnet.network_address + 10 + i)
@@ -141,6 +148,9 @@ class Lab:
             )
 
     def _ensure_network(self, client) -> None:
+        from docker.errors import NotFound
+        from docker.types import IPAMConfig, IPAMPool
+
         try:
             client.networks.get(self.network)
             return
@@ -159,6 +169,8 @@ class Lab:
         cname = f"pgops-{self.name}-{hname}"
         host = LabHost(hname, address, cname, "root", str(self.ssh_key), str(self.known_hosts),
                        role="db" if hname.startswith("db") else hname.rstrip("0123456789"))
+        from docker.errors import NotFound
+
         try:
             c = client.containers.get(cname)
             key_mount = next((m["Source"] for m in c.attrs.get("Mounts", [])
@@ -299,7 +311,10 @@ class Lab:
 
     def down(self, say: Callable = _say, stop_engine: bool = True) -> None:
         """Remove hosts, network, firewall rules and state; stop the engine only if ours and idle."""
+        _NETWORK_SEEN.pop(self.network, None)
         if engine.running():
+            from docker.errors import NotFound
+
             client = engine.client()
             for c in client.containers.list(all=True, filters={"label": f"pgops.lab={self.name}"}):
                 say(f"removing {c.name}")

@@ -9,12 +9,12 @@ import signal
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
-
-import docker.client
-from docker.errors import DockerException
+from typing import TYPE_CHECKING, Any
 
 from pgops.errors import LabError
+
+if TYPE_CHECKING:  # the Docker SDK costs 0.1 s to import: only commands that drive the engine
+    import docker.client
 
 ENGINE_DIR = Path(os.environ.get("PGOPS_ENGINE_DIR", "/var/lib/pgops/dockerd"))
 DAEMON_CONFIG = {"storage-driver": "overlay2", "ip6tables": False, "iptables": True}
@@ -22,6 +22,9 @@ DAEMON_CONFIG = {"storage-driver": "overlay2", "ip6tables": False, "iptables": T
 
 def client(timeout: int = 300) -> docker.client.DockerClient:
     """A Docker SDK client for the local engine; raises LabError when no engine answers."""
+    import docker.client
+    from docker.errors import DockerException
+
     try:
         c = docker.client.from_env(timeout=timeout)
         c.ping()
@@ -33,6 +36,9 @@ def client(timeout: int = 300) -> docker.client.DockerClient:
 
 
 def running() -> bool:
+    import docker.client
+    from docker.errors import DockerException
+
     try:
         docker.client.from_env(timeout=5).ping()
         return True

@@ -11,13 +11,14 @@ import subprocess
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
-
-import docker.client
-from docker.errors import BuildError, ImageNotFound
 
 from pgops import PROJECT_ROOT
 from pgops.errors import LabError
+
+if TYPE_CHECKING:
+    import docker.client
 
 SUITE = "trixie"
 BASE_PACKAGES = (
@@ -62,6 +63,8 @@ def _dockerfile_hash(base: str) -> str:
 
 
 def _has(client: docker.client.DockerClient, tag: str) -> bool:
+    from docker.errors import ImageNotFound
+
     try:
         client.images.get(tag)
         return True
@@ -111,6 +114,8 @@ def ensure_host_image(client: docker.client.DockerClient, say: Callable[[str], N
     if _has(client, tag):
         return tag
     say(f"building {tag} from docker/lab-host/Dockerfile")
+    from docker.errors import BuildError
+
     try:
         client.images.build(
             path=str(DOCKERFILE_DIR), tag=tag, buildargs={"BASE": base}, rm=True, pull=False

@@ -43,7 +43,9 @@ def valid_entries(name: str, on: Host | None = None) -> dict:
 
 def _key(cls: Any, kwargs: Mapping[str, Any]) -> tuple:
     args: dict[str, Any] = dict(host.current_op_global_arguments or {})
-    return (cls, tuple(sorted(kwargs.items())), tuple(str(args.get(a)) for a in _AS))
+    # Unset and false are one: an operation's context holds `_sudo=False` where a deploy's
+    # code has no arguments at all, and the fact runs the same way under either.
+    return (cls, tuple(sorted(kwargs.items())), tuple(str(args.get(a) or None) for a in _AS))
 
 
 def fact(cls: Any, on: Host | None = None, **kwargs: Any) -> Any:
