@@ -3,18 +3,30 @@ on its leader only (replicas follow)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from pyinfra.api import deploy
 
+from pgops.facts.postgres import PgDatabases, PgExtensions, PgRoles
 from pgops.ha.patroni import REWIND_FUNCTIONS
+from pgops.operations import cache, postgres
 from pgops.operations import pooler as pooler_ops
-from pgops.operations import postgres
 from pgops.server.psql import AS_POSTGRES
 from pgops.settings import Settings
 from pgops.settings.ha import REWINDER
 
 
+def asked_of_server(s: Settings) -> list[tuple[Any, dict[str, Any]]]:
+    """The facts postgres_access reads of the server: read together (one round trip), by
+    it or by a deploy before it (pgops.operations.cache.read_together)."""
+    pg = {"port": s.pg_port, **AS_POSTGRES}
+    return [(PgRoles, pg), (PgDatabases, pg),
+            *((PgExtensions, {"database": d.name, **pg}) for d in s.pg_databases if d.extensions)]
+
+
 @deploy("Roles, databases and extensions")
 def postgres_access(s: Settings) -> None:
+    cache.read_together(asked_of_server(s))
     for r in s.roles:
         password = s.password(r) if (r.login and r.password) else None
         postgres.role(name=f"Role {r.name}", role=r, password=password, port=s.pg_port,

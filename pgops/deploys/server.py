@@ -9,6 +9,7 @@ from io import StringIO
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.api.operation import OperationMeta
+from pyinfra.facts.files import FileContents
 from pyinfra.facts.server import LinuxDistribution
 from pyinfra.operations import apt, server, systemd
 from pyinfra.operations import files as pyinfra_files
@@ -16,13 +17,16 @@ from pyinfra.operations.util import any_changed
 
 from pgops import pki
 from pgops.backup import backrest
+from pgops.deploys.access import asked_of_server
 from pgops.deploys.packages import lists_stale_for, missing
 from pgops.errors import ConfigError
+from pgops.facts.postgres import PgServer
 from pgops.facts.system import HostResources
 from pgops.operations import apt as apt_ops
 from pgops.operations import cache, files, postgres
 from pgops.server import pgconf, psql
 from pgops.server.cluster import CREATECLUSTER_D, Cluster, server_packages
+from pgops.server.psql import AS_POSTGRES
 from pgops.settings import DISTRO_MAJORS, Settings
 
 PGDG_LIST = "/etc/apt/sources.list.d/pgops-postgresql.list"
@@ -96,6 +100,9 @@ def configure(s: Settings, names: list[str]) -> None:
         return
     _archive_timeout_awake(s, p["service"])
     _restart_on_crash(p["service"])
+    # The files and server state this deploy and postgres_access read: two round trips.
+    cache.read_together([(FileContents, {"path": p["conf"]}), (FileContents, {"path": p["hba"]}),
+                         (PgServer, {"port": s.pg_port, **AS_POSTGRES}), *asked_of_server(s)])
     resources = cache.fact(HostResources)
     postgres.settings_file(
         name="PostgreSQL settings (tuned)",

@@ -81,10 +81,10 @@ def settings_file(path: str, content: str, port: int, service: str, check: str):
 
     Settings pgops does not write (Debian's postgresql.conf) are left as they are.
     """
-    current = host.get_fact(FileContents, path=path)
+    current = cache.fact(FileContents, path=path)
     old = parse_conf("\n".join(current)) if current else {}
     changed = changed_keys(old, parse_conf(content))
-    server = host.get_fact(PgServer, port=port, **AS_POSTGRES)
+    server = cache.fact(PgServer, port=port, **AS_POSTGRES)
     action, keys = settings_action(changed, None if server is None else server["settings"])
     if action == "none":
         host.noop(f"settings in {path} are current")
@@ -135,7 +135,7 @@ def hba_file(path: str, content: str, port: int, service: str):
     put back too. With no previous file (first deploy) there is nothing to put back: the
     new file is removed.
     """
-    current = host.get_fact(FileContents, path=path)
+    current = cache.fact(FileContents, path=path)
     if current is not None and "\n".join(current).strip() == content.strip():
         host.noop(f"{path} is current")
         return
