@@ -16,7 +16,7 @@ import gevent
 from pyinfra import host, state
 from pyinfra.api import FactBase, StringCommand
 from pyinfra.api.arguments import CONNECTOR_ARGUMENT_KEYS
-from pyinfra.api.facts import _handle_fact_kwargs
+from pyinfra.api.facts import _handle_fact_kwargs, _make_command
 from pyinfra.api.host import Host
 
 from pgops.greenlets import spawn
@@ -121,11 +121,8 @@ def read_together(requests: Sequence[tuple[Any, Mapping[str, Any]]]) -> None:
 
 def _command(fact: FactBase, kwargs: Mapping[str, Any]) -> str:
     """The fact's command as pyinfra would run it: where its program is missing, exit 127."""
-    own = {k: v for k, v in kwargs.items() if k != "self"}
-
-    def make(attr: Any) -> Any:
-        return attr(**own) if callable(attr) else attr
-    command, required = str(make(fact.command)), make(fact.requires_command)
+    command = str(_make_command(fact.command, dict(kwargs)))
+    required = _make_command(fact.requires_command, dict(kwargs))
     if required:
         return (f"if command -v {required} >/dev/null 2>&1; then ( {command}\n); "
                 "else exit 127; fi")
