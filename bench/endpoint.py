@@ -12,6 +12,11 @@ measured side by side in one run, rounds interleaved:
   saw (goal: <= 2 s, 0 errors).
 
 pgbench runs on a replica's host (PostgreSQL 17's), so every path crosses the lab network.
+Each pgbench run also reports where the CPU went, per transaction: pgbench's own (its user and
+system time), each lab host's (its container's cgroup), and on the leader's host each program's
+(haproxy, pgbouncer, postgres: /proc, so backends that exit during the run are not in it). The
+lab caps every host at one CPU and the machine has two, so a ratio of throughputs is a ratio of
+CPU per transaction on whichever host saturates first: these figures say which one that is.
 
     .venv/bin/python bench/endpoint.py [--rounds 3] [--seconds 15] [--keep]
 
@@ -29,6 +34,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -41,23 +47,73 @@ from pgops.lab import Lab  # noqa: E402
 from pgops.settings import read_secrets_file  # noqa: E402
 
 PGBENCH = "/usr/lib/postgresql/17/bin/pgbench"
+#: Each program's CPU time on a host, in clock ticks (utime + stime of its live processes).
+PROGRAMS_CPU = r"""for p in /proc/[0-9]*; do read -r l < "$p/stat" 2>/dev/null || continue
+c=${l#*(}; c=${c%%)*}; set -- ${l##*) }; echo "$c ${12} ${13}"; done |
+awk '{t[$1] += $2 + $3} END {for (c in t) print c, t[c]}'; getconf CLK_TCK"""
 PGPASS = "/root/.pgops-bench-pgpass"
 DIRECT, POOLER, RW = 5432, 6432, 5000
 
 
-def pgbench(lab: Lab, on: str, host: str, port: int, args: str, timeout: float) -> tuple[float, float, str]:
-    """(tps, p95 latency ms, output) of pgbench on `on` against host:port as migrator."""
-    r = lab.ssh(on, f"cd \"$(mktemp -d)\" && PGPASSFILE={PGPASS} {PGBENCH} -h {host} -p {port} "
-                    f"-U migrator 'dbname=app sslmode=require' -n {args} -l 2>&1; "
+def container_cpu(container: str) -> float:
+    """CPU seconds a lab host's container has used (its cgroup, v1 or v2)."""
+    cid = subprocess.run(["docker", "inspect", "-f", "{{.Id}}", container], capture_output=True,
+                         text=True, check=True).stdout.strip()
+    v1 = Path(f"/sys/fs/cgroup/cpuacct/docker/{cid}/cpuacct.usage")
+    if v1.exists():
+        return int(v1.read_text()) / 1e9
+    for v2 in (Path(f"/sys/fs/cgroup/system.slice/docker-{cid}.scope/cpu.stat"),
+               Path(f"/sys/fs/cgroup/docker/{cid}/cpu.stat")):
+        if v2.exists():
+            usage = re.search(r"^usage_usec (\d+)", v2.read_text(), re.M)
+            return int(usage[1]) / 1e6 if usage else float("nan")
+    return float("nan")
+
+
+def programs_cpu(lab: Lab, on: str) -> dict[str, float]:
+    """CPU seconds each program's live processes on `on` have used."""
+    *lines, tck = lab.ssh(on, PROGRAMS_CPU).stdout.split("\n")[:-1] or ["1"]
+    return {c: int(t) / int(tck) for c, t in (ln.rsplit(" ", 1) for ln in lines if " " in ln)}
+
+
+@dataclass
+class Run:
+    """One pgbench run: throughput, p95, and CPU milliseconds per transaction by where."""
+
+    tps: float
+    p95: float
+    client_ms: float
+    hosts_ms: dict[str, float]
+    programs_ms: dict[str, float]
+
+
+def pgbench(lab: Lab, on: str, host: str, port: int, args: str, timeout: float,
+            leader: str | None = None) -> Run:
+    """pgbench on `on` against host:port as migrator, with the CPU it cost (on `leader`'s host
+    by program when given)."""
+    hosts = [h.name for h in lab.hosts()]
+    before = {h: container_cpu(lab.host(h).container) for h in hosts}
+    progs = programs_cpu(lab, leader) if leader else {}
+    r = lab.ssh(on, f"cd \"$(mktemp -d)\" && TIMEFORMAT='--cpu-- %U %S'; "
+                    f"{{ time PGPASSFILE={PGPASS} {PGBENCH} -h {host} -p {port} "
+                    f"-U migrator 'dbname=app sslmode=require' -n {args} -l 2>&1; }} 2>&1; "
                     "echo '--latencies--'; cat pgbench_log.* | awk '{print $3}'",
                 check=False, timeout=timeout)
+    after = {h: container_cpu(lab.host(h).container) for h in hosts}
+    progs_after = programs_cpu(lab, leader) if leader else {}
     out, _, lat = r.stdout.partition("--latencies--")
     tps = re.search(r"^tps = ([\d.]+)", out, re.M)
-    if not tps or "aborted" in out:
+    n = re.search(r"number of transactions actually processed: (\d+)", out)
+    cpu = re.search(r"^--cpu-- ([\d.]+) ([\d.]+)", out, re.M)
+    if not tps or not n or not cpu or "aborted" in out:
         raise SystemExit(f"pgbench {args} against {host}:{port} failed:\n{out[-3000:]}")
     us = sorted(int(x) for x in lat.split())
     p95 = us[int(0.95 * (len(us) - 1))] / 1000 if us else float("nan")
-    return float(tps[1]), p95, out
+    per = 1000 / int(n[1])
+    return Run(float(tps[1]), p95, (float(cpu[1]) + float(cpu[2])) * per,
+               {h: (after[h] - before[h]) * per for h in hosts},
+               {c: (t - progs.get(c, 0)) * per for c, t in progs_after.items()
+                if t - progs.get(c, 0) > 0})
 
 
 def switchover(lab: Lab, runner: str, password: str, n: int, command_line: list[str],
@@ -121,7 +177,7 @@ def main() -> None:
     s, n = args.seconds, 8
     t = s + 120
 
-    results: dict[str, list[tuple[float, float]]] = {}
+    results: dict[str, list[Run]] = {}
     cases = {
         "short-lived direct": (la, DIRECT, f"-C -S -c {n} -j 4 -T {s}"),
         "short-lived PgBouncer": (la, POOLER, f"-C -S -c {n} -j 4 -T {s}"),
@@ -132,25 +188,47 @@ def main() -> None:
     }
     for r in range(args.rounds if s > 0 else 0):
         for name, (host, port, flags) in cases.items():
-            tps, p95, _ = pgbench(lab, runner, host, port, flags, timeout=t)
-            results.setdefault(name, []).append((tps, p95))
-            print(f"round {r + 1} {name:<40} {tps:9.0f} tps  p95 {p95:7.2f} ms", flush=True)
+            run = pgbench(lab, runner, host, port, flags, timeout=t, leader=leader)
+            results.setdefault(name, []).append(run)
+            print(f"round {r + 1} {name:<40} {run.tps:9.0f} tps  p95 {run.p95:7.2f} ms  "
+                  f"CPU ms/tx: pgbench {run.client_ms:.3f}, {leader} (leader) "
+                  f"{run.hosts_ms[leader]:.3f}, {runner} (pgbench's) {run.hosts_ms[runner]:.3f}",
+                  flush=True)
 
-    def med(name: str, i: int) -> float:
-        return statistics.median(x[i] for x in results[name])
+    def med(name: str, get) -> float:
+        return statistics.median(get(x) for x in results[name])
+
+    def program(name: str, c: str) -> float:
+        return statistics.median(x.programs_ms.get(c, 0) for x in results[name])
 
     if results:
-        print("\nmedians over rounds:")
+        print("\nmedians over rounds (CPU in ms per transaction; a short-lived one is a connection):")
         for name in cases:
-            print(f"  {name:<40} {med(name, 0):9.0f} tps  p95 {med(name, 1):7.2f} ms")
+            progs = sorted({c for x in results[name] for c in x.programs_ms},
+                           key=lambda c: -program(name, c))
+            by_program = ", ".join(f"{c} {program(name, c):.3f}" for c in progs[:4])
+            print(f"  {name:<40} {med(name, lambda x: x.tps):9.0f} tps  "
+                  f"p95 {med(name, lambda x: x.p95):7.2f} ms  CPU: pgbench "
+                  f"{med(name, lambda x: x.client_ms):.3f}, {leader}'s host "
+                  f"{med(name, lambda x: x.hosts_ms[leader]):.3f} ({by_program}), {runner}'s host "
+                  f"{med(name, lambda x: x.hosts_ms[runner]):.3f}")
         pooled, direct = "short-lived PgBouncer", "short-lived direct"
-        print(f"short-lived through PgBouncer / direct: {med(pooled, 0) / med(direct, 0):.2f}x "
-              f"throughput, p95 {med(pooled, 1):.2f} ms / {med(direct, 1):.2f} ms (goal >= 3x)")
+        tps = {k: med(k, lambda x: x.tps) for k in (pooled, direct)}
+        server = {k: med(k, lambda x: x.hosts_ms[leader]) for k in (pooled, direct)}
+        client = {k: med(k, lambda x: x.hosts_ms[runner]) for k in (pooled, direct)}
+        print(f"short-lived through PgBouncer / direct: {tps[pooled] / tps[direct]:.2f}x "
+              f"throughput (goal >= 3x), p95 {med(pooled, lambda x: x.p95):.2f} ms / "
+              f"{med(direct, lambda x: x.p95):.2f} ms; the database host's CPU per connection "
+              f"{server[direct] / server[pooled]:.2f}x less through PgBouncer "
+              f"({server[pooled]:.2f} against {server[direct]:.2f} ms); the client's host spends "
+              f"{client[pooled]:.2f} ms a connection (TLS and SCRAM on the client's side), so its "
+              f"one CPU connects at most {1000 / client[pooled]:.0f} times a second")
         for kind in ("read-only", "TPC-B"):
-            ratio = (med(f"long-lived {kind} HAProxy+PgBouncer", 0)
-                     / med(f"long-lived {kind} direct", 0))
+            via, to = f"long-lived {kind} HAProxy+PgBouncer", f"long-lived {kind} direct"
+            ratio = med(via, lambda x: x.tps) / med(to, lambda x: x.tps)
+            cost = med(via, lambda x: x.hosts_ms[leader]) / med(to, lambda x: x.hosts_ms[leader])
             print(f"long-lived {kind} through HAProxy+PgBouncer / direct: {ratio:.2f}x "
-                  "(goal >= 0.9x)")
+                  f"(goal >= 0.9x); the leader's host spends {cost:.2f}x the CPU per transaction")
 
     variants = {"this": [PGOPS]}
     if args.baseline:
@@ -163,7 +241,7 @@ def main() -> None:
                                       args.baseline if variant == "baseline" else None)
             pauses[variant].append(pause)
             errors[variant].append(error)
-    for variant in variants:
+    for variant in variants if args.rounds else ():
         p = pauses[variant]
         print(f"switchover ({variant}) pause median {statistics.median(p):.2f} s (min {min(p):.2f}, "
               f"max {max(p):.2f}), errors {errors[variant]} (goal <= 2 s, 0 errors)")
