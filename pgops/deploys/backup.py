@@ -20,9 +20,10 @@ from pgops.backup import backrest, roles, timers
 from pgops.deploys.packages import lists_stale_for
 from pgops.errors import ConfigError
 from pgops.facts.system import BadCalendars, HasAesInstructions, HostResources
-from pgops.operations import accounts, cache, files
+from pgops.operations import accounts, cache, files, units
 from pgops.operations import apt as apt_ops
 from pgops.operations import pgbackrest as ops
+from pgops.operations.units import unit_facts
 from pgops.settings import Settings
 
 
@@ -70,6 +71,9 @@ def backups(dbs: Mapping[str, Settings], addresses: Mapping[str, str]) -> None:
     files.file_absent(name="Old passphrase file removed", path=backrest.OLD_CIPHER_CONF)
     conf = files.put(name="pgBackRest configuration", src=StringIO(role.config.render()),
                      dest=backrest.CONF, user="root", group=role.user, mode="640")
+    # The units this host runs, read in one command (each is a no-op on a re-deploy).
+    cache.read_together(unit_facts([*([backrest.TLS_SERVICE] if role.tls else []),
+                                    *(t.unit for t in role.timer_units)]))
     _tls_server(role, conf)
 
     for st in role.stanzas:
@@ -82,8 +86,8 @@ def _tls_server(role: roles.BackupRole, conf) -> None:
     here uses TLS, neither (a server left from an earlier deploy is stopped and removed)."""
     if role.tls is None:
         if host.get_fact(File, path=roles.TLS_UNIT):
-            systemd.service(name="pgBackRest TLS server stopped (not used)",
-                            service=backrest.TLS_SERVICE, running=False, enabled=False)
+            units.service(name="pgBackRest TLS server stopped (not used)",
+                          service=backrest.TLS_SERVICE, running=False, enabled=False)
             files.file_absent(name="pgBackRest TLS server unit removed", path=roles.TLS_UNIT)
             systemd.daemon_reload(name="systemd reloaded (TLS server removed)")
         files.directory(name="No pgBackRest TLS files", path=backrest.TLS_DIR, present=False)
@@ -101,10 +105,10 @@ def _tls_server(role: roles.BackupRole, conf) -> None:
     put = files.put(name="pgBackRest TLS server unit", src=StringIO(roles.tls_unit(role.user)),
                     dest=roles.TLS_UNIT, mode="644")
     systemd.daemon_reload(name="systemd reloaded (TLS server unit changed)", _if=put.did_change)
-    systemd.service(name="pgBackRest TLS server running", service=backrest.TLS_SERVICE,
-                    running=True, enabled=True)
-    systemd.service(name="pgBackRest TLS server restarted (its files changed)",
-                    service=backrest.TLS_SERVICE, restarted=True, _if=any_changed(put, *changed))
+    units.service(name="pgBackRest TLS server running", service=backrest.TLS_SERVICE,
+                  running=True, enabled=True)
+    units.service(name="pgBackRest TLS server restarted (its files changed)",
+                  service=backrest.TLS_SERVICE, restarted=True, _if=any_changed(put, *changed))
 
 
 def _timers(role: roles.BackupRole) -> None:
@@ -118,8 +122,8 @@ def _timers(role: roles.BackupRole) -> None:
     present = roles.unit_names(host.get_fact(FindFiles, path=timers.UNIT_DIR, maxdepth=1,
                                              fname="pgops-*"))
     for name in roles.stale_timers(role.timers, present):
-        systemd.service(name=f"Timer {name} stopped (no longer configured)", service=name,
-                        running=False, enabled=False)
+        units.service(name=f"Timer {name} stopped (no longer configured)", service=name,
+                      running=False, enabled=False)
         files.file_absent(name=f"Timer {name} removed", path=f"{timers.UNIT_DIR}/{name}")
     for name in roles.stale_services(role.jobs, present):
         files.file_absent(name=f"Service {name} removed (no timer uses it)",
@@ -139,15 +143,15 @@ def _timers(role: roles.BackupRole) -> None:
                            mode="644")
     script = files.put(name="pgops-repo-job (the timers' job runner)", src=str(timers.SCRIPT_SOURCE),
                        dest=timers.SCRIPT, mode="755")
-    units = [rules_file, script]
+    written = [rules_file, script]
     for job in role.jobs:
-        units.append(files.put(name=f"Service {timers.service_name(job)}",
+        written.append(files.put(name=f"Service {timers.service_name(job)}",
                                src=StringIO(timers.service(job, role.user)),
                                dest=f"{timers.UNIT_DIR}/{timers.service_name(job)}", mode="644"))
     for t in role.timer_units:
-        units.append(files.put(name=f"Timer {t.unit}",
+        written.append(files.put(name=f"Timer {t.unit}",
                                src=StringIO(timers.timer(t.job, t.stanza, t.calendar)),
                                dest=f"{timers.UNIT_DIR}/{t.unit}", mode="644"))
-    systemd.daemon_reload(name="systemd reloaded (pgops units changed)", _if=any_changed(*units))
+    systemd.daemon_reload(name="systemd reloaded (pgops units changed)", _if=any_changed(*written))
     for t in role.timer_units:
-        systemd.service(name=f"Timer {t.unit} enabled", service=t.unit, running=True, enabled=True)
+        units.service(name=f"Timer {t.unit} enabled", service=t.unit, running=True, enabled=True)

@@ -26,9 +26,10 @@ from pgops.ha import etcd, join, patroni
 from pgops.ha.patroni import LEADER_WAIT_S, REPLICA_WAIT_S
 from pgops.ha.topology import Topology
 from pgops.operations import apt as apt_ops
-from pgops.operations import cache, files
+from pgops.operations import cache, files, units
 from pgops.operations import patroni as patroni_ops
 from pgops.operations.ordering import every_host_reaches
+from pgops.operations.units import unit_facts
 from pgops.server import pgconf, psql
 from pgops.server.cluster import Cluster
 from pgops.server.psql import AS_POSTGRES
@@ -78,8 +79,9 @@ def etcd_member(topology: Topology, addresses: Mapping[str, str],
                      dest=etcd.ENV_FILE, mode="644")
     files.directory(name="etcd data directory", path=etcd.DATA_DIR, user="etcd", group="etcd",
                     mode="700")
-    systemd.service(name="etcd running", service=etcd.SERVICE, running=True, enabled=True,
-                    restarted=conf.will_change or tls_changed)
+    cache.read_together(unit_facts([etcd.SERVICE]))
+    units.service(name="etcd running", service=etcd.SERVICE, running=True, enabled=True,
+                  restarted=conf.will_change or tls_changed)
     files.directory(name="The package's single-node etcd data removed",
                     path=etcd.PACKAGE_DATA_DIR, present=False)
 
@@ -176,8 +178,9 @@ def patroni_member(s: Settings, topology: Topology, dbs: Mapping[str, Settings],
     files.file_absent(name="No pgops settings file (Patroni writes the settings)",
                       path=pgconf.paths(s)["conf"])
     if action == "run":
-        systemd.service(name="Patroni enabled", service=unit, running=None, enabled=True)
-        started = systemd.service(name="Patroni running", service=unit, running=True)
+        cache.read_together(unit_facts([unit]))
+        units.service(name="Patroni enabled", service=unit, running=None, enabled=True)
+        started = units.service(name="Patroni running", service=unit, running=True)
         if conf.will_change or tls_changed:  # a Patroni started just now read the new file
             server.shell(name="Patroni reloaded (pg_hba.conf and settings in effect)",
                          commands=[patroni.reload_command(c, s.pg_port, s.pg_ha.loop_wait)],
@@ -206,7 +209,7 @@ def patroni_bootstrap(s: Settings, topology: Topology, dbs: Mapping[str, Setting
     c = Cluster.of(s)
     server.shell(name="Debian's unit hands the cluster over to Patroni",
                  commands=[join.hand_over_script(c)])
-    systemd.service(name="Patroni started", service=patroni.service(c), running=True, enabled=True)
+    units.service(name="Patroni started", service=patroni.service(c), running=True, enabled=True)
     _wait("Leader holds the leader key", "/primary", LEADER_WAIT_S)
     server.shell(name="Leader accepts writes (its promotion done)",
                  commands=[psql.wait_writable_command(s.pg_port, LEADER_WAIT_S)])
@@ -246,5 +249,5 @@ def patroni_replicas(s: Settings, topology: Topology, dbs: Mapping[str, Settings
     c = Cluster.of(s)
     server.shell(name="This host's unused cluster emptied for a replica",
                  commands=[join.replace_script(c, s.pg_port, host.name)])
-    systemd.service(name="Patroni started", service=patroni.service(c), running=True, enabled=True)
+    units.service(name="Patroni started", service=patroni.service(c), running=True, enabled=True)
     _wait("Replica streaming from the leader", patroni.REPLICA_HEALTHY, REPLICA_WAIT_S)

@@ -18,7 +18,8 @@ from pgops.endpoint.access import client_networks
 from pgops.ha.patroni import TLS_DIR
 from pgops.ha.topology import Topology
 from pgops.operations import apt as apt_ops
-from pgops.operations import files
+from pgops.operations import cache, files, units
+from pgops.operations.units import unit_facts
 from pgops.settings import Settings
 from pgops.settings.endpoint import POOLER_ROLE
 from pgops.settings.ha import CLUSTER_CA
@@ -35,7 +36,8 @@ def pooler(s: Settings, topology: Topology, addresses: Mapping[str, str]) -> Non
     in_cluster = topology.cluster_of(host.name) is not None
     upstream = ("127.0.0.1", s.pg_proxy.leader_port if in_cluster else s.pg_port)
     ini = pgbouncer.render(s, upstream)
-    old = host.get_fact(FileContents, path=pgbouncer.CONF)
+    cache.read_together([(FileContents, {"path": pgbouncer.CONF}), *unit_facts([pgbouncer.SERVICE])])
+    old = cache.fact(FileContents, path=pgbouncer.CONF)
     changes = [
         files.put(name="PgBouncer configuration", src=StringIO(ini), dest=pgbouncer.CONF,
                   mode="640", user="postgres", group="postgres"),
@@ -54,8 +56,8 @@ def pooler(s: Settings, topology: Topology, addresses: Mapping[str, str]) -> Non
     changed = any(op.will_change for op in changes)
     restart = dropin.will_change or (
         changed and pgbouncer.needs_restart("\n".join(old) if old else None, ini))
-    systemd.service(name="PgBouncer running", service=pgbouncer.SERVICE, running=True,
-                    enabled=True, restarted=restart, reloaded=changed and not restart)
+    units.service(name="PgBouncer running", service=pgbouncer.SERVICE, running=True,
+                  enabled=True, restarted=restart, reloaded=changed and not restart)
 
 
 @deploy("HAProxy")
@@ -77,10 +79,11 @@ def proxy(s: Settings, topology: Topology, addresses: Mapping[str, str]) -> None
     members = {m: addresses[m] for m in topology.clusters[cluster]}
     forwarders = [addresses[h] for h in topology.cluster_forwarders(cluster)]
     cfg = haproxy.render(s, members, forwarders, member=member)
-    installed = host.get_fact(FileContents, path=haproxy.CONF)
+    cache.read_together([(FileContents, {"path": haproxy.CONF}), *unit_facts([haproxy.SERVICE])])
+    installed = cache.fact(FileContents, path=haproxy.CONF)
     files.put(name="HAProxy configuration staged", src=StringIO(cfg), dest=haproxy.STAGED,
               mode="644")
-    systemd.service(name="HAProxy running", service=haproxy.SERVICE, running=True, enabled=True)
+    units.service(name="HAProxy running", service=haproxy.SERVICE, running=True, enabled=True)
     if installed is None or "\n".join(installed) != cfg.rstrip("\n"):
         server.shell(name="HAProxy configuration checked, installed and reloaded (connections stay)",
                      commands=[haproxy.install_command()])

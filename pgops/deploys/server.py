@@ -23,7 +23,7 @@ from pgops.errors import ConfigError
 from pgops.facts.postgres import PgServer
 from pgops.facts.system import HostResources
 from pgops.operations import apt as apt_ops
-from pgops.operations import cache, files, postgres
+from pgops.operations import cache, files, postgres, units
 from pgops.server import pgconf, psql
 from pgops.server.cluster import CREATECLUSTER_D, Cluster, server_packages
 from pgops.server.psql import AS_POSTGRES
@@ -85,8 +85,8 @@ def install(s: Settings) -> None:
     if not s.pg_ha_cluster:  # a cluster member's postmaster is Patroni's to run
         # Started by the settings step (a stopped server is started there): starting it here
         # would fail on a broken configuration before the deploy could write a good one.
-        systemd.service(name="PostgreSQL cluster enabled", service=pgconf.paths(s)["service"],
-                        running=None, enabled=True)
+        units.service(name="PostgreSQL cluster enabled", service=pgconf.paths(s)["service"],
+                      running=None, enabled=True)
 
 
 @deploy("Configure PostgreSQL")

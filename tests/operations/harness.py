@@ -32,6 +32,7 @@ class FakeHost:
 
     print_prefix = ""
     current_op_global_arguments: dict[str, Any] = {}
+    current_deploy_kwargs: dict[str, Any] | None = None
 
     def __init__(self, name: str, facts: dict, data: dict | None = None,
                  inventory: FakeInventory | None = None):
@@ -55,6 +56,11 @@ class FakeHost:
         if value is _MISSING:
             raise MissingFact(f"{self.name}: the fixture has no fact {name}")
         return value
+
+    def run_shell_command(self, command, **kwargs):
+        """No shell here: a batch read (pgops.operations.cache.read_together) fails, and its
+        facts are read alone, from the fixture."""
+        return False, None
 
     def noop(self, description: str) -> None:
         self.noops.append(description)

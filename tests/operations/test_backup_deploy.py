@@ -49,7 +49,7 @@ def fleet(bad_calendars=()) -> Scenario:
 @pytest.fixture
 def recorder(monkeypatch) -> Recorder:
     rec = Recorder(backup_deploy.__file__)
-    for module in ("apt", "apt_ops", "files", "accounts", "systemd", "ops"):
+    for module in ("apt", "apt_ops", "files", "accounts", "systemd", "units", "ops"):
         monkeypatch.setattr(backup_deploy, module, rec.module(module))
     monkeypatch.setattr(backup_deploy, "any_changed", any_changed)
     monkeypatch.setattr(pki, "host_files", lambda d, name, names: {
