@@ -75,5 +75,7 @@ def test_unit_names_and_the_facts_a_deploy_reads_first():
     assert units.unit_name("pgops-full@db1.timer") == "pgops-full@db1.timer"
     facts = units.unit_facts(["etcd", "x.timer"])
     assert [(f.__name__, kw) for f, kw in facts] == [
-        ("SystemdStatus", {"services": ("etcd.service",)}), ("SystemdEnabled", {"services": ("etcd.service",)}),
-        ("SystemdStatus", {"services": ("x.timer",)}), ("SystemdEnabled", {"services": ("x.timer",)})]
+        ("SystemdStatus", {"services": ("etcd.service",)}),
+        ("SystemdEnabled", {"services": ("etcd.service",)}),
+        ("SystemdStatus", {"services": ("x.timer",)}),
+        ("SystemdEnabled", {"services": ("x.timer",)})]
