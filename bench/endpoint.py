@@ -8,8 +8,8 @@ measured side by side in one run, rounds interleaved:
   the leader's Postgres, read-only (`-S`) and read-write (TPC-B-like): throughput ratio
   (goal: >= 0.9x);
 - `pgops cluster switchover` while pgbench (8 clients) and a write probe run through the
-  read-write port: the longest time without an acknowledged commit, and the errors clients
-  saw (goal: <= 2 s, 0 errors).
+  read-write port, and, rounds interleaved, with the write probe alone: the longest time
+  without an acknowledged commit, and the errors clients saw (goal: <= 2 s, 0 errors).
 
 pgbench runs on a replica's host (PostgreSQL 17's), so every path crosses the lab network.
 Each pgbench run also reports where the CPU went, per transaction: pgbench's own (its user and
@@ -119,8 +119,9 @@ def pgbench(lab: Lab, on: str, host: str, port: int, args: str, timeout: float,
 def switchover(lab: Lab, runner: str, password: str, n: int, command_line: list[str],
                checkout: Path | None) -> tuple[float, int]:
     """One switchover by `command_line` (run from `checkout`, when given, on this lab) while
-    pgbench and a write probe run through the read-write port of a replica's host: (the
-    longest time without an acknowledged commit, the errors clients saw)."""
+    pgbench (`n` clients; none when 0) and a write probe run through the read-write port of a
+    replica's host: (the longest time without an acknowledged commit, the errors clients
+    saw)."""
     c = healthy()
     entry = next(m["member"] for m in c["members"] if m["member"] != c["leader"])
     ea = lab.host(entry).address
@@ -131,7 +132,7 @@ def switchover(lab: Lab, runner: str, password: str, n: int, command_line: list[
                f"'dbname=app sslmode=require' -n -c {n} -T 20 2>&1")
 
     def run() -> None:
-        load["out"] = lab.ssh(runner, command, check=False, timeout=200).stdout
+        load["out"] = lab.ssh(runner, command, check=False, timeout=200).stdout if n else ""
 
     th = threading.Thread(target=run)
     th.start()
@@ -151,8 +152,9 @@ def switchover(lab: Lab, runner: str, password: str, n: int, command_line: list[
     aborted = load["out"].count("aborted")
     pause = writer.longest_gap(t1)
     errors = len(writer.errors) + aborted + int(failed[1] if failed else 0)
-    print(f"switchover{' (baseline)' if checkout else ''}: clients paused {pause:.2f} s, errors "
-          f"{errors} (pgbench failed {failed[1] if failed else '?'}, aborted {aborted}; "
+    print(f"switchover{' (baseline)' if checkout else ''}{'' if n else ', write probe alone'}: "
+          f"clients paused {pause:.2f} s, errors "
+          f"{errors} (pgbench failed {failed[1] if failed else '?' if n else '-'}, aborted {aborted}; "
           f"probe {len(writer.errors)}), rows missing {len(writer.missing())}", flush=True)
     return pause, errors
 
@@ -230,15 +232,18 @@ def main() -> None:
             print(f"long-lived {kind} through HAProxy+PgBouncer / direct: {ratio:.2f}x "
                   f"(goal >= 0.9x); the leader's host spends {cost:.2f}x the CPU per transaction")
 
-    variants = {"this": [PGOPS]}
+    # What a switchover costs clients under a load that takes every CPU here, and with the
+    # write probe alone (the CPU free for Patroni, Postgres and pgops).
+    loaded = f"under pgbench ({n} clients)"
+    variants: dict[str, tuple[list[str], Path | None, int]] = {
+        loaded: ([PGOPS], None, n), "write probe alone": ([PGOPS], None, 0)}
     if args.baseline:
-        variants["baseline"] = [sys.executable, "-m", "pgops"]
+        variants["baseline"] = ([sys.executable, "-m", "pgops"], args.baseline, n)
     pauses: dict[str, list[float]] = {v: [] for v in variants}
     errors: dict[str, list[int]] = {v: [] for v in variants}
     for _ in range(args.rounds):
-        for variant, command_line in variants.items():
-            pause, error = switchover(lab, runner, password, n, command_line,
-                                      args.baseline if variant == "baseline" else None)
+        for variant, (command_line, checkout, clients) in variants.items():
+            pause, error = switchover(lab, runner, password, clients, command_line, checkout)
             pauses[variant].append(pause)
             errors[variant].append(error)
     for variant in variants if args.rounds else ():
@@ -247,7 +252,7 @@ def main() -> None:
               f"max {max(p):.2f}), errors {errors[variant]} (goal <= 2 s, 0 errors)")
     if args.baseline:
         print(f"switchover pause this / baseline: "
-              f"{statistics.median(pauses['this']) / statistics.median(pauses['baseline']):.2f}x")
+              f"{statistics.median(pauses[loaded]) / statistics.median(pauses['baseline']):.2f}x")
     if not args.keep:
         pgops("lab", "down")
 

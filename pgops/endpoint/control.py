@@ -16,7 +16,7 @@ from pyinfra.api.host import Host
 from pgops import remote
 from pgops.endpoint import haproxy, pgbouncer
 from pgops.errors import PgopsError
-from pgops.facts.patroni import wait_command
+from pgops.facts.patroni import wait_after_command
 from pgops.server import psql
 from pgops.server.cluster import Cluster
 from pgops.settings import Settings
@@ -86,13 +86,15 @@ def route_commands(members: Sequence[str], leader: str, leader_route: bool = Tru
 
 def promoted_command(s: Settings) -> str:
     """Run on the new leader: done once it answers Patroni's `/primary` and a new session
-    can write (Patroni answers `/primary` before the promotion is done), both polled at once.
-    It first waits, checking every 0.05 s, until the promotion has removed standby.signal: a
-    test of a file costs the host nothing while the switchover needs its CPU, where each
-    poll of Patroni or Postgres starts a Python or psql process."""
-    standby = shlex.quote(f"{Cluster.of(s).data}/standby.signal")
-    return (f"{wait_until(f'[ ! -e {standby} ]', PROMOTE_WAIT_S, 0.05, None)}; "
-            f"({wait_command('/primary', PROMOTE_WAIT_S, interval=0.1)}) & primary=$!; "
+    can write (Patroni answers `/primary` before the promotion is done). Both wait first until
+    the promotion has removed standby.signal, a test of a file every 0.05 s that costs the
+    host nothing while the switchover needs its CPU. The `/primary` poll is one Python
+    process started at once that waits for the file itself, so its first request comes as
+    the file goes, not a Python start (0.1 s here) later; `pg_is_in_recovery()` is polled
+    with psql after the file is gone."""
+    standby = f"{Cluster.of(s).data}/standby.signal"
+    return (f"({wait_after_command('/primary', standby, 2 * PROMOTE_WAIT_S)}) & primary=$!; "
+            f"{wait_until(f'[ ! -e {shlex.quote(standby)} ]', PROMOTE_WAIT_S, 0.05, None)}; "
             f"({psql.wait_writable_command(s.pg_port, PROMOTE_WAIT_S)}) "
             "|| { kill $primary 2>/dev/null; exit 1; }; wait $primary")
 

@@ -76,6 +76,39 @@ def patch_command(conf_path: str, body: dict) -> str:
     return request_command(conf_path, "PATCH", "/config", body)
 
 
+#: Wait until the file argv[3] is gone (a stat every 0.02 s: no process started, no CPU taken
+#: from a promotion), then poll argv[1] every argv[4] s until it answers 200 (the CA in
+#: argv[2]); after argv[5] s in all, fail with the reason. One process from the start, so the
+#: first poll comes as the file goes, not a Python start later.
+_WAIT_AFTER = """
+import os, ssl, sys, time, urllib.request
+url, gone, interval, seconds = sys.argv[1], sys.argv[3], float(sys.argv[4]), float(sys.argv[5])
+end = time.monotonic() + seconds
+ctx = ssl.create_default_context(cafile=sys.argv[2])
+while os.path.exists(gone):
+    if time.monotonic() > end:
+        sys.exit(f"{gone} still there after {seconds:g} s")
+    time.sleep(0.02)
+while True:
+    try:
+        if urllib.request.urlopen(url, context=ctx, timeout=3).status == 200:
+            break
+    except Exception:
+        pass
+    if time.monotonic() > end:
+        sys.exit(f"Patroni did not answer 200 on {url} within {seconds:g} s")
+    time.sleep(interval)
+"""
+
+
+def wait_after_command(path: str, gone: str, seconds: int, interval: float = 0.05) -> str:
+    """A shell command waiting until the file `gone` no longer exists, then until the local
+    member answers 200 on `path`, failing with the reason after `seconds` in all."""
+    url = shlex.quote(f"https://127.0.0.1:{PATRONI_PORT}{path}")
+    return (f"python3 -c {shlex.quote(_WAIT_AFTER)} {url} {TLS_DIR}/ca.crt {shlex.quote(gone)} "
+            f"{interval} {seconds}")
+
+
 def status_command(path: str) -> str:
     """A shell command printing the HTTP status of the local member on `path` (0: none)."""
     return _get(path, "status") + " 2>/dev/null || echo 0"

@@ -377,31 +377,58 @@ def test_a_switchover_whose_new_leader_never_writes_raises_naming_it(monkeypatch
 
 
 def test_the_promotion_wait_ends_once_standby_signal_is_gone_and_the_leader_writes(tmp_path):
-    """promoted_command's shell against stand-ins: standby.signal removed 0.5 s on (the
-    promotion), Patroni's /primary (python3) and Postgres's pg_is_in_recovery (psql through
-    runuser) answering as a promoted member does; neither is asked before the file is gone."""
+    """promoted_command's shell with the real python3 against a stand-in Patroni (a local
+    HTTP server answering /primary with 200) and a stand-in psql (runuser answering "f"):
+    standby.signal removed 0.5 s on (the promotion); neither is asked before the file is
+    gone, and the wait ends soon after."""
+    import http.server
     import subprocess
+    import threading
     import time
 
+    from pgops import pki
+    from pgops.ha.patroni import TLS_DIR
     from pgops.server.cluster import Cluster
+    from pgops.settings.ha import PATRONI_PORT
 
     data = Cluster(17).data
     signal, asked = tmp_path / "standby.signal", tmp_path / "asked"
     signal.write_text("")
+    requests: list[tuple[str, bool]] = []
+
+    class Patroni(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's name
+            requests.append((self.path, signal.exists()))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    ca = tmp_path / "ca.crt"  # the script loads its CA before any request
+    ca.write_text(pki.ca_file(tmp_path / "pki", "test CA"))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Patroni)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
     (tmp_path / "bin").mkdir()
-    for name, answer in (("python3", "200"), ("runuser", "f")):
-        (tmp_path / "bin" / name).write_text(
-            f"#!/bin/sh\n[ -e {signal} ] && echo {name} >> {asked}\necho {answer}\n")
-        (tmp_path / "bin" / name).chmod(0o755)
-    command = control.promoted_command(member()).replace(f"{data}/standby.signal", str(signal))
-    assert str(signal) in command
-    started = time.monotonic()  # before the promotion starts its clock
-    promotion = subprocess.Popen(["sh", "-c", f"sleep 0.5; rm {signal}"])
-    r = subprocess.run(["sh", "-c", command], capture_output=True, text=True, timeout=20,
-                       env={"PATH": f"{tmp_path / 'bin'}:/usr/bin:/bin"})
-    promotion.wait()
+    (tmp_path / "bin" / "runuser").write_text(
+        f"#!/bin/sh\n[ -e {signal} ] && echo runuser >> {asked}\necho f\n")
+    (tmp_path / "bin" / "runuser").chmod(0o755)
+    command = (control.promoted_command(member())
+               .replace(f"{data}/standby.signal", str(signal))
+               .replace(f"https://127.0.0.1:{PATRONI_PORT}/", f"http://127.0.0.1:{server.server_port}/")
+               .replace(f"{TLS_DIR}/ca.crt", str(ca)))
+    assert str(signal) in command and str(server.server_port) in command
+    try:
+        started = time.monotonic()  # before the promotion starts its clock
+        promotion = subprocess.Popen(["sh", "-c", f"sleep 0.5; rm {signal}"])
+        r = subprocess.run(["sh", "-c", command], capture_output=True, text=True, timeout=20,
+                           env={"PATH": f"{tmp_path / 'bin'}:/usr/bin:/bin"})
+        promotion.wait()
+    finally:
+        server.shutdown()
     assert r.returncode == 0, r.stderr
     assert 0.5 <= time.monotonic() - started < 3 and not asked.exists()
+    assert requests == [("/primary", False)]
 
 
 def test_patroni_giving_up_watching_leaves_the_promotion_to_decide(monkeypatch):
