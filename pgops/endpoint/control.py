@@ -32,15 +32,33 @@ PROMOTE_WAIT_S = 60
 NOT_PAUSED = "not paused"
 
 
+#: What a member's resume prints when its own routes could not be re-pointed first.
+ROUTES_FAILED = "@@pgops-routes-not-re-pointed"
+
+
+def resume_command(port: int, before: str | None) -> str:
+    """A shell command (as root) resuming a member's PgBouncer, after `before` (its HAProxy
+    re-pointed) in the same round trip: a failed `before` prints ROUTES_FAILED and its
+    output, and the RESUME runs all the same (pure)."""
+    resume = f"runuser -u {pgbouncer.ADMIN_USER} -- {pgbouncer.admin_command('RESUME', port)}"
+    if not before:
+        return resume
+    return (f"routes=$( ({before}) 2>&1 ) || printf '%s %s\\n' {ROUTES_FAILED} \"$routes\"; "
+            f"{resume}")
+
+
 @contextmanager
 def paused(hosts: Mapping[str, Host], members: Sequence[str], s: Settings,
-           say: Callable[[str], None]) -> Iterator[None]:
+           say: Callable[[str], None]) -> Iterator[dict[str, str]]:
     """PgBouncer paused on `members` for the block, resumed after it whatever happens: also
-    where a PAUSE gave up waiting (PgBouncer goes on pausing after its client left)."""
+    where a PAUSE gave up waiting (PgBouncer goes on pausing after its client left). The
+    block may leave, by member, a command to run right before its RESUME, in the same round
+    trip (point_at's `deferred`)."""
     assert s.pooler
     port = s.pooler.port
     t0 = time.monotonic()
     error: BaseException | None = None
+    before_resume: dict[str, str] = {}
     try:
         # Every member at once: clients of the first paused wait while the others pause.
         results = remote.try_run_each(
@@ -53,22 +71,27 @@ def paused(hosts: Mapping[str, Host], members: Sequence[str], s: Settings,
                              f"transaction, or PgBouncer down) on {'; '.join(failed)}; nothing "
                              "was switched")
         say(f"PgBouncer paused on {', '.join(members)} ({time.monotonic() - t0:.2f} s)")
-        yield
+        yield before_resume
     except BaseException as e:
         error = e
         raise
     finally:
         results = remote.try_run_each(
-            [(hosts[m], pgbouncer.admin_command("RESUME", port)) for m in members],
-            user=pgbouncer.ADMIN_USER, timeout=PAUSE_TIMEOUT_S + 10)
+            [(hosts[m], resume_command(port, before_resume.get(m))) for m in members],
+            timeout=PAUSE_TIMEOUT_S + 10)
         failed = [f"{m}: {out.strip()[-200:]}" for m, (ok, out) in zip(members, results, strict=True)
                   if not ok and NOT_PAUSED not in out]
+        unrouted = [f"{m}: {out.split(ROUTES_FAILED, 1)[1].strip()[-200:]}"
+                    for m, (ok, out) in zip(members, results, strict=True) if ROUTES_FAILED in out]
         say(f"PgBouncer resumed on {', '.join(members)}: clients waited at most "
             f"{time.monotonic() - t0:.2f} s")
         if failed:
             raise PgopsError("PgBouncer did not resume on " + "; ".join(failed) + " (run RESUME "
                              f"on its admin console: {pgbouncer.admin_command('RESUME', port)})"
                              + (f"; after: {error}" if error else "")) from error
+        if unrouted and error is None:
+            raise PgopsError("HAProxy not re-pointed at the new leader on " + "; ".join(unrouted)
+                             + " (its health checks will follow Patroni)")
 
 
 def route_commands(members: Sequence[str], leader: str, leader_route: bool = True) -> list[str]:
@@ -105,18 +128,25 @@ PROMOTED_TIMEOUT_S = 2 * PROMOTE_WAIT_S + 15
 
 
 def point_at(hosts: Mapping[str, Host], members: Sequence[str], leader: str, s: Settings,
-             pooled: bool, proxies: Sequence[str] = (), say: Callable[[str], None] = print) -> None:
+             pooled: bool, proxies: Sequence[str] = (), say: Callable[[str], None] = print,
+             deferred: dict[str, str] | None = None) -> None:
     """Every member's and proxy host's HAProxy routes to `leader` now (its promotion done).
     A proxy host that does not answer is reported, not fatal: its health checks find the
-    leader within a few intervals."""
+    leader within a few intervals. With `deferred` (paused()'s), each member's commands are
+    left there to run with its RESUME, one round trip instead of two: a member's PgBouncer
+    reaches the leader through its own HAProxy, re-pointed just before it resumes."""
     member_cmds = haproxy.runtime_command(route_commands(members, leader, leader_route=pooled),
                                           quiet=True)
     proxy_cmds = haproxy.runtime_command(route_commands(members, leader, leader_route=False), quiet=True)
+    now = list(members)
+    if deferred is not None:
+        deferred.update({m: member_cmds for m in members})
+        now = []
     # Every HAProxy at once (one round trip): the clients' pause ends with the slowest.
-    results = remote.try_run_each([*((hosts[m], member_cmds) for m in members),
+    results = remote.try_run_each([*((hosts[m], member_cmds) for m in now),
                                    *((hosts[p], proxy_cmds) for p in proxies)], timeout=30)
-    on_members, on_proxies = results[:len(members)], results[len(members):]
-    failed = [f"{m}: {out.strip()[-200:]}" for m, (ok, out) in zip(members, on_members, strict=True)
+    on_members, on_proxies = results[:len(now)], results[len(now):]
+    failed = [f"{m}: {out.strip()[-200:]}" for m, (ok, out) in zip(now, on_members, strict=True)
               if not ok]
     for p, (ok, out) in zip(proxies, on_proxies, strict=True):
         if not ok:

@@ -64,10 +64,13 @@ def render(s: Settings, members: Mapping[str, str], forwarders: Sequence[str], m
 
     allowed = " ".join(client_networks(s, forwarders))
 
+    # OPTIONS, not GET: Patroni answers it with the status line alone. A GET's JSON body is
+    # still being written when HAProxy, having read the status, resets the connection, and
+    # Patroni logs a WARNING with a traceback for each check (patroni/patroni#2229).
     def route(name: str, bind: str, check: str, port: int, cut: bool) -> list[str]:
         lines = [f"listen {name}", f"    bind {bind}", "    balance roundrobin",
                  f"    tcp-request connection reject unless {{ src {allowed} }}",
-                 "    option httpchk", f"    http-check send meth GET uri {check}",
+                 "    option httpchk", f"    http-check send meth OPTIONS uri {check}",
                  "    http-check expect status 200"]
         lines += [f"    server {m} {a}:{port} check" + (" on-marked-down shutdown-sessions" if cut else "")
                   for m, a in members.items()]

@@ -243,13 +243,16 @@ def _switchover(plan: Plan, hosts: Mapping[str, Host], settings: Settings,
     say(f"{plan.leader}: checkpoint done ({time.monotonic() - t0:.2f} s)")
     pause = (endpoint.paused(hosts, plan.members, settings, say) if plan.pooled
              else nullcontext())
-    with pause:
+    with pause as before_resume:  # paused: each member re-points its routes as it resumes
         t1 = time.monotonic()
         say(f"{plan.leader}: switchover to {plan.new_leader} (Patroni's REST API)")
         request = switch(hosts, plan.leader, plan.new_leader, settings, conf)
         say(f"{plan.new_leader} accepts writes ({time.monotonic() - t1:.2f} s)")
-        endpoint.point_at(hosts, plan.members, plan.new_leader, settings, plan.pooled, plan.proxies, say)
-        say(f"every route points at {plan.new_leader} ({time.monotonic() - t1:.2f} s)")
+        endpoint.point_at(hosts, plan.members, plan.new_leader, settings, plan.pooled, plan.proxies,
+                          say, deferred=before_resume)
+        say(f"every route points at {plan.new_leader} ({time.monotonic() - t1:.2f} s)"
+            if before_resume is None else
+            f"routes to {plan.new_leader}: proxy hosts now, each member with its resume")
     ok, out = answer(request)
     say(f"Patroni's answer: {out}" if ok else
         f"Patroni's REST API did not confirm ({out}), but {plan.new_leader} "

@@ -104,6 +104,8 @@ def test_haproxy_routes_by_patroni_role_and_cuts_sessions_only_where_a_member_tu
     assert "uri /replica?lag=1048576" in ro and "10.0.0.2:5432 check on-marked-down shutdown-sessions" in ro
     assert "bind 127.0.0.1:5002" in leader and "on-marked-down shutdown-sessions" in leader
     assert "check-ssl verify required ca-file" in cfg and "port 8008" in cfg
+    # OPTIONS: Patroni answers with the status alone (a GET's body meets HAProxy's reset).
+    assert cfg.count("http-check send meth OPTIONS uri ") == 3 and "meth GET" not in cfg
     # Statistics have no login: loopback unless the settings name a scraper's address.
     assert "bind 127.0.0.1:8404" in cfg
     assert "bind [fd00::9]:8404" in haproxy.render(member(pg_proxy={"stats_address": "fd00::9"}),
@@ -270,6 +272,51 @@ def test_a_failed_resume_names_the_member_and_keeps_the_first_error(monkeypatch)
     text = str(e.value)
     assert "did not resume on db1: connection refused" in text and "db2" not in text.split(";")[0]
     assert "after: Patroni refused the switchover" in text
+
+
+def test_each_member_re_points_its_routes_in_the_round_trip_of_its_resume(monkeypatch):
+    """point_at with paused()'s `deferred`: members' HAProxy commands wait for their RESUME
+    (one round trip each); proxy hosts are re-pointed at once. A member whose routes failed
+    is resumed all the same, and named."""
+    from pgops.errors import PgopsError
+
+    commands: list[tuple[str, str]] = []
+
+    def try_run(host, command, user=None, timeout=0):
+        commands.append((host, command))
+        if "RESUME" in command and host == "db2":
+            return True, f"{control.ROUTES_FAILED} No such server.\n"
+        return True, ""
+
+    monkeypatch.setattr(control.remote, "try_run", try_run)
+    hosts = {"db1": "db1", "db2": "db2", "proxy1": "proxy1"}
+    with pytest.raises(PgopsError, match="HAProxy not re-pointed at the new leader on db2: No such server"):
+        with control.paused(hosts, ["db1", "db2"], member(), lambda m: None) as before_resume:
+            control.point_at(hosts, ["db1", "db2"], "db2", member(), True, ["proxy1"],
+                             deferred=before_resume)
+            assert [h for h, _ in commands] == ["db1", "db2", "proxy1"]  # PAUSE twice, proxy1
+    resumes = {h: c for h, c in commands[3:]}
+    assert set(resumes) == {"db1", "db2"}
+    for c in resumes.values():
+        assert c.index("set server") < c.index("RESUME") and "runuser -u postgres" in c
+
+
+def test_a_resume_runs_after_its_routes_whether_or_not_they_were_re_pointed(tmp_path):
+    """resume_command's shell with stand-ins: a failed re-pointing prints the marker and its
+    output, then the RESUME runs; its exit status is the RESUME's."""
+    import subprocess
+
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "runuser").write_text(f"#!/bin/sh\necho resumed >> {tmp_path / 'log'}\n")
+    (tmp_path / "bin" / "runuser").chmod(0o755)
+    env = {"PATH": f"{tmp_path / 'bin'}:/usr/bin:/bin"}
+    r = subprocess.run(["sh", "-c", control.resume_command(6432, "echo 'No such server.'; exit 1")],
+                       capture_output=True, text=True, env=env)
+    assert r.returncode == 0 and r.stdout == f"{control.ROUTES_FAILED} No such server.\n"
+    r = subprocess.run(["sh", "-c", control.resume_command(6432, "true")],
+                       capture_output=True, text=True, env=env)
+    assert r.returncode == 0 and r.stdout == ""
+    assert (tmp_path / "log").read_text() == "resumed\nresumed\n"
 
 
 def test_a_step_on_every_member_runs_on_all_of_them_at_once(monkeypatch):
