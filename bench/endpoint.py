@@ -27,6 +27,7 @@ one's, round by round, and prints both medians and their ratio.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import statistics
@@ -55,10 +56,16 @@ PGPASS = "/root/.pgops-bench-pgpass"
 DIRECT, POOLER, RW = 5432, 6432, 5000
 
 
+@functools.cache
+def container_id(container: str) -> str:
+    """A lab host's container id (its cgroup's name), asked of Docker once."""
+    return subprocess.run(["docker", "inspect", "-f", "{{.Id}}", container], capture_output=True,
+                          text=True, check=True).stdout.strip()
+
+
 def container_cpu(container: str) -> float:
     """CPU seconds a lab host's container has used (its cgroup, v1 or v2)."""
-    cid = subprocess.run(["docker", "inspect", "-f", "{{.Id}}", container], capture_output=True,
-                         text=True, check=True).stdout.strip()
+    cid = container_id(container)
     v1 = Path(f"/sys/fs/cgroup/cpuacct/docker/{cid}/cpuacct.usage")
     if v1.exists():
         return int(v1.read_text()) / 1e9

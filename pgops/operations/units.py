@@ -58,8 +58,8 @@ def service(service: str, running: bool | None = True, restarted: bool = False,
     asked: nothing when its cached state already is, else pyinfra's `systemd.service`."""
     which = (unit_name(service),)
     asks_state = running is not None or restarted or reloaded
-    status = cache.fact(SystemdStatus, services=which) or {} if asks_state else {}
-    enablement = {} if enabled is None else cache.fact(SystemdEnabled, services=which) or {}
+    status = (cache.fact(SystemdStatus, services=which) or {}) if asks_state else {}
+    enablement = {} if enabled is None else (cache.fact(SystemdEnabled, services=which) or {})
     if settled(status.get(which[0]), bool(enablement.get(which[0], False)), running,
                restarted, reloaded, enabled):
         return
